@@ -1,0 +1,1 @@
+"""Frontends turn model files into the IR."""

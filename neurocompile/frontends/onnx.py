@@ -1,0 +1,395 @@
+"""ONNX -> IR.
+
+One ONNX node on the data path becomes one IR node, with constant operands turned into parameters
+and attributes renamed to the IR's. Nodes off the data path (Constant, Shape subgraphs, casts of
+initializers) are folded to constants here; a shape computation that depends on the symbolic batch
+size is only allowed to feed a Reshape, whose target shape then comes from onnx's shape inference.
+Recognizing CQReLU chains is a pass (``recognize_cqrelu``), not the importer's job.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from neurocompile.errors import ModelLoadError, NeurocompileError, UnsupportedOpError
+from neurocompile.ir import Graph, Node
+from neurocompile.ops import infer_shape
+
+CUSTOM_DOMAIN = "neurocompile"
+_UNKNOWN = object()  # a constant whose value cannot be known at import time
+# Shape() of a data tensor reports this for the symbolic batch size; a Reshape whose target starts
+# with it keeps the batch. Arithmetic on it would change the value and is then rejected clearly.
+BATCH_SENTINEL = 9973
+
+
+def load_onnx(path: str) -> Graph:
+    """Read an ONNX file and import it. Raises :class:`ModelLoadError` / :class:`UnsupportedOpError`."""
+    if not os.path.isfile(path):
+        raise ModelLoadError("no such file", file=path)
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # protobuf raises DecodeError, others raise ValueError/RuntimeError
+        raise ModelLoadError(f"cannot parse the file as ONNX ({type(exc).__name__}: {exc})", file=path,
+                             hint="Is it an .onnx model file, and was it written completely?") from exc
+    try:
+        return import_model(model, name=os.path.splitext(os.path.basename(path))[0])
+    except NeurocompileError as err:
+        raise err.at(path)
+
+
+def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
+    graph = model.graph
+    if len(graph.node) == 0 or len(graph.output) == 0:
+        raise ModelLoadError("the ONNX graph is empty (no nodes or no outputs)",
+                             hint="Export the model again; the file holds no network")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # noqa: BLE001 - inference is a help, not a requirement
+        inferred = model
+    return _Importer(model, inferred, name).run()
+
+
+def _dims(vi: onnx.ValueInfoProto) -> list[int | str]:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in vi.type.tensor_type.shape.dim]
+
+
+class _Importer:
+    def __init__(self, model: onnx.ModelProto, inferred: onnx.ModelProto, name: str):
+        self.model, self.g = model, model.graph
+        self.out = Graph(name=name)
+        self.out.meta = {"producer": model.producer_name, "opset": _opset(model),
+                         "onnx_meta": {p.key: p.value for p in model.metadata_props}}
+        self.consts: dict[str, Any] = {t.name: numpy_helper.to_array(t) for t in self.g.initializer}
+        self.data: set[str] = set()
+        ig = inferred.graph
+        self.vinfo = {v.name: _dims(v) for v in list(ig.value_info) + list(ig.output) + list(ig.input)}
+        self.unsupported: list[tuple[str, str]] = []
+        self.renamed: dict[str, str] = {}  # tensors removed on import (Identity/Dropout keep them)
+
+    # -- driver --------------------------------------------------------------------------
+    def run(self) -> Graph:
+        for vi in self.g.input:
+            if vi.name in self.consts:
+                continue  # old exporters list initializers as inputs
+            dims = _dims(vi)
+            if len(dims) < 1 or not all(isinstance(d, int) and d > 0 for d in dims[1:]):
+                raise ModelLoadError(f"graph input '{vi.name}' has shape {dims}: all but the batch dimension "
+                                     "must be fixed", node=vi.name)
+            shape = tuple(int(d) for d in dims[1:])
+            self.out.add(Node(vi.name, "Input", [], vi.name, {"shape": list(shape)}), shape)
+            self.data.add(vi.name)
+        if not self.data:
+            raise ModelLoadError("the ONNX graph has no data input")
+        for i, n in enumerate(self.g.node):
+            name = n.name or f"{n.op_type}_{i}"
+            if n.op_type == "Shape":
+                self._fold_shape(n)
+            elif any(t in self.data for t in n.input if t):
+                self._data_node(name, n)
+            else:
+                self._fold_constant(name, n)
+        if self.unsupported:
+            listing = ", ".join(f"'{nm}' ({op})" for nm, op in self.unsupported)
+            raise UnsupportedOpError(
+                f"{len(self.unsupported)} node(s) use ops neurocompile cannot import: {listing}",
+                node=self.unsupported[0][0], op=self.unsupported[0][1],
+                hint=f"Supported ops: {', '.join(sorted(SUPPORTED))}, and {CUSTOM_DOMAIN}::"
+                     f"{{{', '.join(sorted(CUSTOM))}}}",
+                unsupported=self.unsupported)
+        for vo in self.g.output:
+            t = self.renamed.get(vo.name, vo.name)
+            if t not in self.data:
+                raise ModelLoadError(f"graph output '{vo.name}' does not depend on the input")
+            self.out.outputs.append(t)
+        return self.out
+
+    # -- constants -----------------------------------------------------------------------
+    def _fold_shape(self, n: onnx.NodeProto) -> None:
+        src = self.renamed.get(n.input[0], n.input[0])
+        if src in self.out.shapes:
+            dims = np.array([BATCH_SENTINEL, *self.out.shapes[src]], dtype=np.int64)
+            a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
+            self.consts[n.output[0]] = dims[a.get("start", 0):a.get("end", len(dims))]
+        else:
+            self.consts[n.output[0]] = _UNKNOWN
+
+    def _fold_constant(self, name: str, n: onnx.NodeProto) -> None:
+        vals = [self.consts.get(t, _UNKNOWN) if t else None for t in n.input]
+        if any(v is _UNKNOWN for v in vals):
+            for o in n.output:
+                self.consts[o] = _UNKNOWN
+            return
+        if n.op_type == "Constant" and len(n.attribute) == 1 and n.attribute[0].name == "value":
+            self.consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+            return
+        try:
+            from onnx.reference import ReferenceEvaluator
+
+            sub = onnx.helper.make_graph([n], "fold", [onnx.helper.make_tensor_value_info(t, 1, None)
+                                                       for t in n.input if t],
+                                         [onnx.helper.make_tensor_value_info(o, 1, None) for o in n.output])
+            m = onnx.helper.make_model(sub, opset_imports=self.model.opset_import)
+            res = ReferenceEvaluator(m).run(None, {t: v for t, v in zip(n.input, vals) if t})
+            for o, v in zip(n.output, res):
+                self.consts[o] = np.asarray(v)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"cannot fold constant node: {exc}", node=name, op=n.op_type) from exc
+
+    def _const(self, t: str, name: str, op: str) -> np.ndarray:
+        v = self.consts.get(t, _UNKNOWN)
+        if v is _UNKNOWN:
+            raise ModelLoadError(f"operand '{t}' must be a constant known at import time", node=name, op=op)
+        return np.asarray(v)
+
+    def _is_const(self, t: str) -> bool:
+        return t in self.consts and self.consts[t] is not _UNKNOWN
+
+    # -- data nodes ----------------------------------------------------------------------
+    def _data_node(self, name: str, n: onnx.NodeProto) -> None:
+        key = f"{n.domain}::{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
+        handler = HANDLERS.get(key)
+        if handler is None:
+            self.unsupported.append((name, key))
+            for o in n.output:
+                self.data.add(o)
+            return
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+        inputs = [self.renamed.get(t, t) for t in n.input]
+        try:
+            result = handler(self, name, n, inputs, attrs)
+        except (KeyError, ModelLoadError):
+            if not self.unsupported:  # past an unsupported node shapes are unknown: keep collecting
+                raise
+            self.data.update(n.output)
+            return
+        if result is None:  # import-time identity
+            self.renamed[n.output[0]] = inputs[0]
+            self.data.add(inputs[0])
+            return
+        op, data_inputs, ir_attrs, params = result
+        node = Node(name=self.out.unique_name(name), op=op, inputs=data_inputs, output=n.output[0],
+                    attrs=ir_attrs, params={k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()})
+        if self.unsupported:  # shapes may be unknown past an unsupported node: keep collecting names
+            self.out.nodes[node.name] = node
+        else:
+            try:
+                shape = infer_shape(node, [self.out.shapes[t] for t in data_inputs])
+            except Exception as exc:  # noqa: BLE001
+                raise ModelLoadError(f"cannot infer the output shape ({exc})", node=name, op=n.op_type) from exc
+            self.out.add(node, shape)
+        self.data.add(n.output[0])
+
+    def split(self, name: str, n: onnx.NodeProto, inputs: list[str]) -> tuple[list[str], list[np.ndarray]]:
+        """Separate data operands from constant ones."""
+        data = [t for t in inputs if t in self.data]
+        consts = [self._const(t, name, n.op_type) for t in inputs if t and t not in self.data]
+        return data, consts
+
+
+Handler = Callable[[_Importer, str, onnx.NodeProto, list[str], dict[str, Any]], Any]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*ops: str) -> Callable[[Handler], Handler]:
+    def deco(fn: Handler) -> Handler:
+        for op in ops:
+            HANDLERS[op] = fn
+        return fn
+    return deco
+
+
+def _unsupported_attr(name: str, op: str, what: str) -> ModelLoadError:
+    return ModelLoadError(f"unsupported use of {op}: {what}", node=name, op=op)
+
+
+def _pads(attrs: dict[str, Any], name: str, op: str, rank: int = 2) -> list[int]:
+    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        raise _unsupported_attr(name, op, f"auto_pad={attrs['auto_pad']} (export with explicit pads)")
+    return [int(v) for v in attrs.get("pads", [0] * (2 * rank))]
+
+
+@handles("Conv")
+def _conv(im: _Importer, name, n, inputs, attrs):
+    w = im._const(inputs[1], name, "Conv")
+    if w.ndim != 4:
+        raise _unsupported_attr(name, "Conv", f"{w.ndim - 2}-D convolution (only 2-D is supported)")
+    params = {"weight": w}
+    if len(inputs) > 2 and inputs[2]:
+        params["bias"] = im._const(inputs[2], name, "Conv")
+    return "Conv", [inputs[0]], {"stride": list(attrs.get("strides", [1, 1])), "pads": _pads(attrs, name, "Conv"),
+                                 "dilation": list(attrs.get("dilations", [1, 1])), "groups": int(attrs.get("group", 1))}, params
+
+
+@handles("Gemm")
+def _gemm(im: _Importer, name, n, inputs, attrs):
+    if attrs.get("transA", 0):
+        raise _unsupported_attr(name, "Gemm", "transA=1")
+    params = {"B": im._const(inputs[1], name, "Gemm")}
+    if len(inputs) > 2 and inputs[2]:
+        params["C"] = im._const(inputs[2], name, "Gemm")
+    return "Gemm", [inputs[0]], {"alpha": float(attrs.get("alpha", 1.0)), "beta": float(attrs.get("beta", 1.0)),
+                                 "transB": int(attrs.get("transB", 0))}, params
+
+
+@handles("MatMul")
+def _matmul(im: _Importer, name, n, inputs, attrs):
+    if inputs[1] in im.data or inputs[0] not in im.data:
+        raise _unsupported_attr(name, "MatMul", "only data @ constant matrix is supported")
+    b = im._const(inputs[1], name, "MatMul")
+    if b.ndim != 2:
+        raise _unsupported_attr(name, "MatMul", f"constant operand of rank {b.ndim}")
+    return "MatMul", [inputs[0]], {}, {"B": b}
+
+
+@handles("BatchNormalization")
+def _bn(im: _Importer, name, n, inputs, attrs):
+    if attrs.get("training_mode", 0):
+        raise _unsupported_attr(name, "BatchNormalization", "training_mode=1 (export the model in eval mode)")
+    p = {k: im._const(t, name, "BatchNormalization") for k, t in zip(("scale", "bias", "mean", "var"), inputs[1:5])}
+    return "BatchNorm", [inputs[0]], {"eps": float(attrs.get("epsilon", 1e-5))}, p
+
+
+@handles("Relu")
+def _relu(im, name, n, inputs, attrs):
+    return "Relu", [inputs[0]], {}, {}
+
+
+@handles("Floor")
+def _floor(im, name, n, inputs, attrs):
+    return "Floor", [inputs[0]], {}, {}
+
+
+@handles("Identity", "Dropout")
+def _identity(im: _Importer, name, n, inputs, attrs):
+    if len(n.output) > 1 and n.output[1]:
+        raise _unsupported_attr(name, n.op_type, "the mask output is used")
+    return "Identity" if n.op_type == "Identity" else "Dropout", [inputs[0]], {}, {}
+
+
+def _scalar(v: np.ndarray, name: str, op: str) -> float:
+    if v.size != 1:
+        raise _unsupported_attr(name, op, f"non-scalar bound of shape {v.shape}")
+    return float(v.reshape(()))
+
+
+@handles("Clip")
+def _clip(im: _Importer, name, n, inputs, attrs):
+    lo, hi = attrs.get("min"), attrs.get("max")  # opset < 11
+    if len(inputs) > 1 and inputs[1]:
+        lo = _scalar(im._const(inputs[1], name, "Clip"), name, "Clip")
+    if len(inputs) > 2 and inputs[2]:
+        hi = _scalar(im._const(inputs[2], name, "Clip"), name, "Clip")
+    return "Clip", [inputs[0]], {"min": lo, "max": hi}, {}
+
+
+@handles("Min", "Max")
+def _minmax(im: _Importer, name, n, inputs, attrs):
+    data, consts = im.split(name, n, inputs)
+    if len(data) != 1 or len(consts) != 1:
+        raise _unsupported_attr(name, n.op_type, "only a data tensor against one constant is supported")
+    bound = _scalar(consts[0], name, n.op_type)
+    return "Clip", data, ({"min": None, "max": bound} if n.op_type == "Min" else {"min": bound, "max": None}), {}
+
+
+@handles("Add", "Sub", "Mul", "Div")
+def _arith(im: _Importer, name, n, inputs, attrs):
+    data, consts = im.split(name, n, inputs)
+    op = n.op_type
+    if len(data) == 2 and op == "Add":
+        return "Add", data, {}, {}
+    if len(data) != 1 or len(consts) != 1:
+        raise _unsupported_attr(name, op, "two data operands" if len(data) == 2 else "unexpected operands")
+    c = consts[0]
+    if op == "Add":
+        return "Add", data, {}, {"const": c}
+    reverse = int(inputs[0] not in im.data)
+    if op == "Sub":
+        return "Sub", data, {"reverse": reverse}, {"const": c}
+    if op == "Div" and reverse:
+        raise _unsupported_attr(name, op, "constant divided by data")
+    return op, data, {}, {"const": c}
+
+
+@handles("AveragePool", "MaxPool")
+def _pool(im: _Importer, name, n, inputs, attrs):
+    if len(n.output) > 1 and n.output[1]:
+        raise _unsupported_attr(name, n.op_type, "the indices output is used")
+    k = list(attrs["kernel_shape"])
+    if len(k) != 2:
+        raise _unsupported_attr(name, n.op_type, f"{len(k)}-D pooling (only 2-D is supported)")
+    if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        raise _unsupported_attr(name, n.op_type, "dilated pooling")
+    a = {"kernel": k, "stride": list(attrs.get("strides", [1, 1])), "pads": _pads(attrs, name, n.op_type),
+         "ceil_mode": int(attrs.get("ceil_mode", 0))}
+    if n.op_type == "AveragePool":
+        return "AvgPool", [inputs[0]], {**a, "count_include_pad": int(attrs.get("count_include_pad", 0))}, {}
+    return "MaxPool", [inputs[0]], a, {}
+
+
+@handles("GlobalAveragePool")
+def _gap(im, name, n, inputs, attrs):
+    return "GlobalAvgPool", [inputs[0]], {}, {}
+
+
+@handles("Flatten")
+def _flatten(im: _Importer, name, n, inputs, attrs):
+    if int(attrs.get("axis", 1)) != 1:
+        raise _unsupported_attr(name, "Flatten", f"axis={attrs.get('axis')} (only 1 keeps the batch)")
+    return "Flatten", [inputs[0]], {}, {}
+
+
+@handles("Reshape")
+def _reshape(im: _Importer, name, n, inputs, attrs):
+    in_shape = im.out.shapes.get(inputs[0])
+    size = int(np.prod(in_shape)) if in_shape is not None else None
+    target = None
+    if im._is_const(inputs[1]):
+        s = [int(v) for v in im._const(inputs[1], name, "Reshape")]
+        if s and s[0] in (0, -1, BATCH_SENTINEL) and BATCH_SENTINEL not in s[1:] and size is not None:
+            rest = [in_shape[i] if (v == 0 and i < len(in_shape)) else v for i, v in enumerate(s[1:])]
+            if rest.count(-1) == 1:
+                known = int(np.prod([v for v in rest if v != -1]))
+                rest = [size // known if v == -1 else v for v in rest] if known and size % known == 0 else rest
+            target = rest if int(np.prod(rest)) == size else None
+    if target is None:  # shape computed from the (symbolic) batch size: trust shape inference
+        dims = im.vinfo.get(n.output[0])
+        if dims and all(isinstance(d, int) for d in dims[1:]):
+            target = [int(d) for d in dims[1:]]
+    if target is None:
+        raise _unsupported_attr(name, "Reshape", "target shape does not keep the batch dimension or is unknown")
+    return "Reshape", [inputs[0]], {"shape": target}, {}
+
+
+@handles("Concat")
+def _concat(im: _Importer, name, n, inputs, attrs):
+    axis = int(attrs["axis"])
+    if axis < 0:
+        axis += 1 + len(im.out.shapes[inputs[0]])
+    if axis == 0:
+        raise _unsupported_attr(name, "Concat", "concatenation along the batch axis")
+    if not all(t in im.data for t in inputs):
+        raise _unsupported_attr(name, "Concat", "constant operand")
+    return "Concat", inputs, {"axis": axis}, {}
+
+
+@handles(f"{CUSTOM_DOMAIN}::CQReLU")
+def _cqrelu(im, name, n, inputs, attrs):
+    return "CQReLU", [inputs[0]], {"levels": int(attrs.get("levels", 8)), "clip": float(attrs.get("clip", 1.0)),
+                                   "shift": float(attrs.get("shift", 0.0))}, {}
+
+
+SUPPORTED = sorted({k for k in HANDLERS if "::" not in k} | {"Constant", "Shape (folded)"})
+CUSTOM = sorted(k.split("::")[1] for k in HANDLERS if "::" in k)
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            return int(o.version)
+    return 0

@@ -1,0 +1,58 @@
+"""Reference interpreter: runs an ANN-level graph on a batch with the op table's meanings."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from neurocompile.errors import NeurocompileError
+from neurocompile.ir import Graph
+from neurocompile.ops import OPS, tensors
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def run(graph: Graph, inputs: Mapping[str, np.ndarray] | np.ndarray, dtype: str = "float32",
+        device: str = "cpu", keep: bool = False) -> dict[str, np.ndarray]:
+    """Evaluate ``graph`` on ``inputs`` (a dict by input name, or one array for a single-input graph).
+
+    Returns the graph outputs by name, or every tensor when ``keep`` is true (for per-layer checks).
+    """
+    tdt = DTYPES[dtype]
+    feeds = _feeds(graph, inputs)
+    values: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for node in graph.topo():
+            if node.op == "Input":
+                values[node.output] = torch.as_tensor(np.asarray(feeds[node.output]), dtype=tdt, device=device)
+                continue
+            try:
+                y = OPS[node.op].forward(node, [values[t] for t in node.inputs], tensors(node, tdt, device))
+            except NotImplementedError as exc:
+                raise NeurocompileError(f"the interpreter cannot run this node: {exc}", node=node.name,
+                                        op=node.op) from exc
+            values[node.output] = y
+    names = list(values) if keep else graph.outputs
+    return {k: values[k].cpu().numpy() for k in names}
+
+
+def run1(graph: Graph, x: np.ndarray, dtype: str = "float32") -> np.ndarray:
+    """Single input, single output convenience."""
+    return run(graph, x, dtype)[graph.outputs[0]]
+
+
+def _feeds(graph: Graph, inputs: Mapping[str, np.ndarray] | np.ndarray) -> Mapping[str, np.ndarray]:
+    names = [n.output for n in graph.input_nodes]
+    if not isinstance(inputs, Mapping):
+        if len(names) != 1:
+            raise NeurocompileError(f"graph has inputs {names}: pass a dict")
+        inputs = {names[0]: inputs}
+    for n in names:
+        x = inputs.get(n)
+        if x is None:
+            raise NeurocompileError(f"no value given for graph input '{n}'")
+        want = graph.shapes[n]
+        if tuple(np.shape(x)[1:]) != tuple(want):
+            raise NeurocompileError(f"input '{n}' has per-sample shape {tuple(np.shape(x)[1:])}, model expects {tuple(want)}")
+    return inputs

@@ -1,0 +1,241 @@
+"""The graph IR: a small, typed dataflow graph of :class:`Node` s over named tensors.
+
+Conventions (they keep every pass and target simple):
+- every node has exactly one output tensor, named ``node.output``;
+- every tensor has a leading batch dimension that the IR leaves symbolic: ``Graph.shapes`` stores
+  per-sample shapes only (``(3, 32, 32)`` for an NCHW image);
+- parameters are numpy arrays on the node, attributes are JSON-able scalars/lists;
+- ``Graph.nodes`` is the source of truth; ``Graph.nx()`` builds the networkx view used for
+  ordering and cycle checks.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import networkx as nx
+import numpy as np
+
+from neurocompile.errors import ModelLoadError, ValidationError
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class Node:
+    """One operation: ``op`` reads ``inputs`` (tensor names) and writes the tensor ``output``."""
+
+    name: str
+    op: str
+    inputs: list[str]
+    output: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def num_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+
+@dataclass
+class Graph:
+    """A network: nodes keyed by name (insertion order is kept), per-sample tensor shapes,
+    output tensor names, free-form metadata and, after scheduling, a wake/sleep schedule."""
+
+    name: str = "graph"
+    nodes: dict[str, Node] = field(default_factory=dict)
+    shapes: dict[str, Shape] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    schedule: dict[str, Any] | None = None
+
+    # ---- construction -------------------------------------------------------------------
+    def add(self, node: Node, shape: Shape | None = None) -> Node:
+        if node.name in self.nodes:
+            raise ValidationError(f"duplicate node name '{node.name}'", node=node.name, op=node.op)
+        self.nodes[node.name] = node
+        if shape is not None:
+            self.shapes[node.output] = tuple(int(d) for d in shape)
+        return node
+
+    def copy(self) -> "Graph":
+        return copy.deepcopy(self)
+
+    # ---- queries ------------------------------------------------------------------------
+    @property
+    def input_nodes(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.op == "Input"]
+
+    def producers(self) -> dict[str, Node]:
+        """Map tensor name -> the node writing it."""
+        return {n.output: n for n in self.nodes.values()}
+
+    def consumers(self) -> dict[str, list[Node]]:
+        """Map tensor name -> nodes reading it (a node reading it twice appears once)."""
+        out: dict[str, list[Node]] = {n.output: [] for n in self.nodes.values()}
+        for n in self.nodes.values():
+            for t in dict.fromkeys(n.inputs):
+                out.setdefault(t, []).append(n)
+        return out
+
+    def nx(self) -> nx.DiGraph:
+        """networkx view: one vertex per node name, an edge per producer -> consumer."""
+        g = nx.DiGraph()
+        prod = self.producers()
+        for n in self.nodes.values():
+            g.add_node(n.name)
+            for t in n.inputs:
+                if t in prod:
+                    g.add_edge(prod[t].name, n.name)
+        return g
+
+    def topo(self) -> list[Node]:
+        """Nodes in a topological order that is stable (ties broken by insertion order)."""
+        order = {name: i for i, name in enumerate(self.nodes)}
+        try:
+            names = nx.lexicographical_topological_sort(self.nx(), key=order.__getitem__)
+            return [self.nodes[k] for k in names]
+        except nx.NetworkXUnfeasible as exc:
+            cycle = nx.find_cycle(self.nx())
+            raise ValidationError(f"graph has a cycle through {[a for a, _ in cycle]}") from exc
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.topo())
+
+    def remove(self, name: str, replace_with: str | None = None) -> None:
+        """Delete node ``name``; if ``replace_with`` is given, readers of its output read that tensor."""
+        node = self.nodes.pop(name)
+        if replace_with is not None:
+            self.rename_tensor(node.output, replace_with)
+        self.shapes.pop(node.output, None)
+
+    def rename_tensor(self, old: str, new: str) -> None:
+        """Make every reader of ``old`` (and the graph outputs) read ``new`` instead."""
+        for n in self.nodes.values():
+            n.inputs = [new if t == old else t for t in n.inputs]
+        self.outputs = [new if t == old else t for t in self.outputs]
+
+    def unique_name(self, base: str) -> str:
+        taken = set(self.nodes) | set(self.shapes)
+        if base not in taken:
+            return base
+        i = 1
+        while f"{base}_{i}" in taken:
+            i += 1
+        return f"{base}_{i}"
+
+    def num_params(self) -> int:
+        return sum(n.num_params() for n in self.nodes.values())
+
+    # ---- checks -------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise :class:`ValidationError` unless the IR is consistent: known ops with their params,
+        unique outputs, every input produced, outputs produced, no cycle, stored shapes equal to
+        the shapes the op table infers."""
+        from neurocompile.ops import OPS, infer_shape  # ops imports ir: import here
+
+        if not self.nodes:
+            raise ValidationError("graph is empty")
+        prod: dict[str, str] = {}
+        for n in self.nodes.values():
+            if n.op not in OPS:
+                raise ValidationError("unknown op", node=n.name, op=n.op)
+            if n.output in prod:
+                raise ValidationError(f"tensor '{n.output}' written by two nodes ('{prod[n.output]}' too)",
+                                      node=n.name, op=n.op)
+            prod[n.output] = n.name
+            missing = [p for p in OPS[n.op].params if p not in n.params]
+            if missing:
+                raise ValidationError(f"missing parameters {missing}", node=n.name, op=n.op)
+        for n in self.nodes.values():
+            for t in n.inputs:
+                if t not in prod:
+                    raise ValidationError(f"input tensor '{t}' is produced by no node", node=n.name, op=n.op)
+        for t in self.outputs:
+            if t not in prod:
+                raise ValidationError(f"graph output '{t}' is produced by no node")
+        if not self.outputs:
+            raise ValidationError("graph has no outputs")
+        for n in self.topo():  # raises on cycles
+            want = infer_shape(n, [self.shapes[t] for t in n.inputs]) if n.op != "Input" else None
+            have = self.shapes.get(n.output)
+            if have is None:
+                raise ValidationError(f"no shape stored for tensor '{n.output}'", node=n.name, op=n.op)
+            if want is not None and tuple(want) != tuple(have):
+                raise ValidationError(f"stored shape {have} != inferred {tuple(want)}", node=n.name, op=n.op)
+
+    # ---- display ------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A readable table: node, op, inputs, output shape, parameter count, key attributes."""
+        rows = [("node", "op", "inputs", "shape", "params", "attributes")]
+        for n in self.topo():
+            attrs = ", ".join(f"{k}={_short(v)}" for k, v in n.attrs.items())
+            rows.append((n.name, n.op, ", ".join(n.inputs), "x".join(["N", *map(str, self.shapes.get(n.output, ()))]),
+                         f"{n.num_params():,}", attrs))
+        widths = [min(max(len(r[i]) for r in rows), 40) for i in range(5)]
+        lines = []
+        for j, r in enumerate(rows):
+            cells = [r[i][:40].ljust(widths[i]) for i in range(5)]
+            lines.append("  ".join(cells + [r[5]]).rstrip())
+            if j == 0:
+                lines.append("-" * (sum(widths) + 12 + 10))
+        lines.append(f"{len(self.nodes)} nodes, {self.num_params():,} parameters, outputs: {', '.join(self.outputs)}")
+        if self.schedule:
+            s = self.schedule
+            lines.append(f"schedule: T_wake={s.get('t_wake')}, T={s.get('steps')}, delay/layer={s.get('synapse_delay')}")
+        return "\n".join(lines)
+
+    # ---- persistence --------------------------------------------------------------------
+    def save(self, path: str) -> None:
+        """Write ``path`` (JSON structure) and ``path`` with ``.npz`` (parameters)."""
+        base = os.path.splitext(path)[0]
+        doc = {
+            "format": "neurocompile-ir/1",
+            "name": self.name,
+            "outputs": self.outputs,
+            "meta": self.meta,
+            "schedule": self.schedule,
+            "shapes": {k: list(v) for k, v in self.shapes.items()},
+            "nodes": [{"name": n.name, "op": n.op, "inputs": n.inputs, "output": n.output, "attrs": n.attrs,
+                       "params": sorted(n.params)} for n in self.nodes.values()],
+        }
+        arrays = {f"{n.name}/{k}": v for n in self.nodes.values() for k, v in n.params.items()}
+        with open(base + ".json", "w") as f:
+            json.dump(doc, f, indent=1, default=_json_default)
+        np.savez(base + ".npz", **arrays)
+
+    @classmethod
+    def load(cls, path: str) -> "Graph":
+        base = os.path.splitext(path)[0]
+        try:
+            with open(base + ".json") as f:
+                doc = json.load(f)
+            arrays = np.load(base + ".npz")
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot read saved IR: {exc}", file=path) from exc
+        if doc.get("format") != "neurocompile-ir/1":
+            raise ModelLoadError("not a neurocompile IR file", file=path)
+        g = cls(name=doc["name"], outputs=doc["outputs"], meta=doc["meta"], schedule=doc["schedule"])
+        g.shapes = {k: tuple(v) for k, v in doc["shapes"].items()}
+        for d in doc["nodes"]:
+            params = {k: arrays[f"{d['name']}/{k}"] for k in d["params"]}
+            g.nodes[d["name"]] = Node(d["name"], d["op"], d["inputs"], d["output"], d["attrs"], params)
+        return g
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_short(x) for x in v) + "]"
+    return str(v)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o))

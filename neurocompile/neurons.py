@@ -1,0 +1,73 @@
+"""Neuron update rules as pure array functions: the single source of neuron truth.
+
+Each function takes the state and this step's input current and returns the spikes and the new
+state. They work on numpy arrays and torch tensors alike, so the reference simulator (torch), the
+Lava process models (numpy) and the PyTorch kit all call the same code. See ../shared/science.md.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+try:  # torch is a dependency, but keep this module importable without it
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
+
+Array = Any
+
+
+def _floor(a: Array) -> Array:
+    return torch.floor(a) if torch is not None and isinstance(a, torch.Tensor) else np.floor(a)
+
+
+def _clip(a: Array, lo: Array, hi: Array) -> Array:
+    if torch is not None and isinstance(a, torch.Tensor):
+        return torch.minimum(torch.maximum(a, torch.as_tensor(lo, dtype=a.dtype, device=a.device)),
+                             torch.as_tensor(hi, dtype=a.dtype, device=a.device))
+    return np.minimum(np.maximum(a, lo), hi)
+
+
+def cif_step(m: Array, count: Array, x: Array, theta: float, t_wake_seen: int, gamma: int = 1):
+    """Consistent IF (CASC's signed burst neuron, soft reset).
+
+    ``count`` is the signed cumulative spike count S, ``t_wake_seen`` the wake steps seen so far
+    (frozen during sleep). Spikes per step are bounded by ``gamma`` and by what keeps
+    0 <= S <= t_wake_seen: a negative spike only takes back an earlier positive one and the count
+    never exceeds the wake steps (the clip at λ). For gamma = 1 this is exactly the paper's rule;
+    for gamma > 1 (graded) bounding by the remaining room keeps the same invariant.
+    Returns (s, m, S): spikes in units of theta, new membrane, new count.
+    """
+    m = m + x
+    lo = -_clip(count, 0, gamma)                # max(-gamma, -S) since S >= 0
+    hi = _clip(t_wake_seen - count, 0, gamma)   # min(gamma, t_w - S)
+    s = _clip(_floor(m / theta), lo, hi)
+    return s, m - theta * s, count + s
+
+
+def if_step(m: Array, x: Array, theta: float):
+    """IF baseline: soft reset, at most one positive spike per step, no clip, no negative spikes."""
+    m = m + x
+    s = _clip(_floor(m / theta), 0, 1)
+    return s, m - theta * s
+
+
+def lif_step(u: Array, x: Array, beta: float, threshold: float):
+    """LIF with hard reset (IDSNN): U(t) = beta * U(t-1) * (1 - F(t-1)) + X(t); F = [U > U_th].
+
+    ``u`` is the membrane after the previous step's reset (so the reset factor is already applied).
+    Returns (F, u after reset).
+    """
+    u = beta * u + x
+    f = (u > threshold) * 1.0
+    return f, u * (1.0 - f)
+
+
+def inhibition_maxpool_step(acc: Array, x_windows: Array):
+    """Lateral-inhibition max pool on one step. ``x_windows`` holds each window's inputs on the last
+    axis; ``acc`` accumulates them minus what was already sent: out = max(acc); acc -= out.
+    The cumulative output therefore equals the max over the window of the cumulative inputs."""
+    acc = acc + x_windows
+    out = acc.max(-1).values if torch is not None and isinstance(acc, torch.Tensor) else acc.max(-1)
+    return out, acc - out[..., None]

@@ -1,0 +1,369 @@
+"""The op table: one small class per op kind with its parameters, attribute defaults and ANN meaning.
+
+Every op's meaning is written once, in torch (``forward``), and used three ways:
+- the interpreter runs it on real tensors (float32 or float64, CPU or CUDA);
+- shape inference runs it on ``meta`` tensors (no data, no FLOPs), so there is no separate
+  shape rule to drift from the semantics;
+- the reference SNN simulator calls ``linear`` / ``bias`` of affine ops step by step.
+Torch rather than numpy because the reference simulator must run on CUDA, and one definition
+of a strided, padded, grouped convolution is better than two.
+
+``role`` tells the converter what a node becomes in a spiking network:
+``affine`` (linear map + constant term, kept), ``activation`` (replaced by a neuron),
+``neuron`` (stateful in time; its ANN meaning is the activation it stands for),
+``maxpool`` (becomes lateral inhibition), ``identity`` (removed by canonicalize), ``input``.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from neurocompile.ir import Node, Shape
+
+Tensor = torch.Tensor
+
+
+class Op:
+    """Base class. ``params`` are required, ``optional`` may be present; ``attrs`` are defaults."""
+
+    role = "affine"
+    params: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    attrs: dict[str, Any] = {}
+
+    def attr(self, node: Node, key: str) -> Any:
+        return node.attrs.get(key, self.attrs.get(key))
+
+    def forward(self, node: Node, xs: Sequence[Tensor], p: dict[str, Tensor]) -> Tensor:
+        """ANN meaning on a batch."""
+        raise NotImplementedError
+
+    # affine ops: forward(x) == linear(x) + bias
+    def linear(self, node: Node, xs: Sequence[Tensor], p: dict[str, Tensor]) -> Tensor:
+        return self.forward(node, xs, p)
+
+    def bias(self, node: Node, p: dict[str, Tensor], shape: Shape) -> Tensor | None:
+        """Constant term broadcastable to ``(N, *shape)``, or None."""
+        return None
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
+
+
+def _pad2d(x: Tensor, pads: Sequence[int], value: float = 0.0) -> tuple[Tensor, tuple[int, int]]:
+    """ONNX pads [top, left, bottom, right]: symmetric ones go to the op, others are applied here."""
+    t, l, b, r = (int(v) for v in pads)
+    if t == b and l == r:
+        return x, (t, l)
+    return F.pad(x, (l, r, t, b), value=value), (0, 0)
+
+
+def _channel(v: Tensor, ndim: int) -> Tensor:
+    """Reshape a per-channel vector to broadcast over (N, C, ...)."""
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+class Input(Op):
+    role = "input"
+    attrs = {"shape": None}
+
+
+class Conv(Op):
+    params = ("weight",)
+    optional = ("bias",)
+    attrs = {"stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1], "groups": 1}
+
+    def linear(self, node, xs, p):
+        x, pad = _pad2d(xs[0], self.attr(node, "pads"))
+        return F.conv2d(x, p["weight"], None, _pair(self.attr(node, "stride")), pad,
+                        _pair(self.attr(node, "dilation")), int(self.attr(node, "groups")))
+
+    def bias(self, node, p, shape):
+        return _channel(p["bias"], 1 + len(shape)) if "bias" in p else None
+
+    def forward(self, node, xs, p):
+        y = self.linear(node, xs, p)
+        return y + _channel(p["bias"], y.ndim) if "bias" in p else y
+
+
+class Dense(Op):
+    """y = x @ W.T + b with W of shape (out, in): torch's Linear layout."""
+
+    params = ("weight",)
+    optional = ("bias",)
+
+    def linear(self, node, xs, p):
+        return F.linear(xs[0], p["weight"])
+
+    def bias(self, node, p, shape):
+        return p.get("bias")
+
+    def forward(self, node, xs, p):
+        return F.linear(xs[0], p["weight"], p.get("bias"))
+
+
+class Gemm(Op):
+    """ONNX Gemm with a constant B (and C): alpha * x @ op(B) + beta * C. canonicalize -> Dense."""
+
+    params = ("B",)
+    optional = ("C",)
+    attrs = {"alpha": 1.0, "beta": 1.0, "transB": 0}
+
+    def forward(self, node, xs, p):
+        b = p["B"].T if self.attr(node, "transB") else p["B"]
+        y = self.attr(node, "alpha") * (xs[0] @ b)
+        return y + self.attr(node, "beta") * p["C"] if "C" in p else y
+
+
+class MatMul(Op):
+    """x @ B with constant B; canonicalize -> Dense (merging a following Add of a constant)."""
+
+    params = ("B",)
+
+    def forward(self, node, xs, p):
+        return xs[0] @ p["B"]
+
+
+class BatchNorm(Op):
+    params = ("scale", "bias", "mean", "var")
+    attrs = {"eps": 1e-5}
+
+    def _scale_shift(self, node, p):
+        s = p["scale"] / torch.sqrt(p["var"] + self.attr(node, "eps"))
+        return s, p["bias"] - p["mean"] * s
+
+    def linear(self, node, xs, p):
+        return xs[0] * _channel(self._scale_shift(node, p)[0], xs[0].ndim)
+
+    def bias(self, node, p, shape):
+        return _channel(self._scale_shift(node, p)[1], 1 + len(shape))
+
+    def forward(self, node, xs, p):
+        s, t = self._scale_shift(node, p)
+        return xs[0] * _channel(s, xs[0].ndim) + _channel(t, xs[0].ndim)
+
+
+class Affine(Op):
+    """Per-channel y = x * scale + shift: what a BatchNorm with no foldable producer becomes."""
+
+    params = ("scale", "shift")
+
+    def linear(self, node, xs, p):
+        return xs[0] * _channel(p["scale"], xs[0].ndim)
+
+    def bias(self, node, p, shape):
+        return _channel(p["shift"], 1 + len(shape))
+
+    def forward(self, node, xs, p):
+        return self.linear(node, xs, p) + _channel(p["shift"], xs[0].ndim)
+
+
+class Add(Op):
+    """Sum of two or more data tensors, or one tensor plus a constant ``const`` (ONNX broadcasting)."""
+
+    optional = ("const",)
+
+    def linear(self, node, xs, p):
+        y = xs[0]
+        for x in xs[1:]:
+            y = y + x
+        return y
+
+    def bias(self, node, p, shape):
+        return p.get("const")
+
+    def forward(self, node, xs, p):
+        y = self.linear(node, xs, p)
+        return y + p["const"] if "const" in p else y
+
+
+class Sub(Op):
+    """x - const, or const - x when ``reverse``."""
+
+    params = ("const",)
+    attrs = {"reverse": 0}
+
+    def linear(self, node, xs, p):
+        return -xs[0] if self.attr(node, "reverse") else xs[0]
+
+    def bias(self, node, p, shape):
+        return p["const"] if self.attr(node, "reverse") else -p["const"]
+
+    def forward(self, node, xs, p):
+        return p["const"] - xs[0] if self.attr(node, "reverse") else xs[0] - p["const"]
+
+
+class Mul(Op):
+    params = ("const",)
+
+    def forward(self, node, xs, p):
+        return xs[0] * p["const"]
+
+
+class Div(Op):
+    """x / const (kept as a division: x / c and x * (1/c) round differently at quantization steps)."""
+
+    params = ("const",)
+
+    def forward(self, node, xs, p):
+        return xs[0] / p["const"]
+
+
+class Relu(Op):
+    role = "activation"
+
+    def forward(self, node, xs, p):
+        return torch.relu(xs[0])
+
+
+class Clip(Op):
+    role = "activation"
+    attrs = {"min": None, "max": None}
+
+    def forward(self, node, xs, p):
+        return torch.clamp(xs[0], self.attr(node, "min"), self.attr(node, "max"))
+
+
+class Floor(Op):
+    role = "activation"
+
+    def forward(self, node, xs, p):
+        return torch.floor(xs[0])
+
+
+def cqrelu(x: Tensor, levels: int, clip: float, shift: float = 0.0) -> Tensor:
+    """(λ/L) * clamp(floor(x * L/λ + shift), 0, L); shift 0 is CQReLU (CASC), 0.5 is QCFS."""
+    q = torch.floor(x * (levels / clip) + shift) if shift else torch.floor(x * (levels / clip))
+    return torch.clamp(q, 0, levels) * (clip / levels)
+
+
+class CQReLU(Op):
+    role = "activation"
+    attrs = {"levels": 8, "clip": 1.0, "shift": 0.0}
+
+    def forward(self, node, xs, p):
+        return cqrelu(xs[0], int(self.attr(node, "levels")), float(self.attr(node, "clip")),
+                      float(self.attr(node, "shift")))
+
+
+class _Neuron(Op):
+    """A spiking neuron. Its ANN meaning is the CQReLU it stands for: levels L, clip = threshold."""
+
+    role = "neuron"
+    attrs = {"threshold": 1.0, "levels": 8, "shift": 0.0}
+
+    def forward(self, node, xs, p):
+        return cqrelu(xs[0], int(self.attr(node, "levels")), float(self.attr(node, "threshold")),
+                      float(self.attr(node, "shift")))
+
+
+class CIF(_Neuron):
+    """Consistent IF (signed spikes, count clipped to wake steps); ``gamma`` bounds spikes per step."""
+
+    attrs = {**_Neuron.attrs, "gamma": 1}
+
+
+class IF(_Neuron):
+    """Soft-reset IF baseline: no clip, no negative spikes, no sleep phase. Lossy by design."""
+
+
+class LIF(Op):
+    """Leaky IF with hard reset (IDSNN students). Has no ANN meaning; only simulators run it."""
+
+    role = "neuron"
+    attrs = {"beta": 0.25, "threshold": 0.5}
+
+    def forward(self, node, xs, p):
+        raise NotImplementedError("LIF has no ANN meaning: run it in a spiking simulator")
+
+
+def _pool_args(op: Op, node: Node) -> dict[str, Any]:
+    return dict(kernel_size=_pair(op.attr(node, "kernel")), stride=_pair(op.attr(node, "stride")),
+                ceil_mode=bool(op.attr(node, "ceil_mode")))
+
+
+class AvgPool(Op):
+    attrs = {"kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0], "count_include_pad": 0, "ceil_mode": 0}
+
+    def forward(self, node, xs, p):
+        x, pad = _pad2d(xs[0], self.attr(node, "pads"))
+        if pad == (0, 0) and any(self.attr(node, "pads")) and not self.attr(node, "count_include_pad"):
+            raise NotImplementedError("asymmetric AvgPool padding without count_include_pad")
+        return F.avg_pool2d(x, padding=pad, count_include_pad=bool(self.attr(node, "count_include_pad")),
+                            **_pool_args(self, node))
+
+
+class MaxPool(Op):
+    role = "maxpool"
+    attrs = {"kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0], "ceil_mode": 0}
+
+    def forward(self, node, xs, p):
+        x, pad = _pad2d(xs[0], self.attr(node, "pads"), value=float("-inf"))
+        return F.max_pool2d(x, padding=pad, **_pool_args(self, node))
+
+
+class InhibitionMaxPool(MaxPool):
+    """MaxPool of a spiking network, done by lateral inhibition per window (same ANN meaning)."""
+
+    role = "neuron"
+
+
+class GlobalAvgPool(Op):
+    def forward(self, node, xs, p):
+        return xs[0].mean(dim=tuple(range(2, xs[0].ndim)), keepdim=True)
+
+
+class Flatten(Op):
+    def forward(self, node, xs, p):
+        return xs[0].reshape(xs[0].shape[0], -1)
+
+
+class Reshape(Op):
+    """Reshape keeping the batch dimension; ``shape`` is the per-sample target shape."""
+
+    attrs = {"shape": [-1]}
+
+    def forward(self, node, xs, p):
+        return xs[0].reshape(xs[0].shape[0], *self.attr(node, "shape"))
+
+
+class Concat(Op):
+    attrs = {"axis": 1}
+
+    def forward(self, node, xs, p):
+        return torch.cat(list(xs), dim=int(self.attr(node, "axis")))
+
+
+class Identity(Op):
+    role = "identity"
+
+    def forward(self, node, xs, p):
+        return xs[0]
+
+
+class Dropout(Identity):
+    pass
+
+
+OPS: dict[str, Op] = {cls.__name__: cls() for cls in (
+    Input, Conv, Dense, Gemm, MatMul, BatchNorm, Affine, Add, Sub, Mul, Div, Relu, Clip, Floor, CQReLU,
+    CIF, IF, LIF, AvgPool, MaxPool, InhibitionMaxPool, GlobalAvgPool, Flatten, Reshape, Concat, Identity,
+    Dropout)}
+
+
+def tensors(node: Node, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> dict[str, Tensor]:
+    """The node's parameters as torch tensors."""
+    return {k: torch.tensor(v, dtype=dtype, device=device) for k, v in node.params.items()}
+
+
+def infer_shape(node: Node, in_shapes: list[Shape]) -> Shape:
+    """Per-sample output shape, computed by running the op on meta tensors (batch 1)."""
+    op = OPS[node.op]
+    xs = [torch.empty((1, *s), device="meta") for s in in_shapes]
+    p = {k: torch.empty(v.shape, device="meta") for k, v in node.params.items()}
+    if node.op == "LIF":
+        return tuple(in_shapes[0])
+    return tuple(op.forward(node, xs, p).shape[1:])

@@ -1,0 +1,56 @@
+"""WakeSleepSchedule: when input flows, when biases are on, and how late each layer's data arrives.
+
+Stored in the IR (``Graph.schedule``) as a plain dict so that targets read it and never re-derive it.
+Step indices are 0-based. Node ``n``'s data from wake step 0 reaches its output at step
+``arrival[n]``; its bias (if any) is added on steps ``[arrival[n], arrival[n] + t_wake)`` (always,
+for the IF baseline, which has no sleep phase); a CIF neuron counts its wake steps in that window.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class WakeSleepSchedule:
+    t_wake: int                          # wake steps: input injected, biases on (= L)
+    steps: int                           # total steps T (wake + sleep)
+    synapse_delay: int = 0               # steps each synaptic layer delays its output (Lava: 1)
+    sleep: bool = True                   # False for the IF baseline: input and biases on every step
+    inputs: list[str] = field(default_factory=list)            # nodes that take the input current
+    gated_bias: list[str] = field(default_factory=list)        # nodes whose constant term is wake-only
+    delay: dict[str, int] = field(default_factory=dict)        # per-node output delay
+    arrival: dict[str, int] = field(default_factory=dict)      # per-node first arrival step
+    balance: dict[str, list[int]] = field(default_factory=dict)  # merge node -> extra delay per input
+    depth: int = 0                       # synaptic layers on the longest path
+    predicted_settle: int = 0            # step by which the schedule predicts the readout is final
+
+    def bias_on(self, node: str, t: int) -> bool:
+        if not self.sleep:
+            return True
+        a = self.arrival.get(node, 0)
+        return a <= t < a + self.t_wake
+
+    def input_on(self, t: int) -> bool:
+        return (not self.sleep) or t < self.t_wake
+
+    def wake_steps_seen(self, node: str, t: int) -> int:
+        """Wake steps a neuron has counted after step ``t`` (t_w in science.md)."""
+        a = self.arrival.get(node, 0)
+        return max(0, min(t - a + 1, self.t_wake)) if self.sleep else t + 1
+
+    @property
+    def max_delay(self) -> int:
+        return max([*self.delay.values(), *(d for v in self.balance.values() for d in v), 0])
+
+    @property
+    def wake_end(self) -> int:
+        """First step at which no input and no bias is on anywhere."""
+        return self.t_wake + max([0, *self.arrival.values()])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "WakeSleepSchedule":
+        return cls(**d)

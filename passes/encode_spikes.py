@@ -1,0 +1,36 @@
+"""encode_spikes: activations become neurons, max pooling becomes lateral inhibition."""
+from __future__ import annotations
+
+from neurocompile.errors import ConversionError
+from neurocompile.ir import Graph
+from neurocompile.ops import OPS
+
+NEURONS = ("cif", "if")
+
+
+def encode_spikes(g: Graph, neuron: str = "cif", gamma: int = 1) -> Graph:
+    """Replace every CQReLU(L, λ) by a CIF (default) or IF neuron with threshold θ = λ, and every
+    MaxPool by an InhibitionMaxPool. Linear ops (Conv, Dense, pools, Add, Concat, Flatten) keep
+    their meaning; the graph output stays a readout (no neuron is added after the last layer).
+
+    Invariant: the interpreter's output is unchanged (a neuron's ANN meaning is the CQReLU it
+    replaced); afterwards no op of role 'activation' or 'maxpool' remains.
+    """
+    if neuron not in NEURONS:
+        raise ConversionError(f"unknown neuron '{neuron}' (choose from {', '.join(NEURONS)})")
+    if gamma < 1:
+        raise ConversionError(f"gamma must be >= 1, got {gamma}")
+    for node in g.topo():
+        if node.op == "CQReLU":
+            a = node.attrs
+            node.op = "CIF" if neuron == "cif" else "IF"
+            node.attrs = {"threshold": float(a["clip"]), "levels": int(a["levels"]), "shift": float(a.get("shift", 0.0))}
+            if neuron == "cif":
+                node.attrs["gamma"] = int(gamma)
+        elif node.op == "MaxPool":
+            node.op = "InhibitionMaxPool"
+        elif OPS[node.op].role in ("activation", "maxpool"):
+            raise ConversionError("activation left after threshold normalization", node=node.name, op=node.op,
+                                  hint="Run recognize_cqrelu and normalize_thresholds first")
+    g.meta["neuron"] = neuron
+    return g

@@ -1,0 +1,51 @@
+"""normalize_thresholds: give every activation a clip value λ (its spiking threshold)."""
+from __future__ import annotations
+
+import numpy as np
+
+from neurocompile import interpreter
+from neurocompile.errors import ConversionError
+from neurocompile.ir import Graph
+
+PLAIN = ("Relu", "Clip")
+
+
+def plain_activations(g: Graph) -> list[str]:
+    """Activations that are not CQReLU (plain ReLU, ReLU6-style Clip): their conversion is lossy."""
+    return [n.name for n in g.topo() if n.op in PLAIN]
+
+
+def normalize_thresholds(g: Graph, calibration: np.ndarray | None = None, percentile: float = 99.9,
+                         levels: int = 8) -> Graph:
+    """Set λ for every activation, so that encode_spikes can use θ = λ.
+
+    CQReLU nodes already carry λ (their clip): nothing to do, no data needed, lossless.
+    Plain Relu / Clip(0, c) nodes get λ = the ``percentile`` of their activations over
+    ``calibration`` (Rueckauer et al.; capped at c for a Clip) and become CQReLU(levels, λ) marked
+    ``calibrated``; the graph's ``meta['lossy_layers']`` lists them, because the result then
+    approximates the original network instead of reproducing it.
+    Invariant: CQReLU-only graphs are unchanged; otherwise every activation is a CQReLU.
+    """
+    plain = plain_activations(g)
+    if not plain:
+        return g
+    if calibration is None:
+        raise ConversionError(
+            f"{len(plain)} activation(s) are plain ReLU/Clip, not CQReLU: {', '.join(plain[:8])}"
+            + (" ..." if len(plain) > 8 else ""), node=plain[0], op=g.nodes[plain[0]].op,
+            hint="Train with CQReLU for lossless conversion, or pass calibration data (--calibrate data.npy) "
+                 "for a lossy, percentile-normalized conversion")
+    values = interpreter.run(g, calibration.astype(np.float32), keep=True)
+    for name in plain:
+        node = g.nodes[name]
+        if node.op == "Clip" and node.attrs.get("min") not in (0, 0.0):
+            raise ConversionError("only Clip with min 0 can become a spiking activation", node=name, op="Clip")
+        act = values[node.output]
+        lam = float(np.percentile(act[act > 0], percentile)) if np.any(act > 0) else 1.0
+        if node.op == "Clip" and node.attrs.get("max") is not None:
+            lam = min(lam, float(node.attrs["max"]))
+        node.op = "CQReLU"
+        node.attrs = {"levels": int(levels), "clip": lam, "shift": 0.0, "calibrated": True}
+    g.meta["lossy_layers"] = plain
+    g.meta["calibration_percentile"] = percentile
+    return g

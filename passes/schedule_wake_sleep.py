@@ -1,0 +1,67 @@
+"""schedule_wake_sleep: the time plan of the spiking network (wake/sleep, delays, balancing)."""
+from __future__ import annotations
+
+from neurocompile.errors import ConversionError
+from neurocompile.ir import Graph
+from neurocompile.ops import OPS
+from neurocompile.schedule import WakeSleepSchedule
+
+# Ops that become a synaptic process (weights) on a target and so may delay their output.
+SYNAPTIC = ("Conv", "Dense", "Affine", "AvgPool", "GlobalAvgPool", "Mul", "Div")
+MERGES = ("Add", "Concat")
+SETTLE_MARGIN = 4  # sleep steps beyond the last arrival, see predicted_settle below
+
+
+def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None = None,
+                        synapse_delay: int = 0, balance: bool = True) -> Graph:
+    """Attach a :class:`WakeSleepSchedule` to the graph (``g.schedule``); nodes are unchanged.
+
+    T_wake defaults to the neurons' quantization levels L (which must agree: a CIF layer's count is
+    clipped at T_wake, so T_wake *is* L). Arrival times add ``synapse_delay`` per synaptic layer;
+    with ``balance`` each merge delays its early inputs so all branches line up. The default T is
+    the predicted settling step: T_wake + longest-path delay + SETTLE_MARGIN (measured in
+    benchmarks/steps_to_lossless.py). The IF baseline has no sleep phase: input and biases run for all T.
+    Invariant: the interpreter's output is unchanged; the schedule references existing nodes only.
+    """
+    neurons = [n for n in g.topo() if n.op in ("CIF", "IF")]
+    levels = sorted({int(n.attrs["levels"]) for n in neurons})
+    if len(levels) > 1:
+        raise ConversionError(f"layers use different quantization levels {levels}; CIF conversion needs one L "
+                              "(T_wake = L)", node=neurons[0].name, op=neurons[0].op)
+    is_if = any(n.op == "IF" for n in neurons)
+    L = levels[0] if levels else (t_wake or 8)
+    if t_wake is None:
+        t_wake = L
+    elif not is_if and levels and t_wake != L:
+        raise ConversionError(f"T_wake={t_wake} differs from the network's levels L={L}: a CIF network is "
+                              "lossless only with T_wake = L")
+    delay, arrival, extra = {}, {}, {}
+    depth: dict[str, int] = {}
+    prod = g.producers()
+    for n in g.topo():
+        srcs = [prod[t].name for t in n.inputs]
+        arr = [arrival[s] + delay[s] for s in srcs]
+        start = max(arr, default=0)
+        if n.op in MERGES and balance and len(set(arr)) > 1:
+            extra[n.name] = [start - a for a in arr]
+        delay[n.name] = synapse_delay if n.op in SYNAPTIC else 0
+        arrival[n.name] = start
+        depth[n.name] = max([depth[s] for s in srcs], default=0) + (1 if n.op in SYNAPTIC else 0)
+    last = max(arrival[n] + delay[n] for n in (prod[t].name for t in g.outputs))
+    settle = t_wake + last + SETTLE_MARGIN
+    sched = WakeSleepSchedule(
+        t_wake=int(t_wake), steps=int(steps if steps is not None else settle), synapse_delay=int(synapse_delay),
+        sleep=not is_if,
+        inputs=[n.name for n in g.input_nodes],
+        gated_bias=[n.name for n in g.topo() if OPS[n.op].role == "affine" and _has_bias(n)],
+        delay={k: v for k, v in delay.items() if v}, arrival={k: v for k, v in arrival.items() if v},
+        balance=extra, depth=max(depth.values(), default=0), predicted_settle=int(settle))
+    if sched.steps < 1:
+        raise ConversionError(f"steps must be >= 1, got {sched.steps}")
+    g.schedule = sched.to_dict()
+    return g
+
+
+def _has_bias(n) -> bool:
+    return n.op in ("Conv", "Dense") and "bias" in n.params or n.op in ("Affine", "BatchNorm", "Sub") or (
+        n.op == "Add" and "const" in n.params)

@@ -1,0 +1,210 @@
+"""Reference SNN simulator: runs a converted graph step by step with its WakeSleepSchedule.
+
+Vectorized over the batch in torch (CPU, or CUDA when asked). Affine ops use the op table's
+``linear``/``bias`` split so the constant term can be gated to wake steps; neurons use
+``neurocompile.neurons``. Two shortcuts keep it fast without changing a single value: an affine
+node whose inputs are the very same tensors as on the previous step reuses its linear output (the
+input current is constant during wake), and one whose inputs are all zero skips the map.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neurocompile import neurons
+from neurocompile.errors import TargetError
+from neurocompile.ir import Graph, Node
+from neurocompile.ops import OPS, _pair, tensors
+from neurocompile.schedule import WakeSleepSchedule
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class SimResult:
+    """What a spiking run produced.
+
+    ``outputs``: readout per graph output after the last step (sum of currents / T_wake).
+    ``per_step``: readout of the first output after every step, shape (steps, N, ...).
+    ``spikes``: per neuron node, total positive and negative spike counts over batch and time.
+    ``quiescent_at``: step after which nothing changed any more (None if not detected).
+    """
+
+    outputs: dict[str, np.ndarray]
+    steps: int
+    t_wake: int
+    per_step: np.ndarray | None = None
+    spikes: dict[str, dict[str, int]] = field(default_factory=dict)
+    quiescent_at: int | None = None
+
+    @property
+    def output(self) -> np.ndarray:
+        return next(iter(self.outputs.values()))
+
+
+class _Delay:
+    """Fixed delay line: push this step's value, get the one from ``d`` steps ago (zeros at first)."""
+
+    def __init__(self, d: int):
+        self.buf: deque = deque([None] * d)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.buf.append(x)
+        y = self.buf.popleft()
+        return torch.zeros_like(x) if y is None else y
+
+
+class ReferenceSimulator:
+    """Compile once, run many batches: ``ReferenceSimulator(graph).run(x, steps)``."""
+
+    def __init__(self, graph: Graph, device: str | None = None, dtype: str = "float64"):
+        if graph.schedule is None:
+            raise TargetError("graph has no wake/sleep schedule: convert it first (neurocompile.api.convert)")
+        self.g = graph
+        self.sched = WakeSleepSchedule.from_dict(graph.schedule)
+        self.device = torch.device(device or "cpu")
+        self.dtype = DTYPES[dtype]
+        self.order = graph.topo()
+        self.params = {n.name: tensors(n, self.dtype, self.device) for n in self.order}
+        prod = graph.producers()
+        self.srcs = {n.name: [prod[t].name for t in n.inputs] for n in self.order}
+        for n in self.order:
+            role = OPS[n.op].role
+            if role in ("activation", "maxpool"):
+                raise TargetError("node is not spiking-ready", node=n.name, op=n.op,
+                                  hint="Run the conversion passes (encode_spikes) first")
+        self.out_names = [prod[t].name for t in graph.outputs]
+
+    # ------------------------------------------------------------------------------------
+    def run(self, x: np.ndarray | torch.Tensor, steps: int | None = None, early_stop: bool = False,
+            record: bool = True, progress: Callable[[int], None] | None = None) -> SimResult:
+        """Simulate ``steps`` (default: the schedule's T). With ``early_stop`` the run ends once the
+        network is quiescent after the wake phase; the readout is then final and is reported for all
+        remaining steps, so the result equals a full run."""
+        s, g = self.sched, self.g
+        T = int(steps if steps is not None else s.steps)
+        xin = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=self.dtype,
+                              device=self.device)
+        if len(g.input_nodes) != 1:
+            raise TargetError("the reference simulator takes single-input graphs")
+        N = xin.shape[0]
+        zero_in = torch.zeros_like(xin)
+        state: dict[str, dict] = {}
+        delays = {k: _Delay(v) for k, v in s.delay.items()}
+        balance = {k: [_Delay(d) if d else None for d in v] for k, v in s.balance.items()}
+        cache: dict[str, tuple] = {}
+        acc = {o: None for o in self.out_names}
+        per_step = []
+        counts = {n.name: [0.0, 0.0] for n in self.order if OPS[n.op].role == "neuron" and n.op != "InhibitionMaxPool"}
+        quiet_since, quiescent_at, t_done = None, None, T
+        out_shape = (N, *g.shapes[g.outputs[0]])
+        for t in range(T):
+            vals: dict[str, torch.Tensor] = {}
+            active = False
+            for n in self.order:
+                if n.op == "Input":
+                    y = xin if s.input_on(t) else zero_in
+                else:
+                    xs = [vals[src] for src in self.srcs[n.name]]
+                    if n.name in balance:
+                        xs = [b(v) if b else v for b, v in zip(balance[n.name], xs)]
+                    y, spiked = self._step(n, xs, t, state, cache, counts)
+                    active |= spiked
+                if n.name in delays:
+                    y = delays[n.name](y)
+                vals[n.name] = y
+            for o in self.out_names:
+                acc[o] = vals[o].clone() if acc[o] is None else acc[o] + vals[o]
+            if record:
+                per_step.append((acc[self.out_names[0]] / s.t_wake).cpu().numpy())
+            if progress:
+                progress(t + 1)
+            if early_stop and s.sleep and t >= s.wake_end:
+                quiet_since = (quiet_since if quiet_since is not None else t) if not active else None
+                if quiet_since is not None and t - quiet_since >= s.max_delay:
+                    quiescent_at, t_done = quiet_since, t + 1
+                    break
+        if record and t_done < T:
+            per_step += [per_step[-1]] * (T - t_done)
+        outputs = {t_: (acc[o] / s.t_wake).cpu().numpy() for t_, o in zip(g.outputs, self.out_names)}
+        return SimResult(outputs=outputs, steps=T, t_wake=s.t_wake,
+                         per_step=np.stack(per_step) if record else None,
+                         spikes={k: {"pos": int(v[0]), "neg": int(v[1])} for k, v in counts.items()},
+                         quiescent_at=quiescent_at)
+
+    # ------------------------------------------------------------------------------------
+    def _step(self, n: Node, xs: list[torch.Tensor], t: int, state: dict, cache: dict, counts: dict):
+        op, p, s = OPS[n.op], self.params[n.name], self.sched
+        if op.role == "affine":
+            key = tuple(id(x) for x in xs)
+            hit = cache.get(n.name)
+            if hit is not None and hit[0] == key:
+                y = hit[1]
+            elif not any(bool(x.any()) for x in xs):
+                y = None
+            else:
+                y = op.linear(n, xs, p)
+                cache[n.name] = (key, y, xs)  # keep xs alive so their ids stay unique
+            b = op.bias(n, p, self.g.shapes[n.output]) if s.bias_on(n.name, t) else None
+            if y is None:
+                y = torch.zeros((xs[0].shape[0], *self.g.shapes[n.output]), dtype=self.dtype, device=self.device)
+            return (y + b if b is not None else y), False
+        if n.op == "CIF":
+            st = state.get(n.name)
+            theta = float(n.attrs["threshold"])
+            if st is None:
+                m0 = torch.full_like(xs[0], float(n.attrs.get("shift", 0.0)) * theta)
+                st = state[n.name] = {"m": m0, "S": torch.zeros_like(xs[0])}
+            spk, st["m"], st["S"] = neurons.cif_step(st["m"], st["S"], xs[0], theta, s.wake_steps_seen(n.name, t),
+                                                     int(n.attrs.get("gamma", 1)))
+            return spk * theta, self._count(n, spk, counts)
+        if n.op == "IF":
+            st = state.get(n.name)
+            theta = float(n.attrs["threshold"])
+            if st is None:
+                st = state[n.name] = {"m": torch.full_like(xs[0], float(n.attrs.get("shift", 0.0)) * theta)}
+            spk, st["m"] = neurons.if_step(st["m"], xs[0], theta)
+            return spk * theta, self._count(n, spk, counts)
+        if n.op == "LIF":
+            st = state.get(n.name)
+            if st is None:
+                st = state[n.name] = {"u": torch.zeros_like(xs[0])}
+            spk, st["u"] = neurons.lif_step(st["u"], xs[0], float(n.attrs["beta"]), float(n.attrs["threshold"]))
+            return spk, self._count(n, spk, counts)
+        if n.op == "InhibitionMaxPool":
+            win = self._windows(n, xs[0])
+            st = state.get(n.name)
+            if st is None:
+                st = state[n.name] = {"A": torch.zeros_like(win)}
+            out, st["A"] = neurons.inhibition_maxpool_step(st["A"], win)
+            return out.reshape(xs[0].shape[0], *self.g.shapes[n.output]), bool(out.any())
+        raise TargetError("the reference simulator cannot run this op", node=n.name, op=n.op)
+
+    @staticmethod
+    def _count(n: Node, spk: torch.Tensor, counts: dict) -> bool:
+        """Add this step's positive and negative spikes to the layer's totals; True if any."""
+        pos = float(spk.clamp(min=0).sum())
+        neg = float((-spk).clamp(min=0).sum())
+        counts[n.name][0] += pos
+        counts[n.name][1] += neg
+        return bool(pos or neg)
+
+    def _windows(self, n: Node, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, Ho*Wo, k*k) view of each pooling window; padding (and ceil_mode overhang) is -inf."""
+        op = OPS[n.op]
+        kh, kw = _pair(op.attr(n, "kernel"))
+        sh, sw = _pair(op.attr(n, "stride"))
+        t, l, b, r = (int(v) for v in op.attr(n, "pads"))
+        C, Ho, Wo = self.g.shapes[n.output]
+        H, W = x.shape[2], x.shape[3]
+        b = max(b, (Ho - 1) * sh + kh - (H + t))
+        r = max(r, (Wo - 1) * sw + kw - (W + l))
+        if t or l or b or r:
+            x = F.pad(x, (l, r, t, b), value=float("-inf"))
+        cols = x.unfold(2, kh, sh).unfold(3, kw, sw)[:, :, :Ho, :Wo]  # N, C, Ho, Wo, kh, kw
+        return cols.reshape(x.shape[0], C, Ho * Wo, kh * kw)

@@ -1,0 +1,37 @@
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from tests import models
+
+BUILDERS = {"mlp": models.mlp, "vgg": models.vgg, "resnet": models.resnet}
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def onnx_model(model_dir):
+    """Factory: (arch, act, export mode, levels) -> (path, per-sample input shape); cached per session."""
+    cache = {}
+
+    def make(arch="mlp", act="relu", mode="folded", levels=8, opset=17, seed=0):
+        key = (arch, act, mode, levels, opset, seed)
+        if key not in cache:
+            model, shape = BUILDERS[arch](act=act, levels=levels, seed=seed)
+            path = model_dir / f"{arch}-{act.replace(':', '_')}-{mode}-L{levels}-o{opset}-s{seed}.onnx"
+            cache[key] = (models.export(model, shape, path, mode, opset), shape)
+        return cache[key]
+
+    return make
+
+
+def ort_run(path, x):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+def rel_err(a, b):
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
