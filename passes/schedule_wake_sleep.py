@@ -9,7 +9,17 @@ from neurocompile.schedule import WakeSleepSchedule
 # Ops that become a synaptic process (weights) on a target and so may delay their output.
 SYNAPTIC = ("Conv", "Dense", "Affine", "AvgPool", "GlobalAvgPool", "Mul", "Div")
 MERGES = ("Add", "Concat")
-SETTLE_MARGIN = 4  # sleep steps beyond the last arrival, see predicted_settle below
+SETTLE_MARGIN = 4  # sleep steps beyond the last arrival for a single neuron layer
+
+
+def settle_margin(levels: int, neuron_depth: int, gamma: int = 1) -> int:
+    """Sleep steps the network needs after its last input arrives, predicted from L, the number of
+    neuron layers on the longest path and spikes per step γ. Each deeper layer may have to retract
+    part of what it sent while its input was still changing, one spike (γ spikes) per step; measured
+    on random CQReLU nets (benchmarks/steps_to_lossless.py) that takes at most about L/4 steps per
+    extra layer. Empirical, not a proof: ``--steps`` overrides, and ``early_stop`` runs find the true
+    quiescence step."""
+    return SETTLE_MARGIN + -(-max(neuron_depth - 1, 0) * levels // (4 * max(gamma, 1)))
 
 
 def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None = None,
@@ -19,8 +29,7 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
     T_wake defaults to the neurons' quantization levels L (which must agree: a CIF layer's count is
     clipped at T_wake, so T_wake *is* L). Arrival times add ``synapse_delay`` per synaptic layer;
     with ``balance`` each merge delays its early inputs so all branches line up. The default T is
-    the predicted settling step: T_wake + longest-path delay + SETTLE_MARGIN (measured in
-    benchmarks/steps_to_lossless.py). The IF baseline has no sleep phase: input and biases run for all T.
+    the predicted settling step: T_wake + longest-path delay + :func:`settle_margin`. The IF baseline has no sleep phase: input and biases run for all T.
     Invariant: the interpreter's output is unchanged; the schedule references existing nodes only.
     """
     neurons = [n for n in g.topo() if n.op in ("CIF", "IF")]
@@ -37,6 +46,7 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
                               "lossless only with T_wake = L")
     delay, arrival, extra = {}, {}, {}
     depth: dict[str, int] = {}
+    ndepth: dict[str, int] = {}  # neuron layers on the longest path
     prod = g.producers()
     for n in g.topo():
         srcs = [prod[t].name for t in n.inputs]
@@ -47,8 +57,11 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
         delay[n.name] = synapse_delay if n.op in SYNAPTIC else 0
         arrival[n.name] = start
         depth[n.name] = max([depth[s] for s in srcs], default=0) + (1 if n.op in SYNAPTIC else 0)
-    last = max(arrival[n] + delay[n] for n in (prod[t].name for t in g.outputs))
-    settle = t_wake + last + SETTLE_MARGIN
+        ndepth[n.name] = max([ndepth[s] for s in srcs], default=0) + (1 if n.op in ("CIF", "IF") else 0)
+    outs = [prod[t].name for t in g.outputs]
+    last = max(arrival[n] + delay[n] for n in outs)
+    gamma = max([int(n.attrs.get("gamma", 1)) for n in neurons], default=1)
+    settle = t_wake + last + settle_margin(L, max(ndepth[n] for n in outs), gamma)
     sched = WakeSleepSchedule(
         t_wake=int(t_wake), steps=int(steps if steps is not None else settle), synapse_delay=int(synapse_delay),
         sleep=not is_if,

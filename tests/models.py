@@ -142,12 +142,19 @@ def resnet18(act="relu", levels=8, seed=0):
 
 
 def export(model: nn.Module, in_shape, path, mode: str = "folded", opset: int = 17) -> str:
-    """mode 'folded': eval export (BN fused by torch); 'bn': BN kept as BatchNormalization nodes."""
+    """mode 'folded': eval export (BN fused by torch); 'bn': BN kept as BatchNormalization nodes.
+    Opsets above 19 (torch 2.3's newest) are reached with onnx's version converter."""
     x = torch.randn(2, *in_shape)
-    kw = dict(input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=opset)
+    kw = dict(input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
+              opset_version=min(opset, 17))
     if mode == "bn":
         kw.update(training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, x, str(path), **kw)
+    if opset > 17:
+        import onnx
+        from onnx import version_converter
+
+        onnx.save(version_converter.convert_version(onnx.load(str(path)), opset), str(path))
     return str(path)
