@@ -46,6 +46,28 @@ def cif_step(m: Array, count: Array, x: Array, theta: float, t_wake_seen: int, g
     return s, m - theta * s, count + s
 
 
+def cif_step_(m: "torch.Tensor", count: "torch.Tensor", x: "torch.Tensor", theta: float, t_wake_seen: int,
+              gamma: int = 1, scratch: dict | None = None) -> "torch.Tensor":
+    """:func:`cif_step` for torch tensors, updating ``m`` and ``count`` in place (the simulator's hot
+    path: no temporaries but the returned spikes, when ``scratch`` is a dict kept between calls).
+    Returns a new tensor of spike values s * theta. Same numbers as cif_step, bit for bit
+    (tests/test_neurons.py checks it)."""
+    scratch = {} if scratch is None else scratch
+    lo = scratch.get("lo")
+    if lo is None:
+        lo = scratch["lo"] = torch.empty_like(count)
+        scratch["hi"] = torch.empty_like(count)
+    hi = scratch["hi"]
+    m.add_(x)
+    torch.clamp(count, max=gamma, out=lo).neg_()                 # max(-gamma, -S), S >= 0
+    torch.sub(count, t_wake_seen, out=hi).neg_().clamp_(0, gamma)  # min(gamma, t_w - S)
+    s = torch.div(m, theta).floor_().clamp_(lo, hi)
+    count.add_(s)
+    value = s if theta == 1.0 else s.mul_(theta)  # no fused multiply-subtract: keep cif_step's rounding
+    m.sub_(value)
+    return value
+
+
 def if_step(m: Array, x: Array, theta: float):
     """IF baseline: soft reset, at most one positive spike per step, no clip, no negative spikes."""
     m = m + x
@@ -62,6 +84,14 @@ def lif_step(u: Array, x: Array, beta: float, threshold: float):
     u = beta * u + x
     f = (u > threshold) * 1.0
     return f, u * (1.0 - f)
+
+
+def inhibition_maxpool_step_(acc: "torch.Tensor", x_windows: "torch.Tensor") -> "torch.Tensor":
+    """:func:`inhibition_maxpool_step` updating ``acc`` in place; returns the pooled output."""
+    acc.add_(x_windows)
+    out = acc.amax(-1)
+    acc.sub_(out[..., None])
+    return out
 
 
 def inhibition_maxpool_step(acc: Array, x_windows: Array):

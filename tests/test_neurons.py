@@ -87,3 +87,15 @@ def test_inhibition_maxpool_cumulative_max():
         out, acc = neurons.inhibition_maxpool_step(acc, x[t])
         total += out
         np.testing.assert_allclose(total, x[: t + 1].sum(0).max(-1))
+
+
+def test_inplace_cif_equals_pure_cif():
+    rng = np.random.default_rng(3)
+    for theta, gamma in ((1.0, 1), (0.37, 1), (1.3, 3)):
+        m1 = S1 = torch.zeros(4000, dtype=torch.float64)
+        m2, S2 = torch.zeros(4000, dtype=torch.float64), torch.zeros(4000, dtype=torch.float64)
+        for t in range(20):
+            x = torch.tensor(rng.normal(0, 1, 4000) if t < 8 else np.zeros(4000))
+            s1, m1, S1 = neurons.cif_step(m1, S1, x, theta, min(t + 1, 8), gamma)
+            v2 = neurons.cif_step_(m2, S2, x, theta, min(t + 1, 8), gamma)
+            assert torch.equal(s1 * theta, v2) and torch.equal(m1, m2) and torch.equal(S1, S2)

@@ -79,6 +79,9 @@ class ReferenceSimulator:
                 raise TargetError("node is not spiking-ready", node=n.name, op=n.op,
                                   hint="Run the conversion passes (encode_spikes) first")
         self.out_names = [prod[t].name for t in graph.outputs]
+        self._zero_cache: dict[str, torch.Tensor] = {}
+        inputs = {n.name for n in graph.input_nodes}
+        self.reads_input = {n.name for n in self.order if self.srcs[n.name] and set(self.srcs[n.name]) <= inputs}
 
     # ------------------------------------------------------------------------------------
     def run(self, x: np.ndarray | torch.Tensor, steps: int | None = None, early_stop: bool = False,
@@ -100,11 +103,13 @@ class ReferenceSimulator:
         cache: dict[str, tuple] = {}
         acc = {o: None for o in self.out_names}
         per_step = []
-        counts = {n.name: [0.0, 0.0] for n in self.order if OPS[n.op].role == "neuron" and n.op != "InhibitionMaxPool"}
+        counts = {n.name: torch.zeros(2, dtype=torch.float64, device=self.device)
+                  for n in self.order if n.op in ("CIF", "IF", "LIF")}  # (sum |s|, sum s) over batch and time
         quiet_since, quiescent_at, t_done = None, None, T
         out_shape = (N, *g.shapes[g.outputs[0]])
         for t in range(T):
             vals: dict[str, torch.Tensor] = {}
+            check = early_stop and s.sleep and t >= s.wake_end
             active = False
             for n in self.order:
                 if n.op == "Input":
@@ -113,8 +118,9 @@ class ReferenceSimulator:
                     xs = [vals[src] for src in self.srcs[n.name]]
                     if n.name in balance:
                         xs = [b(v) if b else v for b, v in zip(balance[n.name], xs)]
-                    y, spiked = self._step(n, xs, t, state, cache, counts)
-                    active |= spiked
+                    y, _ = self._step(n, xs, t, state, cache, counts)
+                    if check and not active and OPS[n.op].role == "neuron":
+                        active = bool(y.any())
                 if n.name in delays:
                     y = delays[n.name](y)
                 vals[n.name] = y
@@ -124,7 +130,7 @@ class ReferenceSimulator:
                 per_step.append((acc[self.out_names[0]] / s.t_wake).cpu().numpy())
             if progress:
                 progress(t + 1)
-            if early_stop and s.sleep and t >= s.wake_end:
+            if check:
                 quiet_since = (quiet_since if quiet_since is not None else t) if not active else None
                 if quiet_since is not None and t - quiet_since >= s.max_delay:
                     quiescent_at, t_done = quiet_since, t + 1
@@ -134,7 +140,7 @@ class ReferenceSimulator:
         outputs = {t_: (acc[o] / s.t_wake).cpu().numpy() for t_, o in zip(g.outputs, self.out_names)}
         return SimResult(outputs=outputs, steps=T, t_wake=s.t_wake,
                          per_step=np.stack(per_step) if record else None,
-                         spikes={k: {"pos": int(v[0]), "neg": int(v[1])} for k, v in counts.items()},
+                         spikes=self._spike_counts(counts),
                          quiescent_at=quiescent_at)
 
     # ------------------------------------------------------------------------------------
@@ -143,56 +149,84 @@ class ReferenceSimulator:
         if op.role == "affine":
             key = tuple(id(x) for x in xs)
             hit = cache.get(n.name)
-            if hit is not None and hit[0] == key:
-                y = hit[1]
-            elif not any(bool(x.any()) for x in xs):
-                y = None
-            else:
-                y = op.linear(n, xs, p)
-                cache[n.name] = (key, y, xs)  # keep xs alive so their ids stay unique
             b = op.bias(n, p, self.g.shapes[n.output]) if s.bias_on(n.name, t) else None
-            if y is None:
-                y = torch.zeros((xs[0].shape[0], *self.g.shapes[n.output]), dtype=self.dtype, device=self.device)
-            return (y + b if b is not None else y), False
-        if n.op == "CIF":
-            st = state.get(n.name)
-            theta = float(n.attrs["threshold"])
-            if st is None:
-                m0 = torch.full_like(xs[0], float(n.attrs.get("shift", 0.0)) * theta)
-                st = state[n.name] = {"m": m0, "S": torch.zeros_like(xs[0])}
-            spk, st["m"], st["S"] = neurons.cif_step(st["m"], st["S"], xs[0], theta, s.wake_steps_seen(n.name, t),
-                                                     int(n.attrs.get("gamma", 1)))
-            return spk * theta, self._count(n, spk, counts)
-        if n.op == "IF":
-            st = state.get(n.name)
-            theta = float(n.attrs["threshold"])
-            if st is None:
-                st = state[n.name] = {"m": torch.full_like(xs[0], float(n.attrs.get("shift", 0.0)) * theta)}
-            spk, st["m"] = neurons.if_step(st["m"], xs[0], theta)
-            return spk * theta, self._count(n, spk, counts)
-        if n.op == "LIF":
+            if hit is not None and hit[0] == key:  # same input tensors as last step: reuse (read-only)
+                return (hit[1] + b if b is not None else hit[1]), None
+            shape = (xs[0].shape[0], *self.g.shapes[n.output])
+            if not any(bool(x.any()) for x in xs):  # silent input: the output is the gated bias
+                zero = self._zeros(n.name, shape)
+                return (zero + b if b is not None else zero), None
+            y = op.linear(n, xs, p)
+            if n.name in self.reads_input:  # the input current repeats every wake step: keep the result
+                cache[n.name] = (key, y, xs)  # (xs kept alive so their ids stay unique)
+                return (y + b if b is not None else y), None
+            return (y.add_(b) if b is not None else y), None
+        if n.op in ("CIF", "IF", "LIF"):
             st = state.get(n.name)
             if st is None:
-                st = state[n.name] = {"u": torch.zeros_like(xs[0])}
-            spk, st["u"] = neurons.lif_step(st["u"], xs[0], float(n.attrs["beta"]), float(n.attrs["threshold"]))
-            return spk, self._count(n, spk, counts)
+                st = state[n.name] = self._init_neuron(n, xs[0])
+            if n.op == "CIF":
+                val = neurons.cif_step_(st["m"], st["S"], xs[0], st["theta"], s.wake_steps_seen(n.name, t),
+                                        int(n.attrs.get("gamma", 1)), st)
+                spk = val
+            elif n.op == "IF":
+                spk, st["m"] = neurons.if_step(st["m"], xs[0], st["theta"])
+                val = spk * st["theta"]
+            else:
+                spk, st["u"] = neurons.lif_step(st["u"], xs[0], float(n.attrs["beta"]), float(n.attrs["threshold"]))
+                val = spk
+            flat = spk.reshape(-1)
+            # sum |s|: for binary/ternary spikes s*s = |s| and a dot product is the cheapest pass
+            binary = n.op != "CIF" or int(n.attrs.get("gamma", 1)) == 1
+            mag = torch.dot(flat, flat) / (st.get("theta", 1.0) if n.op == "CIF" else 1.0) if binary else flat.abs().sum()
+            counts[n.name] += torch.stack([mag, flat.sum()]).double()
+            return val, None
         if n.op == "InhibitionMaxPool":
-            win = self._windows(n, xs[0])
-            st = state.get(n.name)
-            if st is None:
-                st = state[n.name] = {"A": torch.zeros_like(win)}
-            out, st["A"] = neurons.inhibition_maxpool_step(st["A"], win)
-            return out.reshape(xs[0].shape[0], *self.g.shapes[n.output]), bool(out.any())
+            return self._maxpool(n, xs[0], state), None
         raise TargetError("the reference simulator cannot run this op", node=n.name, op=n.op)
 
-    @staticmethod
-    def _count(n: Node, spk: torch.Tensor, counts: dict) -> bool:
-        """Add this step's positive and negative spikes to the layer's totals; True if any."""
-        pos = float(spk.clamp(min=0).sum())
-        neg = float((-spk).clamp(min=0).sum())
-        counts[n.name][0] += pos
-        counts[n.name][1] += neg
-        return bool(pos or neg)
+    def _zeros(self, name: str, shape: tuple) -> torch.Tensor:
+        """A zero tensor per node, shared between steps (never written to)."""
+        z = self._zero_cache.get(name)
+        if z is None or tuple(z.shape) != shape:
+            z = self._zero_cache[name] = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        return z
+
+    def _spike_counts(self, counts: dict) -> dict[str, dict[str, int]]:
+        out = {}
+        for k, v in counts.items():
+            n = self.g.nodes[k]
+            unit = float(n.attrs.get("threshold", 1.0)) if n.op == "CIF" else 1.0  # CIF sums are s * θ
+            total, net = (float(x) / unit for x in v.cpu())
+            out[k] = {"pos": int(round((total + net) / 2)), "neg": int(round((total - net) / 2))}
+        return out
+
+    def _init_neuron(self, n: Node, x: torch.Tensor) -> dict:
+        theta = float(n.attrs.get("threshold", 1.0))
+        if n.op == "LIF":
+            return {"u": torch.zeros_like(x)}
+        m0 = torch.full_like(x, float(n.attrs.get("shift", 0.0)) * theta)  # QCFS: pre-charge 0.5 θ
+        return {"m": m0, "S": torch.zeros_like(x), "theta": theta}
+
+    def _maxpool(self, n: Node, x: torch.Tensor, state: dict) -> torch.Tensor:
+        """Lateral-inhibition max pool. Non-overlapping unpadded windows keep the accumulator in the
+        input's own layout (no copies); other pools work on unfolded windows."""
+        op = OPS[n.op]
+        k, stride = _pair(op.attr(n, "kernel")), _pair(op.attr(n, "stride"))
+        C, Ho, Wo = self.g.shapes[n.output]
+        N, _, H, W = x.shape
+        st = state.get(n.name)
+        if k == stride and not any(op.attr(n, "pads")) and H == Ho * k[0] and W == Wo * k[1]:
+            if st is None:
+                st = state[n.name] = {"A": torch.zeros_like(x)}
+            acc = st["A"].add_(x)
+            out = F.max_pool2d(acc, k, stride)
+            acc.view(N, C, Ho, k[0], Wo, k[1]).sub_(out.view(N, C, Ho, 1, Wo, 1))
+            return out
+        win = self._windows(n, x)
+        if st is None:
+            st = state[n.name] = {"A": torch.zeros_like(win)}
+        return neurons.inhibition_maxpool_step_(st["A"], win).reshape(N, C, Ho, Wo)
 
     def _windows(self, n: Node, x: torch.Tensor) -> torch.Tensor:
         """(N, C, Ho*Wo, k*k) view of each pooling window; padding (and ceil_mode overhang) is -inf."""
