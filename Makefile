@@ -13,7 +13,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/neurocompile examples/digits_cqrelu.onnx --target reference --input examples/digits_samples.npy
+	$(BIN)/neurocompile examples/digits_cqrelu.onnx --target reference --input examples/digits_test.npy
+
+bench: $(STAMP)
+	cd benchmarks && ../$(BIN)/python import_speed.py && ../$(BIN)/python steps_to_lossless.py && ../$(BIN)/python throughput.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
