@@ -38,7 +38,7 @@ def optimize(graph: Graph, log: list[PassRecord] | None = None) -> Graph:
 def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | None = None,
             calibration: np.ndarray | None = None, percentile: float = 99.9, steps: int | None = None,
             target: str = "reference", synapse_delay: int | None = None, balance: bool = True,
-            log: list[PassRecord] | None = None) -> Graph:
+            normalize_weights: bool = False, log: list[PassRecord] | None = None) -> Graph:
     """ANN graph -> spiking graph with a WakeSleepSchedule for ``target``.
 
     ``levels`` sets L for calibrated plain-ReLU layers; for a CQReLU network it must equal the
@@ -47,7 +47,8 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
     delay = get_target(target).synapse_delay if synapse_delay is None else int(synapse_delay)
     pm = PassManager(casc_pipeline(neuron=neuron, gamma=gamma, levels=levels or 8, calibration=calibration,
                                    percentile=percentile, t_wake=None if neuron == "cif" else steps,
-                                   steps=steps, synapse_delay=delay, balance=balance))
+                                   steps=steps, synapse_delay=delay, balance=balance,
+                                   normalize_weights=normalize_weights))
     out = pm.run(graph)
     if log is not None:
         log.extend(pm.log)

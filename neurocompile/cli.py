@@ -46,6 +46,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=int, default=1, help="max spikes per step for CIF (>1: graded spikes)")
     p.add_argument("--delay", type=int, help="per-layer synaptic delay to model (default: the target's)")
     p.add_argument("--no-balance", action="store_true", help="do not delay-balance merge branches")
+    p.add_argument("--normalize-weights", action="store_true", help="rescale weights so thresholds are 1")
     p.add_argument("--input", help=".npy array of inputs, shape (N, *input_shape); compared against the ANN")
     p.add_argument("--calibrate", help=".npy calibration inputs for plain-ReLU (lossy) conversion")
     p.add_argument("--percentile", type=float, default=99.9, help="calibration percentile (default 99.9)")
@@ -102,7 +103,7 @@ def _run(a: argparse.Namespace) -> int:
     log: list = []
     snn = api.convert(g, neuron=a.neuron, gamma=a.gamma, levels=a.levels, calibration=calib,
                       percentile=a.percentile, steps=a.steps, target=a.target, synapse_delay=a.delay,
-                      balance=not a.no_balance, log=log)
+                      balance=not a.no_balance, normalize_weights=a.normalize_weights, log=log)
     if a.log_passes:
         print("\n".join(str(r) for r in log))
     if a.save_ir:

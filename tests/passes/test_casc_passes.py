@@ -7,7 +7,7 @@ from onnx import TensorProto, helper
 from neurocompile import api, interpreter
 from neurocompile.errors import ConversionError
 from neurocompile.frontends.onnx import import_model
-from neurocompile.passes import PassManager, optimize_pipeline
+from neurocompile.passes import PassManager, casc_pipeline, optimize_pipeline
 from neurocompile.passes.encode_spikes import encode_spikes
 from neurocompile.passes.normalize_thresholds import normalize_thresholds
 from neurocompile.passes.recognize_cqrelu import recognize_cqrelu
@@ -108,3 +108,30 @@ def test_levels_mismatch_is_refused(onnx_model):
     path, _ = onnx_model("mlp", "cqrelu", "bn", 4)
     with pytest.raises(ConversionError, match="trained levels"):
         api.convert(api.load(path), levels=8)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "vgg", "resnet"])
+def test_weight_normalization_makes_thresholds_one(onnx_model, arch):
+    path, shape = onnx_model(arch, "cqrelu", "bn", 4)
+    g = api.load(path)
+    plain, normed = api.convert(g), api.convert(g, normalize_weights=True)
+    x = np.random.default_rng(0).uniform(0, 1, (32, *shape)).astype(np.float32)
+    assert rel_err(interpreter.run1(normed, x, "float64"), interpreter.run1(plain, x, "float64")) <= 1e-6
+    thetas = [n.attrs["threshold"] for n in normed.nodes.values() if n.op == "CIF"]
+    assert all(t == pytest.approx(1.0) for t in thetas)
+    ann = interpreter.run1(normed, x, "float64")
+    assert np.abs(api.simulate(normed, x).output - ann).max() <= 1e-9 * np.abs(ann).max()
+
+
+def test_weight_normalization_with_non_unit_clips():
+    """λ differs per layer (1.3, 0.5): weights absorb λ_{l-1}/λ_l; the readout W absorbs λ_last."""
+    from tests.test_properties import random_net
+
+    g = random_net(7, levels=4, depth=3, conv=True, residual=False, maxpool=True)
+    assert {n.attrs["clip"] for n in g.nodes.values() if n.op == "CQReLU"} != {1.0}
+    normed = PassManager(casc_pipeline(normalize_weights=True)).run(g)
+    assert all(n.attrs["threshold"] == pytest.approx(1.0) for n in normed.nodes.values() if n.op == "CIF")
+    x = np.random.default_rng(1).uniform(0, 1, (16, 3, 6, 6)).astype(np.float32)
+    ann = interpreter.run1(g, x, "float64")
+    assert rel_err(interpreter.run1(normed, x, "float64"), ann) <= 1e-6
+    assert rel_err(api.simulate(normed, x).output, ann) <= 1e-6
