@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -95,6 +96,7 @@ def compare(snn: np.ndarray, ann: np.ndarray, per_step: np.ndarray | None = None
         "max_abs_error": float(np.max(np.abs(snn - ann))),
         "max_abs_logit": float(np.max(np.abs(ann))),
         "argmax_agreement": float(np.mean(snn.reshape(len(snn), -1).argmax(1) == ann.reshape(len(ann), -1).argmax(1))),
+        "ann_argmax": ann.reshape(len(ann), -1).argmax(1).tolist(),
     }
     if per_step is not None:
         rep["per_step_max_abs_error"] = [float(np.max(np.abs(p - ann))) for p in per_step]
@@ -113,6 +115,18 @@ def load_input(path: str, shape: tuple[int, ...]) -> np.ndarray:
         raise NeurocompileError(f"input array has shape {x.shape}, the model expects (N, {', '.join(map(str, shape))})",
                                 file=path)
     return x.astype(np.float32)
+
+
+EXAMPLE_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
+                            "digits_test.npy")
+
+
+def default_input(shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
+    """What runs without ``--input``: one bundled digits test image when the model takes 1x8x8
+    images, else one random input (seed 0)."""
+    if tuple(shape) == (1, 8, 8) and os.path.exists(EXAMPLE_DATA):
+        return np.load(EXAMPLE_DATA)[:1].astype(np.float32), "1 bundled digits test image"
+    return np.random.default_rng(0).uniform(0, 1, (1, *shape)).astype(np.float32), "1 random input (seed 0)"
 
 
 def first_input_shape(graph: Graph) -> tuple[int, ...]:

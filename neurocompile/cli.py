@@ -51,6 +51,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", help=".npy calibration inputs for plain-ReLU (lossy) conversion")
     p.add_argument("--percentile", type=float, default=99.9, help="calibration percentile (default 99.9)")
     p.add_argument("--device", help="torch device for the reference simulator (cpu, cuda)")
+    p.add_argument("--fixed-point", action="store_true", help="lava-sim: run Lava's fixed_pt process models")
     p.add_argument("--early-stop", action="store_true", help="stop once the network is quiescent")
     p.add_argument("--json", dest="json_out", help="write results as JSON to this file")
     p.add_argument("--save-ir", help="save the converted IR (path.json + path.npz)")
@@ -111,9 +112,12 @@ def _run(a: argparse.Namespace) -> int:
     if a.input:
         x, source = api.load_input(a.input, shape), a.input
     else:
-        x, source = np.random.default_rng(0).uniform(0, 1, (4, *shape)).astype(np.float32), "4 random inputs (seed 0)"
+        x, source = api.default_input(shape)
     sched = snn.schedule
-    exe = api.compile(snn, a.target, **({"device": a.device} if a.device else {}))
+    options = {"device": a.device} if a.device else {}
+    if a.fixed_point:
+        options["fixed_point"] = True
+    exe = api.compile(snn, a.target, **options)
     res = _with_progress(exe, x, sched["steps"], a)
     ann, ann_source = api.ann_outputs(a.model, x)
     rep = api.compare(res.output, ann, res.per_step)
@@ -134,7 +138,8 @@ def _run(a: argparse.Namespace) -> int:
 def _with_progress(exe: Any, x: np.ndarray, steps: int, a: argparse.Namespace):
     from tqdm import tqdm
 
-    with tqdm(total=steps, desc=f"{a.target}", unit="step", disable=a.quiet or None, leave=False,
+    total = steps * (len(x) if a.target != "reference" else 1)  # Lava runs samples one after another
+    with tqdm(total=total, desc=f"{a.target}", unit="step", disable=a.quiet or None, leave=False,
               file=sys.stderr) as bar:
         return exe.run(x, steps=steps, early_stop=a.early_stop, progress=lambda t: bar.update(t - bar.n))
 
@@ -149,6 +154,7 @@ def _print_report(a, snn, res, rep, source, ann_source, lossy) -> None:
     print(f"inputs     {source}: {n} sample(s)")
     print(f"ANN        {ann_source}")
     print(f"SNN pred   {pred_snn[:16].tolist()}{' ...' if n > 16 else ''}")
+    print(f"ANN pred   {rep['ann_argmax'][:16]}{' ...' if n > 16 else ''}")
     print(f"max |logit error| {rep['max_abs_error']:.3g}  (max |logit| {rep['max_abs_logit']:.3g})   "
           f"argmax agreement {100 * rep['argmax_agreement']:.1f} %")
     spikes = sum(v["pos"] + v["neg"] for v in res.spikes.values())

@@ -29,6 +29,13 @@ def _clip(a: Array, lo: Array, hi: Array) -> Array:
     return np.minimum(np.maximum(a, lo), hi)
 
 
+def _like(mask: Array, a: Array) -> Array:
+    """A boolean mask as 0/1 in ``a``'s dtype (``mask * 1.0`` would give torch's default float32)."""
+    if torch is not None and isinstance(mask, torch.Tensor):
+        return mask.to(a.dtype)
+    return np.asarray(mask).astype(np.asarray(a).dtype)
+
+
 def cif_step(m: Array, count: Array, x: Array, theta: float, t_wake_seen: int, gamma: int = 1):
     """Consistent IF (CASC's signed burst neuron, soft reset).
 
@@ -82,7 +89,7 @@ def lif_step(u: Array, x: Array, beta: float, threshold: float):
     Returns (F, u after reset).
     """
     u = beta * u + x
-    f = (u > threshold) * 1.0
+    f = _like(u > threshold, u)
     return f, u * (1.0 - f)
 
 

@@ -35,7 +35,8 @@ class ReferenceTarget:
         return ReferenceSimulator(graph, device=device, dtype=dtype)
 
 
-_REGISTRY: dict[str, str] = {"reference": "neurocompile.targets:ReferenceTarget"}
+_REGISTRY: dict[str, str] = {"reference": "neurocompile.targets:ReferenceTarget",
+                             "lava-sim": "neurocompile.targets.lava:LavaSimTarget"}
 
 
 def register(name: str, spec: str) -> None:

@@ -64,6 +64,15 @@ class _Importer:
         self.out = Graph(name=name)
         self.out.meta = {"producer": model.producer_name, "opset": _opset(model),
                          "onnx_meta": {p.key: p.value for p in model.metadata_props}}
+        meta = self.out.meta["onnx_meta"]  # written by neurocompile.torch.export_onnx for spiking models
+        if "neurocompile.time_steps" in meta:
+            try:
+                self.out.meta["time_steps"] = int(meta["neurocompile.time_steps"])
+            except ValueError:
+                raise ModelLoadError(f"metadata neurocompile.time_steps={meta['neurocompile.time_steps']!r} "
+                                     "is not an integer") from None
+        if "neurocompile.encoding" in meta:
+            self.out.meta["encoding"] = meta["neurocompile.encoding"]
         self.consts: dict[str, Any] = {t.name: numpy_helper.to_array(t) for t in self.g.initializer}
         self.data: set[str] = set()
         ig = inferred.graph
@@ -382,6 +391,25 @@ def _concat(im: _Importer, name, n, inputs, attrs):
 def _cqrelu(im, name, n, inputs, attrs):
     return "CQReLU", [inputs[0]], {"levels": int(attrs.get("levels", 8)), "clip": float(attrs.get("clip", 1.0)),
                                    "shift": float(attrs.get("shift", 0.0))}, {}
+
+
+# Spiking nodes written by neurocompile.torch.export_onnx: one time step each; the simulator runs time.
+@handles(f"{CUSTOM_DOMAIN}::LIF")
+def _lif(im, name, n, inputs, attrs):
+    return "LIF", [inputs[0]], {"beta": float(attrs.get("beta", 0.25)),
+                                "threshold": float(attrs.get("threshold", 0.5))}, {}
+
+
+@handles(f"{CUSTOM_DOMAIN}::IF")
+def _if(im, name, n, inputs, attrs):
+    return "IF", [inputs[0]], {"threshold": float(attrs.get("threshold", 1.0)),
+                               "levels": int(attrs.get("levels", 8))}, {}
+
+
+@handles(f"{CUSTOM_DOMAIN}::CIF")
+def _cif(im, name, n, inputs, attrs):
+    return "CIF", [inputs[0]], {"threshold": float(attrs.get("threshold", 1.0)), "levels": int(attrs.get("levels", 8)),
+                                "gamma": int(attrs.get("gamma", 1))}, {}
 
 
 SUPPORTED = sorted({k for k in HANDLERS if "::" not in k} | {"Constant", "Shape (folded)"})

@@ -1,0 +1,35 @@
+"""Shared pieces of neurocompile's Lava process models (no Process classes here)."""
+from __future__ import annotations
+
+import numpy as np
+
+from lava.magma.core.decorator import implements, requires, tag  # noqa: F401  (re-exported)
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort  # noqa: F401
+from lava.magma.core.model.py.type import LavaPyType  # noqa: F401
+from lava.magma.core.resources import CPU  # noqa: F401
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: F401
+
+
+class PhasedModel(PyLoihiProcessModel):
+    """Knows which sample and which step of it Lava's global time step is."""
+
+    def sample_and_step(self) -> tuple[int, int]:
+        t = self.time_step - 1
+        period = int(self.proc_params["period"])
+        return t // period, t % period
+
+    def in_window(self, phase: int) -> bool:
+        """Wake window of this process (biases on; CIF counts wake steps): science.md's gating."""
+        p = self.proc_params
+        if not p["sleep"]:
+            return phase < p["steps"]
+        return p["arrival"] <= phase < p["arrival"] + p["t_wake"]
+
+    def wake_steps_seen(self, phase: int) -> int:
+        p = self.proc_params
+        return int(max(0, min(phase - p["arrival"] + 1, p["t_wake"])))
+
+
+def zeros(shape) -> np.ndarray:
+    return np.zeros(shape, dtype=float)

@@ -1,0 +1,42 @@
+"""A float64 ProcessModel for lava's own ``Conv`` process.
+
+lava's floating_pt Conv model computes in float32 (torch.FloatTensor); a lossless conversion is
+checked in float64, so the Lava target maps ``Conv`` to this model through the run config's
+``exception_proc_model_map``. Same weight convention as lava (a true convolution: kernel flipped
+in W and H, layout (C_out, W, H, C_in)), same one-step delay.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lava.proc.conv.models import AbstractPyConvModel
+from lava.proc.conv.process import Conv
+
+from neurocompile.targets.lava.processes.common import (CPU, LavaPyType, LoihiProtocol, PyInPort, PyOutPort,
+                                                        implements, requires, tag)
+
+
+@implements(proc=Conv, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt", "float64")
+class PyConvModelFloat64(AbstractPyConvModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float, precision=24)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_buf: np.ndarray = LavaPyType(np.ndarray, float)
+    weight: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def run_spk(self) -> None:
+        if torch.get_num_threads() != 1:
+            # Lava forks this model's process; torch's OpenMP pool inherited from a parent that already
+            # ran torch deadlocks in a forked child unless the child stays single-threaded.
+            torch.set_num_threads(1)
+        self.a_out.send(self.a_buf)
+        x = torch.from_numpy(np.asarray(self.s_in.recv(), dtype=np.float64).transpose(2, 1, 0).copy())[None]
+        if getattr(self, "_w", None) is None:  # weights are static: flip back to torch's correlation once
+            self._w = torch.from_numpy(self.weight[:, ::-1, ::-1].transpose(0, 3, 2, 1).astype(np.float64).copy())
+        y = F.conv2d(x, self._w, stride=tuple(int(v) for v in self.stride[::-1]),
+                     padding=tuple(int(v) for v in self.padding[::-1]),
+                     dilation=tuple(int(v) for v in self.dilation[::-1]), groups=int(self.groups[0]))
+        self.a_buf = y[0].numpy().transpose(2, 1, 0)

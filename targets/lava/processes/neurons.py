@@ -1,0 +1,65 @@
+"""Spiking neuron processes: CIF (lossless CASC neuron) and IF (baseline), with gated bias.
+
+The update rules come from neurocompile.neurons (one definition of each neuron)."""
+from __future__ import annotations
+
+import numpy as np
+
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+
+from neurocompile import neurons
+from neurocompile.targets.lava.processes.common import (CPU, LavaPyType, LoihiProtocol, PhasedModel, PyInPort,
+                                                        PyOutPort, implements, requires, tag)
+
+
+class SpikingNeuron(AbstractProcess):
+    """A layer of CIF or IF neurons. ``a_in`` takes currents, ``s_out`` sends signed graded spikes
+    of value s * threshold. ``bias`` (array of ``shape``) is added in the wake window only.
+    ``counts[k] = (positive, negative)`` spikes of sample k, summed over the layer."""
+
+    def __init__(self, *, shape, kind: str, threshold: float, bias: np.ndarray, gamma: int = 1, shift: float = 0.0,
+                 t_wake: int, arrival: int, steps: int, period: int, sleep: bool, n_samples: int, name=None):
+        super().__init__(shape=shape, kind=kind, threshold=threshold, gamma=gamma, shift=shift, t_wake=t_wake,
+                         arrival=arrival, steps=steps, period=period, sleep=sleep, name=name)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        self.bias = Var(shape=shape, init=bias)
+        self.m = Var(shape=shape, init=shift * threshold)
+        self.count = Var(shape=shape, init=0)
+        self.counts = Var(shape=(n_samples, 2), init=0)
+
+
+@implements(proc=SpikingNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySpikingNeuronFloat(PhasedModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    m: np.ndarray = LavaPyType(np.ndarray, float)
+    count: np.ndarray = LavaPyType(np.ndarray, float)
+    counts: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def run_spk(self) -> None:
+        p = self.proc_params
+        x = self.a_in.recv()
+        k, phase = self.sample_and_step()
+        if phase == 0:  # a new sample starts from rest (QCFS pre-charge included)
+            self.m[:] = p["shift"] * p["threshold"]
+            self.count[:] = 0
+        if phase >= p["steps"]:  # flush: stay silent, drop what still arrives
+            self.s_out.send(np.zeros_like(x))
+            return
+        if self.in_window(phase):
+            x = x + self.bias
+        theta = p["threshold"]
+        if p["kind"] == "CIF":
+            s, self.m[:], self.count[:] = neurons.cif_step(self.m, self.count, x, theta, self.wake_steps_seen(phase),
+                                                           p["gamma"])
+        else:
+            s, self.m[:] = neurons.if_step(self.m, x, theta)
+        self.counts[k, 0] += s[s > 0].sum()
+        self.counts[k, 1] -= s[s < 0].sum()
+        self.s_out.send(s * theta)

@@ -1,0 +1,51 @@
+"""Max pooling of a spiking network by lateral inhibition per window (no delay)."""
+from __future__ import annotations
+
+import numpy as np
+
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+
+from neurocompile import neurons
+from neurocompile.targets.lava.processes.common import (CPU, LavaPyType, LoihiProtocol, PhasedModel, PyInPort,
+                                                        PyOutPort, implements, requires, tag)
+
+
+class InhibitionMaxPool(AbstractProcess):
+    """``a_in`` (W, H, C) -> ``s_out`` (Wo, Ho, C). ``index`` (Wo, Ho, C, k) holds, per window, the
+    flat input indices it covers (-1: padding). ``bias`` is added to the input in the wake window."""
+
+    def __init__(self, *, in_shape, out_shape, index: np.ndarray, bias: np.ndarray, t_wake: int, arrival: int,
+                 steps: int, period: int, sleep: bool, name=None):
+        super().__init__(t_wake=t_wake, arrival=arrival, steps=steps, period=period, sleep=sleep, name=name)
+        self.a_in = InPort(shape=in_shape)
+        self.s_out = OutPort(shape=out_shape)
+        self.index = Var(shape=index.shape, init=index)
+        self.bias = Var(shape=in_shape, init=bias)
+        self.acc = Var(shape=index.shape, init=0)
+
+
+@implements(proc=InhibitionMaxPool, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyInhibitionMaxPoolFloat(PhasedModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    index: np.ndarray = LavaPyType(np.ndarray, int)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    acc: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def run_spk(self) -> None:
+        x = self.a_in.recv()
+        k, phase = self.sample_and_step()
+        if phase == 0:
+            self.acc[:] = 0.0
+        if phase >= self.proc_params["steps"]:
+            self.s_out.send(np.zeros(self.acc.shape[:-1]))
+            return
+        if self.in_window(phase):
+            x = x + self.bias
+        flat = np.append(x.reshape(-1), -np.inf)  # index -1 reads -inf: padding never wins
+        out, self.acc[:] = neurons.inhibition_maxpool_step(self.acc, flat[self.index])
+        self.s_out.send(out)

@@ -1,0 +1,163 @@
+"""Running an emitted process graph in Lava, with the always-stop discipline."""
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable
+
+import numpy as np
+
+from neurocompile.errors import TargetError
+from neurocompile.ir import Graph
+from neurocompile.schedule import WakeSleepSchedule
+from neurocompile.targets.lava.emit import Emitted, emit, from_lava, lava_shape
+from neurocompile.targets.reference.simulator import SimResult
+
+
+class LavaExecutable:
+    """``run(x, steps)`` builds the process graph for the batch, runs it in ``Loihi2SimCfg`` and
+    always stops the Lava runtime (errors and Ctrl-C included). Samples run back to back, one
+    period each; ``build_seconds`` / ``run_seconds`` time the last call."""
+
+    def __init__(self, graph: Graph, select_tag: str = "floating_pt"):
+        if graph.schedule is None:
+            raise TargetError("graph has no schedule: convert it for the lava-sim target first")
+        s = WakeSleepSchedule.from_dict(graph.schedule)
+        if s.synapse_delay != 1:
+            raise TargetError(f"the schedule models {s.synapse_delay} step(s) of synaptic delay; Lava's Dense and "
+                              "Conv delay by 1", hint="Convert with target='lava-sim' (or synapse_delay=1)")
+        unbalanced = [n for n in graph.nodes.values() if n.op in ("Add", "Concat")
+                      and len({len(x) for x in [n.inputs]}) and n.name not in s.balance and _branches_differ(graph, s, n)]
+        if unbalanced:
+            raise TargetError("merge branches are not delay-balanced", node=unbalanced[0].name, op=unbalanced[0].op,
+                              hint="Convert with balance=True")
+        if select_tag != "floating_pt":
+            raise TargetError(f"select_tag '{select_tag}' is not available yet: neurocompile's Lava processes have "
+                              "floating_pt models only (fixed point comes with the Loihi 2 quantization work)")
+        self.g, self.sched, self.select_tag = graph, s, select_tag
+        self.build_seconds = self.run_seconds = 0.0
+
+    def run(self, x: np.ndarray, steps: int | None = None, early_stop: bool = False, record: bool = True,
+            progress: Callable[[int], None] | None = None, timeout: float | None = None) -> SimResult:
+        """Run in a worker process of its own session: Lava's runtime (and every process it forks)
+        is killed as a group if the run fails, hangs past ``timeout`` or is interrupted, so nothing
+        is left behind. ``early_stop`` is ignored: Lava runs the fixed T."""
+        T = int(steps if steps is not None else self.sched.steps)
+        x = np.asarray(x, dtype=np.float64)
+        budget = timeout if timeout is not None else 120.0 + 0.5 * len(x) * T * max(len(self.g.nodes), 1)
+        job = {"graph": self.g, "x": x, "steps": T, "select_tag": self.select_tag}
+        res = run_isolated(job, budget, progress)
+        self.build_seconds, self.run_seconds, self.pgid = res["build_seconds"], res["run_seconds"], res["pgid"]
+        return self._result(res, len(x), T, record)
+
+    def run_here(self, x: np.ndarray, steps: int) -> dict:
+        """The Lava run itself (in the worker): build, run sample by sample, read, always stop."""
+        from lava.magma.core.run_conditions import RunSteps
+
+        s, g = self.sched, self.g
+        n = len(x)
+        period = steps + flush_steps(s)
+        t0 = time.perf_counter()
+        net: Emitted = emit(g, n, steps, period, x)
+        build = time.perf_counter() - t0
+        anchor = net.processes[0]
+        cfg = run_config(self.select_tag)
+        t0 = time.perf_counter()
+        try:
+            for k in range(n):  # one run call per sample: progress, and interrupts land between samples
+                anchor.run(condition=RunSteps(num_steps=period), run_cfg=cfg)
+                print(f"progress {(k + 1) * steps}", flush=True)
+            hist = {t: r.history.get() for t, r in net.readouts.items()}
+            counts = {k: p.counts.get() for k, p in net.neurons.items()}
+        finally:
+            anchor.stop()
+        return {"hist": hist, "counts": counts, "build_seconds": build, "run_seconds": time.perf_counter() - t0}
+
+    def _result(self, res: dict, n: int, T: int, record: bool) -> SimResult:
+        s, g = self.sched, self.g
+        outputs, per_step = {}, None
+        for t, h in res["hist"].items():  # (n, T, *lava) -> cumulative readout (T, n, *ir) / T_wake
+            h = from_lava(h.reshape((n, T) + lava_shape(g.shapes[t])), 2)
+            cum = np.cumsum(h, axis=1) / s.t_wake
+            outputs[t] = cum[:, -1]
+            if per_step is None and record:
+                per_step = np.transpose(cum, (1, 0) + tuple(range(2, cum.ndim)))
+        spikes = {k: {"pos": int(round(c[:, 0].sum())), "neg": int(round(c[:, 1].sum()))}
+                  for k, c in res["counts"].items()}
+        return SimResult(outputs=outputs, steps=T, t_wake=s.t_wake, per_step=per_step, spikes=spikes)
+
+
+def flush_steps(s: WakeSleepSchedule) -> int:
+    """Steps after a sample during which in-flight currents drain (longest path delay, and margin)."""
+    return 2 + max([a + s.delay.get(k, 0) for k, a in s.arrival.items()] + [0]) + s.max_delay
+
+
+def run_isolated(job: dict, timeout: float, progress: Callable[[int], None] | None) -> dict:
+    """Run ``job`` in ``python -m neurocompile.targets.lava.worker`` in a new session; kill the whole
+    session on error, timeout or KeyboardInterrupt. Returns the worker's result dict."""
+    with tempfile.TemporaryDirectory(prefix="neurocompile-lava-") as tmp:
+        jpath, rpath = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "result.pkl")
+        with open(jpath, "wb") as f:
+            pickle.dump(job, f)
+        errf = open(os.path.join(tmp, "stderr.txt"), "w+")  # a file, not a pipe: it never fills up
+        proc = subprocess.Popen([sys.executable, "-m", "neurocompile.targets.lava.worker", jpath, rpath],
+                                stdout=subprocess.PIPE, stderr=errf, text=True, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TargetError(f"the Lava run did not finish within {timeout:.0f} s and was stopped",
+                                      hint="A process model may have failed; rerun with fewer samples to see")
+                ready, _, _ = select.select([proc.stdout], [], [], min(left, 1.0))
+                if ready:
+                    line = proc.stdout.readline()
+                    if not line:
+                        break
+                    if line.startswith("progress ") and progress:
+                        progress(int(line.split()[1]))
+            proc.wait(timeout=max(deadline - time.monotonic(), 1))
+        finally:
+            _kill_group(proc)
+            errf.seek(0)
+            err = errf.read()
+            errf.close()
+        if proc.returncode != 0 or not os.path.exists(rpath):
+            last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or ["no message"]
+            raise TargetError(f"the Lava run failed (exit {proc.returncode}): {last[0]}")
+        with open(rpath, "rb") as f:
+            res = pickle.load(f)
+        res["pgid"] = proc.pid
+        return res
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the worker's session (Lava forks its process models into it), then reap."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def run_config(select_tag: str):
+    """Loihi2SimCfg with lava's Conv mapped to neurocompile's float64 model in floating point."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.conv.process import Conv
+
+    from neurocompile.targets.lava.processes.conv64 import PyConvModelFloat64
+
+    exceptions = {Conv: PyConvModelFloat64} if select_tag == "floating_pt" else {}
+    return Loihi2SimCfg(select_tag=select_tag, exception_proc_model_map=exceptions)
+
+
+def _branches_differ(g: Graph, s: WakeSleepSchedule, n) -> bool:
+    prod = g.producers()
+    arr = {s.arrival.get(prod[t].name, 0) + s.delay.get(prod[t].name, 0) for t in n.inputs}
+    return len(arr) > 1
