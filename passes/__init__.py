@@ -98,4 +98,15 @@ def casc_pipeline(neuron: str = "cif", gamma: int = 1, levels: int = 8, calibrat
             partial(schedule_wake_sleep, t_wake=t_wake, steps=steps, synapse_delay=synapse_delay, balance=balance)]
 
 
-__all__ = ["casc_pipeline", "PassManager", "PassRecord", "run_passes", "optimize_pipeline", "NeurocompileError"]
+def idsnn_pipeline(time_steps: int | None = None, steps: int | None = None, synapse_delay: int = 0,
+                   balance: bool = True) -> list[PassFn]:
+    """LIF student (already spiking) -> the same graph, BN folded, with a T-step schedule."""
+    from functools import partial
+
+    from neurocompile.passes.schedule_wake_sleep import schedule_wake_sleep
+
+    return [*optimize_pipeline(),
+            partial(schedule_wake_sleep, t_wake=time_steps, steps=steps, synapse_delay=synapse_delay, balance=balance)]
+
+
+__all__ = ["casc_pipeline", "idsnn_pipeline", "PassManager", "PassRecord", "run_passes", "optimize_pipeline", "NeurocompileError"]

@@ -33,6 +33,17 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
     Invariant: the interpreter's output is unchanged; the schedule references existing nodes only.
     """
     neurons = [n for n in g.topo() if n.op in ("CIF", "IF")]
+    lif = [n for n in g.topo() if n.op == "LIF"]
+    if lif and neurons:
+        raise ConversionError("a graph mixes LIF with CIF/IF neurons: convert one kind of network at a time",
+                              node=lif[0].name, op="LIF")
+    if lif:  # IDSNN student: T steps of direct input, each layer's bias in its own window, no sleep margin
+        if g.meta.get("encoding", "direct") != "direct":
+            raise ConversionError(f"input encoding '{g.meta['encoding']}' is not supported (direct only)")
+        t_wake = t_wake or g.meta.get("time_steps")
+        if not t_wake:
+            raise ConversionError("a LIF network needs its time steps T (export metadata neurocompile.time_steps)",
+                                  node=lif[0].name, op="LIF")
     levels = sorted({int(n.attrs["levels"]) for n in neurons})
     if len(levels) > 1:
         raise ConversionError(f"layers use different quantization levels {levels}; CIF conversion needs one L "
@@ -61,7 +72,8 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
     outs = [prod[t].name for t in g.outputs]
     last = max(arrival[n] + delay[n] for n in outs)
     gamma = max([int(n.attrs.get("gamma", 1)) for n in neurons], default=1)
-    settle = t_wake + last + settle_margin(L, max(ndepth[n] for n in outs), gamma)
+    # a LIF student runs exactly T steps (plus the path delay): there is nothing to settle
+    settle = t_wake + last + (0 if lif else settle_margin(L, max(ndepth[n] for n in outs), gamma))
     sched = WakeSleepSchedule(
         t_wake=int(t_wake), steps=int(steps if steps is not None else settle), synapse_delay=int(synapse_delay),
         sleep=not is_if,

@@ -25,7 +25,7 @@ from neurocompile.ir import Graph, Node
 from neurocompile.ops import OPS, _pair, tensors
 from neurocompile.schedule import WakeSleepSchedule
 
-SINKS = ("CIF", "IF", "InhibitionMaxPool")
+SINKS = ("CIF", "IF", "LIF", "InhibitionMaxPool")
 
 
 def lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -82,7 +82,10 @@ def emit(g: Graph, n_samples: int, steps: int, period: int, data: np.ndarray) ->
 
     from neurocompile.targets.lava.processes.neurons import SpikingNeuron
     from neurocompile.targets.lava.processes.pooling import InhibitionMaxPool
-    from neurocompile.targets.lava.processes.routing import DelayLine, Readout, WakeInput
+    from lava.proc.lif.process import LIFReset
+
+    from neurocompile.targets.lava.processes.routing import (DelayLine, GatedBias, Readout, SpikeCounter,
+                                                             WakeInput)
 
     s = WakeSleepSchedule.from_dict(g.schedule)
     timing = dict(t_wake=s.t_wake, steps=steps, period=period, sleep=s.sleep)
@@ -120,6 +123,22 @@ def emit(g: Graph, n_samples: int, steps: int, period: int, data: np.ndarray) ->
                                   n_samples=n_samples, name=n.name, **timing))
             into(p.a_in, ins[0])
             neurons[n.name] = p
+            terms[n.output] = [p.s_out]
+        elif n.op == "LIF":
+            # lava's own LIF: du = 1 (current = this step's input), dv = 1 - β, hard reset; LIFReset
+            # clears u and v at the first step of every period (Lava's time_step is 1-based)
+            lshape = lava_shape(shape)
+            p = add(LIFReset(shape=lshape, du=1.0, dv=1.0 - float(n.attrs["beta"]), vth=float(n.attrs["threshold"]),
+                             bias_mant=0.0, reset_interval=period, reset_offset=1 % period, name=n.name))
+            into(p.a_in, ins[0])
+            if np.any(biases[n.name]):
+                src = add(GatedBias(bias=to_lava(biases[n.name]), arrival=s.arrival.get(n.name, 0),
+                                    name=f"{n.name}/bias", **timing))
+                src.s_out.connect(p.a_in)
+            counter = add(SpikeCounter(shape=lshape, steps=steps, period=period, n_samples=n_samples,
+                                       name=f"{n.name}/count"))
+            p.s_out.connect(counter.s_in)
+            neurons[n.name] = counter
             terms[n.output] = [p.s_out]
         elif n.op == "InhibitionMaxPool":
             p = add(InhibitionMaxPool(in_shape=lava_shape(in_shapes[0]), out_shape=lava_shape(shape),

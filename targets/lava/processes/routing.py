@@ -85,3 +85,50 @@ class PyWakeInputFloat(PhasedModel):
         k, phase = self.sample_and_step()
         on = k < self.data.shape[0] and self.in_window(phase)
         self.s_out.send(self.data[k] if on else np.zeros(self.data.shape[1:]))
+
+
+class GatedBias(AbstractProcess):
+    """Sends ``bias`` in the wake window of each period, zeros otherwise: the constant current of a
+    layer whose neuron process (lava's LIF) applies its own bias on every step."""
+
+    def __init__(self, *, bias: np.ndarray, t_wake: int, arrival: int, steps: int, period: int, sleep: bool,
+                 name=None):
+        super().__init__(t_wake=t_wake, arrival=arrival, steps=steps, period=period, sleep=sleep, name=name)
+        self.bias = Var(shape=bias.shape, init=bias)
+        self.s_out = OutPort(shape=bias.shape)
+
+
+@implements(proc=GatedBias, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyGatedBiasFloat(PhasedModel):
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+    def run_spk(self) -> None:
+        _, phase = self.sample_and_step()
+        on = phase < self.proc_params["steps"] and self.in_window(phase)
+        self.s_out.send(self.bias if on else np.zeros(self.bias.shape))
+
+
+class SpikeCounter(AbstractProcess):
+    """Counts the binary spikes of a layer per sample: ``counts[k] = (spikes, 0)``."""
+
+    def __init__(self, *, shape, steps: int, period: int, n_samples: int, name=None):
+        super().__init__(steps=steps, period=period, name=name)
+        self.s_in = InPort(shape=shape)
+        self.counts = Var(shape=(n_samples, 2), init=0)
+
+
+@implements(proc=SpikeCounter, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySpikeCounterFloat(PhasedModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    counts: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def run_spk(self) -> None:
+        s = self.s_in.recv()
+        k, phase = self.sample_and_step()
+        if phase < self.proc_params["steps"]:
+            self.counts[k, 0] += float(np.sum(s))
