@@ -13,10 +13,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/neurocompile examples/digits_cqrelu.onnx --target reference --input examples/digits_test.npy
+	$(BIN)/neurocompile examples/digits_cqrelu.onnx --target lava-sim --input examples/digits_test.npy
 
 bench: $(STAMP)
-	cd benchmarks && ../$(BIN)/python import_speed.py && ../$(BIN)/python steps_to_lossless.py && ../$(BIN)/python throughput.py
+	cd benchmarks && for b in import_speed steps_to_lossless throughput lava_sim; do ../$(BIN)/python $$b.py || exit 1; done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

