@@ -39,15 +39,19 @@ def optimize(graph: Graph, log: list[PassRecord] | None = None) -> Graph:
 def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | None = None,
             calibration: np.ndarray | None = None, percentile: float = 99.9, steps: int | None = None,
             target: str = "reference", synapse_delay: int | None = None, balance: bool = True,
-            normalize_weights: bool = False, log: list[PassRecord] | None = None) -> Graph:
+            normalize_weights: bool = False, fixed_point: bool = False,
+            log: list[PassRecord] | None = None) -> Graph:
     """ANN graph -> spiking graph with a WakeSleepSchedule for ``target``. A graph of LIF neurons
     (an exported IDSNN student) only gets BN folded and a T-step schedule (T from its metadata).
 
-    ``levels`` sets L for calibrated plain-ReLU layers; for a CQReLU network it must equal the
+    ``fixed_point`` quantizes to integer weights/thresholds (lossy; run on lava-sim's fixed_pt models
+    or the reference simulator, which then computes in exact integers). ``levels`` sets L for calibrated plain-ReLU layers; for a CQReLU network it must equal the
     trained L (checked). ``synapse_delay`` defaults to the target's own per-layer delay.
     """
     delay = get_target(target).synapse_delay if synapse_delay is None else int(synapse_delay)
     if any(n.op == "LIF" for n in graph.nodes.values()):  # an IDSNN student is spiking already
+        if fixed_point:
+            raise ConversionError("fixed point is not available for LIF students yet")
         pm = PassManager(idsnn_pipeline(steps=steps, synapse_delay=delay, balance=balance))
         out = pm.run(graph)
         if log is not None:
@@ -56,7 +60,7 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
     pm = PassManager(casc_pipeline(neuron=neuron, gamma=gamma, levels=levels or 8, calibration=calibration,
                                    percentile=percentile, t_wake=None if neuron == "cif" else steps,
                                    steps=steps, synapse_delay=delay, balance=balance,
-                                   normalize_weights=normalize_weights))
+                                   normalize_weights=normalize_weights, fixed_point=fixed_point))
     out = pm.run(graph)
     if log is not None:
         log.extend(pm.log)

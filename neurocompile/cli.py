@@ -51,7 +51,8 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", help=".npy calibration inputs for plain-ReLU (lossy) conversion")
     p.add_argument("--percentile", type=float, default=99.9, help="calibration percentile (default 99.9)")
     p.add_argument("--device", help="torch device for the reference simulator (cpu, cuda)")
-    p.add_argument("--fixed-point", action="store_true", help="lava-sim: run Lava's fixed_pt process models")
+    p.add_argument("--fixed-point", action="store_true",
+                   help="integer weights/thresholds (8-bit weights, lossy); lava-sim runs Lava's fixed_pt models")
     p.add_argument("--early-stop", action="store_true", help="stop once the network is quiescent")
     p.add_argument("--json", dest="json_out", help="write results as JSON to this file")
     p.add_argument("--save-ir", help="save the converted IR (path.json + path.npz)")
@@ -98,15 +99,14 @@ def _inspect(a: argparse.Namespace) -> int:
 def _run(a: argparse.Namespace) -> int:
     from neurocompile import api
 
-    if a.fixed_point and a.target != "lava-sim":
-        raise NeurocompileError("--fixed-point applies to --target lava-sim only")
     g = api.load(a.model)
     shape = api.first_input_shape(g)
     calib = api.load_input(a.calibrate, shape) if a.calibrate else None
     log: list = []
     snn = api.convert(g, neuron=a.neuron, gamma=a.gamma, levels=a.levels, calibration=calib,
                       percentile=a.percentile, steps=a.steps, target=a.target, synapse_delay=a.delay,
-                      balance=not a.no_balance, normalize_weights=a.normalize_weights, log=log)
+                      balance=not a.no_balance, normalize_weights=a.normalize_weights,
+                      fixed_point=a.fixed_point, log=log)
     if a.log_passes:
         print("\n".join(str(r) for r in log))
     if a.save_ir:
@@ -117,7 +117,7 @@ def _run(a: argparse.Namespace) -> int:
         x, source = api.default_input(shape)
     sched = snn.schedule
     options = {"device": a.device} if a.device else {}
-    if a.fixed_point:
+    if a.fixed_point and a.target == "lava-sim":
         options["fixed_point"] = True
     exe = api.compile(snn, a.target, **options)
     res = _with_progress(exe, x, sched["steps"], a)

@@ -21,11 +21,14 @@ def run(graph: Graph, inputs: Mapping[str, np.ndarray] | np.ndarray, dtype: str 
     """
     tdt = DTYPES[dtype]
     feeds = _feeds(graph, inputs)
+    sched = graph.schedule or {}
+    in_scale, out_scale = sched.get("input_scale"), float(sched.get("readout_scale", 1.0))  # fixed point
     values: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for node in graph.topo():
             if node.op == "Input":
-                values[node.output] = torch.as_tensor(np.asarray(feeds[node.output]), dtype=tdt, device=device)
+                x = torch.as_tensor(np.asarray(feeds[node.output]), dtype=tdt, device=device)
+                values[node.output] = x if in_scale is None else (x * in_scale).round()
                 continue
             try:
                 y = OPS[node.op].forward(node, [values[t] for t in node.inputs], tensors(node, tdt, device))
@@ -34,7 +37,7 @@ def run(graph: Graph, inputs: Mapping[str, np.ndarray] | np.ndarray, dtype: str 
                                         op=node.op) from exc
             values[node.output] = y
     names = list(values) if keep else graph.outputs
-    return {k: values[k].cpu().numpy() for k in names}
+    return {k: (values[k] / (out_scale if k in graph.outputs else 1.0)).cpu().numpy() for k in names}
 
 
 def run1(graph: Graph, x: np.ndarray, dtype: str = "float32") -> np.ndarray:

@@ -54,11 +54,11 @@ def cif_step(m: Array, count: Array, x: Array, theta: float, t_wake_seen: int, g
 
 
 def cif_step_(m: "torch.Tensor", count: "torch.Tensor", x: "torch.Tensor", theta: float, t_wake_seen: int,
-              gamma: int = 1, scratch: dict | None = None) -> "torch.Tensor":
+              gamma: int = 1, scratch: dict | None = None, amplitude: float | None = None) -> "torch.Tensor":
     """:func:`cif_step` for torch tensors, updating ``m`` and ``count`` in place (the simulator's hot
     path: no temporaries but the returned spikes, when ``scratch`` is a dict kept between calls).
-    Returns a new tensor of spike values s * theta. Same numbers as cif_step, bit for bit
-    (tests/test_neurons.py checks it)."""
+    Returns a new tensor of spike values s * theta (s * amplitude when given). Same numbers as
+    cif_step, bit for bit (tests/test_neurons.py checks it)."""
     scratch = {} if scratch is None else scratch
     lo = scratch.get("lo")
     if lo is None:
@@ -70,9 +70,15 @@ def cif_step_(m: "torch.Tensor", count: "torch.Tensor", x: "torch.Tensor", theta
     torch.sub(count, t_wake_seen, out=hi).neg_().clamp_(0, gamma)  # min(gamma, t_w - S)
     s = torch.div(m, theta).floor_().clamp_(lo, hi)
     count.add_(s)
-    value = s if theta == 1.0 else s.mul_(theta)  # no fused multiply-subtract: keep cif_step's rounding
-    m.sub_(value)
-    return value
+    amp = theta if amplitude is None else amplitude
+    if theta == 1.0:
+        m.sub_(s)
+    else:
+        st = s * theta  # no fused multiply-subtract: keep cif_step's rounding
+        m.sub_(st)
+        if amp == theta:
+            return st
+    return s if amp == 1.0 else s.mul_(amp)
 
 
 def if_step(m: Array, x: Array, theta: float):

@@ -234,9 +234,13 @@ class Floor(Op):
         return torch.floor(xs[0])
 
 
-def cqrelu(x: Tensor, levels: int, clip: float, shift: float = 0.0) -> Tensor:
-    """(λ/L) * clamp(floor(x * L/λ + shift), 0, L); shift 0 is CQReLU (CASC), 0.5 is QCFS."""
-    q = torch.floor(x * (levels / clip) + shift) if shift else torch.floor(x * (levels / clip))
+def cqrelu(x: Tensor, levels: int, clip: float, shift: float = 0.0, divide: bool = False) -> Tensor:
+    """(λ/L) * clamp(floor(x * L/λ + shift), 0, L); shift 0 is CQReLU (CASC), 0.5 is QCFS.
+
+    ``divide`` computes (x * L) / λ instead of x * (L/λ): what a neuron does (sum L steps, then
+    compare with θ), exact for the integers of fixed point; the default matches exported chains."""
+    r = x * levels / clip if divide else x * (levels / clip)
+    q = torch.floor(r + shift) if shift else torch.floor(r)
     return torch.clamp(q, 0, levels) * (clip / levels)
 
 
@@ -250,14 +254,20 @@ class CQReLU(Op):
 
 
 class _Neuron(Op):
-    """A spiking neuron. Its ANN meaning is the CQReLU it stands for: levels L, clip = threshold."""
+    """A spiking neuron. Its ANN meaning is the CQReLU it stands for: levels L, clip = threshold;
+    a spike carries ``amplitude`` (default: the threshold; 1 in fixed point, where spikes are counts)."""
 
     role = "neuron"
-    attrs = {"threshold": 1.0, "levels": 8, "shift": 0.0}
+    attrs = {"threshold": 1.0, "levels": 8, "shift": 0.0, "amplitude": None}
 
     def forward(self, node, xs, p):
-        return cqrelu(xs[0], int(self.attr(node, "levels")), float(self.attr(node, "threshold")),
-                      float(self.attr(node, "shift")))
+        theta, levels = float(self.attr(node, "threshold")), int(self.attr(node, "levels"))
+        amp = self.attr(node, "amplitude")
+        if amp is None:
+            return cqrelu(xs[0], levels, theta, float(self.attr(node, "shift")), divide=True)
+        # spikes of another amplitude (fixed point: 1 per spike); q * (amp / L) stays exact in integers
+        r = xs[0] * levels / theta + float(self.attr(node, "shift"))
+        return torch.clamp(torch.floor(r), 0, levels) * (float(amp) / levels)
 
 
 class CIF(_Neuron):

@@ -24,6 +24,8 @@ class WakeSleepSchedule:
     balance: dict[str, list[int]] = field(default_factory=dict)  # merge node -> extra delay per input
     depth: int = 0                       # synaptic layers on the longest path
     predicted_settle: int = 0            # step by which the schedule predicts the readout is final
+    input_scale: float | None = None     # fixed point: the input current is round(x * input_scale)
+    readout_scale: float = 1.0           # fixed point: stored readout = real readout * readout_scale
 
     def bias_on(self, node: str, t: int) -> bool:
         if not self.sleep:
@@ -47,6 +49,10 @@ class WakeSleepSchedule:
     def wake_end(self) -> int:
         """First step at which no input and no bias is on anywhere."""
         return self.t_wake + max([0, *self.arrival.values()])
+
+    def encode_input(self, x):
+        """The input current as the target sees it (integers in fixed point)."""
+        return x if self.input_scale is None else (x * self.input_scale).round()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

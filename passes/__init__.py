@@ -80,14 +80,16 @@ def optimize_pipeline() -> list[PassFn]:
 
 def casc_pipeline(neuron: str = "cif", gamma: int = 1, levels: int = 8, calibration=None, percentile: float = 99.9,
                   t_wake: int | None = None, steps: int | None = None, synapse_delay: int = 0,
-                  balance: bool = True, normalize_weights: bool = False) -> list[PassFn]:
+                  balance: bool = True, normalize_weights: bool = False, fixed_point: bool = False) -> list[PassFn]:
     """CQReLU (or calibrated ReLU) ANN -> CIF/IF spiking graph with a wake/sleep schedule.
-    ``normalize_weights`` rescales weights so thresholds become 1 (same function)."""
+    ``normalize_weights`` rescales weights so thresholds become 1 (same function); ``fixed_point``
+    makes weights, thresholds and biases integers (lossy: 8-bit weights)."""
     from functools import partial
 
     from neurocompile.passes.encode_spikes import encode_spikes
     from neurocompile.passes.normalize_thresholds import normalize_thresholds
     from neurocompile.passes.normalize_weights import normalize_weights as normalize_weights_pass
+    from neurocompile.passes.quantize_fixed_point import quantize_fixed_point
     from neurocompile.passes.recognize_cqrelu import recognize_cqrelu
     from neurocompile.passes.schedule_wake_sleep import schedule_wake_sleep
 
@@ -95,7 +97,8 @@ def casc_pipeline(neuron: str = "cif", gamma: int = 1, levels: int = 8, calibrat
             partial(normalize_thresholds, calibration=calibration, percentile=percentile, levels=levels),
             *([normalize_weights_pass] if normalize_weights else []),
             partial(encode_spikes, neuron=neuron, gamma=gamma),
-            partial(schedule_wake_sleep, t_wake=t_wake, steps=steps, synapse_delay=synapse_delay, balance=balance)]
+            partial(schedule_wake_sleep, t_wake=t_wake, steps=steps, synapse_delay=synapse_delay, balance=balance),
+            *([quantize_fixed_point] if fixed_point else [])]
 
 
 def idsnn_pipeline(time_steps: int | None = None, steps: int | None = None, synapse_delay: int = 0,

@@ -114,12 +114,13 @@ def emit(g: Graph, n_samples: int, steps: int, period: int, data: np.ndarray) ->
                     into(line.a_in, ins[i])
                     ins[i] = [line.s_out]
         if n.op == "Input":
-            inp = add(WakeInput(data=np.stack([to_lava(x) for x in data]), name=n.name, **timing))
+            inp = add(WakeInput(data=np.stack([to_lava(x) for x in s.encode_input(data)]), name=n.name, **timing))
             terms[n.output] = [inp.s_out]
         elif n.op in ("CIF", "IF"):
             p = add(SpikingNeuron(shape=lava_shape(shape), kind=n.op, threshold=float(n.attrs["threshold"]),
                                   bias=to_lava(biases[n.name]), gamma=int(n.attrs.get("gamma", 1)),
-                                  shift=float(n.attrs.get("shift", 0.0)), arrival=s.arrival.get(n.name, 0),
+                                  shift=float(n.attrs.get("shift", 0.0)), amplitude=n.attrs.get("amplitude"),
+                                  arrival=s.arrival.get(n.name, 0),
                                   n_samples=n_samples, name=n.name, **timing))
             into(p.a_in, ins[0])
             neurons[n.name] = p
@@ -163,7 +164,8 @@ def emit(g: Graph, n_samples: int, steps: int, period: int, data: np.ndarray) ->
                                   node=n.name, op=n.op)
             terms[n.output] = [p.a_out]
         elif n.op == "Dense" or (n.op in ("Affine", "Mul", "Div") and len(shape) == 1):
-            p = add(Dense(weights=_dense_weights(n, shape[0]), num_message_bits=24, name=n.name))
+            p = add(Dense(weights=_dense_weights(n, shape[0]), num_message_bits=24, num_weight_bits=8, weight_exp=0,
+                          name=n.name))
             into(p.s_in, ins[0])
             terms[n.output] = [p.a_out]
         else:

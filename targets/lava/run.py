@@ -37,9 +37,9 @@ class LavaExecutable:
         if unbalanced:
             raise TargetError("merge branches are not delay-balanced", node=unbalanced[0].name, op=unbalanced[0].op,
                               hint="Convert with balance=True")
-        if select_tag != "floating_pt":
-            raise TargetError(f"select_tag '{select_tag}' is not available yet: neurocompile's Lava processes have "
-                              "floating_pt models only (fixed point comes with the Loihi 2 quantization work)")
+        if select_tag == "fixed_pt" and not graph.meta.get("fixed_point"):
+            raise TargetError("Lava's fixed_pt models need integer weights and thresholds",
+                              hint="Convert with fixed_point=True (CLI: --fixed-point)")
         self.g, self.sched, self.select_tag = graph, s, select_tag
         self.build_seconds = self.run_seconds = 0.0
 
@@ -84,7 +84,7 @@ class LavaExecutable:
         outputs, per_step = {}, None
         for t, h in res["hist"].items():  # (n, T, *lava) -> cumulative readout (T, n, *ir) / T_wake
             h = from_lava(h.reshape((n, T) + lava_shape(g.shapes[t])), 2)
-            cum = np.cumsum(h, axis=1) / s.t_wake
+            cum = np.cumsum(h.astype(np.float64), axis=1) / (s.t_wake * s.readout_scale)
             outputs[t] = cum[:, -1]
             if per_step is None and record:
                 per_step = np.transpose(cum, (1, 0) + tuple(range(2, cum.ndim)))

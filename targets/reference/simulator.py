@@ -91,8 +91,8 @@ class ReferenceSimulator:
         remaining steps, so the result equals a full run."""
         s, g = self.sched, self.g
         T = int(steps if steps is not None else s.steps)
-        xin = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=self.dtype,
-                              device=self.device)
+        xin = s.encode_input(torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
+                                             dtype=self.dtype, device=self.device))
         if len(g.input_nodes) != 1:
             raise TargetError("the reference simulator takes single-input graphs")
         N = xin.shape[0]
@@ -127,7 +127,7 @@ class ReferenceSimulator:
             for o in self.out_names:
                 acc[o] = vals[o].clone() if acc[o] is None else acc[o] + vals[o]
             if record:
-                per_step.append((acc[self.out_names[0]] / s.t_wake).cpu().numpy())
+                per_step.append((acc[self.out_names[0]] / (s.t_wake * s.readout_scale)).cpu().numpy())
             if progress:
                 progress(t + 1)
             if check:
@@ -137,7 +137,7 @@ class ReferenceSimulator:
                     break
         if record and t_done < T:
             per_step += [per_step[-1]] * (T - t_done)
-        outputs = {t_: (acc[o] / s.t_wake).cpu().numpy() for t_, o in zip(g.outputs, self.out_names)}
+        outputs = {t_: (acc[o] / (s.t_wake * s.readout_scale)).cpu().numpy() for t_, o in zip(g.outputs, self.out_names)}
         return SimResult(outputs=outputs, steps=T, t_wake=s.t_wake,
                          per_step=np.stack(per_step) if record else None,
                          spikes=self._spike_counts(counts),
@@ -167,18 +167,18 @@ class ReferenceSimulator:
                 st = state[n.name] = self._init_neuron(n, xs[0])
             if n.op == "CIF":
                 val = neurons.cif_step_(st["m"], st["S"], xs[0], st["theta"], s.wake_steps_seen(n.name, t),
-                                        int(n.attrs.get("gamma", 1)), st)
+                                        int(n.attrs.get("gamma", 1)), st, st["amp"])
                 spk = val
             elif n.op == "IF":
                 spk, st["m"] = neurons.if_step(st["m"], xs[0], st["theta"])
-                val = spk * st["theta"]
+                val = spk * st["amp"]
             else:
                 spk, st["u"] = neurons.lif_step(st["u"], xs[0], float(n.attrs["beta"]), float(n.attrs["threshold"]))
                 val = spk
             flat = spk.reshape(-1)
             # sum |s|: for binary/ternary spikes s*s = |s| and a dot product is the cheapest pass
             binary = n.op != "CIF" or int(n.attrs.get("gamma", 1)) == 1
-            mag = torch.dot(flat, flat) / (st.get("theta", 1.0) if n.op == "CIF" else 1.0) if binary else flat.abs().sum()
+            mag = torch.dot(flat, flat) / (st.get("amp", 1.0) if n.op == "CIF" else 1.0) if binary else flat.abs().sum()
             counts[n.name] += torch.stack([mag, flat.sum()]).double()
             return val, None
         if n.op == "InhibitionMaxPool":
@@ -196,7 +196,8 @@ class ReferenceSimulator:
         out = {}
         for k, v in counts.items():
             n = self.g.nodes[k]
-            unit = float(n.attrs.get("threshold", 1.0)) if n.op == "CIF" else 1.0  # CIF sums are s * θ
+            amp = n.attrs.get("amplitude")
+            unit = (float(n.attrs.get("threshold", 1.0)) if amp is None else float(amp)) if n.op == "CIF" else 1.0
             total, net = (float(x) / unit for x in v.cpu())
             out[k] = {"pos": int(round((total + net) / 2)), "neg": int(round((total - net) / 2))}
         return out
@@ -206,7 +207,8 @@ class ReferenceSimulator:
         if n.op == "LIF":
             return {"u": torch.zeros_like(x)}
         m0 = torch.full_like(x, float(n.attrs.get("shift", 0.0)) * theta)  # QCFS: pre-charge 0.5 θ
-        return {"m": m0, "S": torch.zeros_like(x), "theta": theta}
+        amp = n.attrs.get("amplitude")
+        return {"m": m0, "S": torch.zeros_like(x), "theta": theta, "amp": theta if amp is None else float(amp)}
 
     def _maxpool(self, n: Node, x: torch.Tensor, state: dict) -> torch.Tensor:
         """Lateral-inhibition max pool. Non-overlapping unpadded windows keep the accumulator in the

@@ -12,7 +12,13 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa:
 
 
 class PhasedModel(PyLoihiProcessModel):
-    """Knows which sample and which step of it Lava's global time step is."""
+    """Knows which sample and which step of it Lava's global time step is. Fixed-point subclasses
+    set ``DTYPE = np.int32``: values are integers there and are sent as such."""
+
+    DTYPE = float
+
+    def cast(self, v: np.ndarray) -> np.ndarray:
+        return np.asarray(v).astype(self.DTYPE, copy=False)
 
     def sample_and_step(self) -> tuple[int, int]:
         t = self.time_step - 1
@@ -31,5 +37,4 @@ class PhasedModel(PyLoihiProcessModel):
         return int(max(0, min(phase - p["arrival"] + 1, p["t_wake"])))
 
 
-def zeros(shape) -> np.ndarray:
-    return np.zeros(shape, dtype=float)
+INT = dict(precision=24)  # LavaPyType keywords of fixed-point ports and state (Loihi 2: 24-bit)

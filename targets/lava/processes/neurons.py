@@ -10,7 +10,7 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
 from neurocompile import neurons
-from neurocompile.targets.lava.processes.common import (CPU, LavaPyType, LoihiProtocol, PhasedModel, PyInPort,
+from neurocompile.targets.lava.processes.common import (CPU, INT, LavaPyType, LoihiProtocol, PhasedModel, PyInPort,
                                                         PyOutPort, implements, requires, tag)
 
 
@@ -20,8 +20,10 @@ class SpikingNeuron(AbstractProcess):
     ``counts[k] = (positive, negative)`` spikes of sample k, summed over the layer."""
 
     def __init__(self, *, shape, kind: str, threshold: float, bias: np.ndarray, gamma: int = 1, shift: float = 0.0,
-                 t_wake: int, arrival: int, steps: int, period: int, sleep: bool, n_samples: int, name=None):
+                 amplitude: float | None = None, t_wake: int, arrival: int, steps: int, period: int, sleep: bool,
+                 n_samples: int, name=None):
         super().__init__(shape=shape, kind=kind, threshold=threshold, gamma=gamma, shift=shift, t_wake=t_wake,
+                         amplitude=threshold if amplitude is None else amplitude,
                          arrival=arrival, steps=steps, period=period, sleep=sleep, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
@@ -50,7 +52,7 @@ class PySpikingNeuronFloat(PhasedModel):
             self.m[:] = p["shift"] * p["threshold"]
             self.count[:] = 0
         if phase >= p["steps"]:  # flush: stay silent, drop what still arrives
-            self.s_out.send(np.zeros_like(x))
+            self.s_out.send(self.cast(np.zeros(x.shape)))
             return
         if self.in_window(phase):
             x = x + self.bias
@@ -62,4 +64,19 @@ class PySpikingNeuronFloat(PhasedModel):
             s, self.m[:] = neurons.if_step(self.m, x, theta)
         self.counts[k, 0] += s[s > 0].sum()
         self.counts[k, 1] -= s[s < 0].sum()
-        self.s_out.send(s * theta)
+        self.s_out.send(self.cast(s * p["amplitude"]))
+
+
+@implements(proc=SpikingNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikingNeuronFixed(PySpikingNeuronFloat):
+    """Integer state and graded integer spikes (the fixed-point graph's thresholds are integers)."""
+
+    DTYPE = np.int32
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, **INT)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, **INT)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
+    m: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
+    count: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
+    counts: np.ndarray = LavaPyType(np.ndarray, np.int64)

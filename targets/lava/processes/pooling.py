@@ -8,7 +8,7 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
 from neurocompile import neurons
-from neurocompile.targets.lava.processes.common import (CPU, LavaPyType, LoihiProtocol, PhasedModel, PyInPort,
+from neurocompile.targets.lava.processes.common import (CPU, INT, LavaPyType, LoihiProtocol, PhasedModel, PyInPort,
                                                         PyOutPort, implements, requires, tag)
 
 
@@ -35,6 +35,7 @@ class PyInhibitionMaxPoolFloat(PhasedModel):
     index: np.ndarray = LavaPyType(np.ndarray, int)
     bias: np.ndarray = LavaPyType(np.ndarray, float)
     acc: np.ndarray = LavaPyType(np.ndarray, float)
+    PAD = -np.inf
 
     def run_spk(self) -> None:
         x = self.a_in.recv()
@@ -42,10 +43,22 @@ class PyInhibitionMaxPoolFloat(PhasedModel):
         if phase == 0:
             self.acc[:] = 0.0
         if phase >= self.proc_params["steps"]:
-            self.s_out.send(np.zeros(self.acc.shape[:-1]))
+            self.s_out.send(self.cast(np.zeros(self.acc.shape[:-1])))
             return
         if self.in_window(phase):
             x = x + self.bias
-        flat = np.append(x.reshape(-1), -np.inf)  # index -1 reads -inf: padding never wins
+        flat = np.append(x.reshape(-1), self.PAD)  # index -1 reads PAD: padding never wins
         out, self.acc[:] = neurons.inhibition_maxpool_step(self.acc, flat[self.index])
-        self.s_out.send(out)
+        self.s_out.send(self.cast(out))
+
+
+@implements(proc=InhibitionMaxPool, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyInhibitionMaxPoolFixed(PyInhibitionMaxPoolFloat):
+    DTYPE = np.int32
+    PAD = -(2 ** 30)  # below any 24-bit value
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, **INT)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, **INT)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
+    acc: np.ndarray = LavaPyType(np.ndarray, np.int64)

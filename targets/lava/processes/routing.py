@@ -7,7 +7,7 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
-from neurocompile.targets.lava.processes.common import (CPU, LavaPyType, LoihiProtocol, PhasedModel, PyInPort,
+from neurocompile.targets.lava.processes.common import (CPU, INT, LavaPyType, LoihiProtocol, PhasedModel, PyInPort,
                                                         PyOutPort, implements, requires, tag)
 
 
@@ -34,7 +34,7 @@ class PyDelayLineFloat(PhasedModel):
         i = (self.time_step - 1) % self.buffer.shape[0]
         out = self.buffer[i].copy()
         self.buffer[i] = x
-        self.s_out.send(out)
+        self.s_out.send(self.cast(out))
 
 
 class Readout(AbstractProcess):
@@ -84,7 +84,7 @@ class PyWakeInputFloat(PhasedModel):
     def run_spk(self) -> None:
         k, phase = self.sample_and_step()
         on = k < self.data.shape[0] and self.in_window(phase)
-        self.s_out.send(self.data[k] if on else np.zeros(self.data.shape[1:]))
+        self.s_out.send(self.cast(self.data[k] if on else np.zeros(self.data.shape[1:])))
 
 
 class GatedBias(AbstractProcess):
@@ -132,3 +132,33 @@ class PySpikeCounterFloat(PhasedModel):
         k, phase = self.sample_and_step()
         if phase < self.proc_params["steps"]:
             self.counts[k, 0] += float(np.sum(s))
+
+
+
+@implements(proc=DelayLine, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyDelayLineFixed(PyDelayLineFloat):
+    DTYPE = np.int32
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, **INT)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, **INT)
+    buffer: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
+
+
+@implements(proc=Readout, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyReadoutFixed(PyReadoutFloat):
+    DTYPE = np.int32
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, **INT)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
+    history: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+@implements(proc=WakeInput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyWakeInputFixed(PyWakeInputFloat):
+    DTYPE = np.int32
+    data: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, **INT)
