@@ -126,3 +126,15 @@ def load(name: str):
         x, y = load_fashion_mnist()
         return x[:-10000], y[:-10000], x[-10000:], y[-10000:]
     raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(NAMES)}")
+
+
+def load_or_exit(name: str):
+    """:func:`load` for the example scripts: a missing data set prints one line (``error: ...``, naming
+    the install command) to stderr and exits with status 2, without a traceback."""
+    try:
+        return load(name)
+    except DatasetUnavailable as exc:
+        import sys
+
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
