@@ -36,7 +36,8 @@ def _gone(pgid: int, wait: float = 10.0) -> bool:
     return True
 
 
-@pytest.mark.parametrize("arch,levels", [("mlp", 4), ("vgg", 8), ("resnet", 4), ("resnet", 8)])
+@pytest.mark.parametrize("arch", ["mlp", "vgg", "resnet"])
+@pytest.mark.parametrize("levels", [4, 8])
 def test_lava_equals_reference_every_step(onnx_model, arch, levels):
     path, shape = onnx_model(arch, "cqrelu", "bn", levels)
     snn = api.convert(api.load(path), target="lava-sim")
