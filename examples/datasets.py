@@ -138,3 +138,18 @@ def load_or_exit(name: str):
 
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+# ---- shared by the example scripts ----------------------------------------------------------------
+def run_snn(snn, target: str, x: np.ndarray, chunk: int = 500) -> np.ndarray:
+    """The compiled SNN's logits on ``x`` (reference in chunks, to bound memory; Lava in one worker run)."""
+    from neurocompile import api
+
+    exe = api.compile(snn, target)
+    if target != "reference":
+        return exe.run(x, record=False).output
+    return np.concatenate([exe.run(x[i:i + chunk], record=False).output for i in range(0, len(x), chunk)])
+
+
+def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    return float((np.asarray(logits).argmax(1) == y).mean())

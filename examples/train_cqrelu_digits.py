@@ -68,16 +68,7 @@ def fit(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, 
     model.eval()
 
 
-def run_snn(snn, target: str, x: np.ndarray, chunk: int = 500) -> np.ndarray:
-    """The compiled SNN's logits on ``x`` (in chunks, to bound the simulator's memory)."""
-    exe = api.compile(snn, target)
-    if target != "reference":  # one worker run: Lava starts once
-        return exe.run(x, record=False).output
-    return np.concatenate([exe.run(x[i:i + chunk], record=False).output for i in range(0, len(x), chunk)])
-
-
-def _acc(logits: np.ndarray, y: np.ndarray) -> float:
-    return float((np.asarray(logits).argmax(1) == y).mean())
+run_snn, _acc = datasets.run_snn, datasets.accuracy  # shared with the other example
 
 
 def parse(argv):

@@ -95,15 +95,7 @@ def train_student(a, teacher, xtr, ytr, in_ch: int, seed: int, init: bool, kd: b
     return student
 
 
-def run_snn(snn, target: str, x: np.ndarray, chunk: int = 500) -> np.ndarray:
-    exe = api.compile(snn, target)
-    if target != "reference":  # one worker run: Lava starts once
-        return exe.run(x, record=False).output
-    return np.concatenate([exe.run(x[i:i + chunk], record=False).output for i in range(0, len(x), chunk)])
-
-
-def _acc(z: np.ndarray, y: np.ndarray) -> float:
-    return float((np.asarray(z).argmax(1) == y).mean())
+run_snn, _acc = datasets.run_snn, datasets.accuracy  # shared with the other example
 
 
 def parse(argv):
