@@ -36,6 +36,13 @@ def optimize(graph: Graph, log: list[PassRecord] | None = None) -> Graph:
     return out
 
 
+def ann_graph(graph: Graph) -> Graph:
+    """The ANN as the converter sees it: optimized, CQReLU chains recognized (same function)."""
+    from neurocompile.passes.recognize_cqrelu import recognize_cqrelu
+
+    return PassManager([*optimize_pipeline(), recognize_cqrelu]).run(graph)
+
+
 def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | None = None,
             calibration: np.ndarray | None = None, percentile: float = 99.9, steps: int | None = None,
             target: str = "reference", synapse_delay: int | None = None, balance: bool = True,
@@ -46,8 +53,14 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
 
     ``fixed_point`` quantizes to integer weights/thresholds (lossy; run on lava-sim's fixed_pt models
     or the reference simulator, which then computes in exact integers). ``levels`` sets L for calibrated plain-ReLU layers; for a CQReLU network it must equal the
-    trained L (checked). ``synapse_delay`` defaults to the target's own per-layer delay.
+    trained L (checked). ``synapse_delay`` defaults to the target's own per-layer delay. Options
+    beyond :mod:`neurocompile.limits` are refused before any work.
     """
+    from neurocompile import limits
+
+    limits.check_options(steps=steps, levels=levels, gamma=gamma, delay=synapse_delay, percentile=percentile)
+    if calibration is not None:  # checked only: the passes get the caller's array unchanged
+        _checked_samples(np.asarray(calibration), "calibration array")
     delay = get_target(target).synapse_delay if synapse_delay is None else int(synapse_delay)
     if any(n.op == "LIF" for n in graph.nodes.values()):  # an IDSNN student is spiking already
         if fixed_point:
@@ -79,30 +92,46 @@ def compile(graph: Graph, target: str = "reference", **options: Any):
 
 def simulate(graph: Graph, x: np.ndarray, steps: int | None = None, target: str = "reference",
              early_stop: bool = False, progress=None, **options: Any):
-    """Compile and run in one call."""
+    """Compile and run in one call (``x`` is checked: finite numbers, at least one sample)."""
+    from neurocompile import limits
+
+    if isinstance(x, np.ndarray):
+        _checked_samples(x, "input")  # refuses; x itself keeps its dtype (float64 inputs stay exact)
+    if graph.schedule is not None:
+        limits.check_work(graph, len(x), int(steps or graph.schedule["steps"]), target)
     return compile(graph, target, **options).run(x, steps=steps, early_stop=early_stop, progress=progress)
 
 
-def ann_outputs(path: str, x: np.ndarray) -> tuple[np.ndarray, str]:
-    """The ANN's own outputs: onnxruntime on the original file when it can run it (custom
-    neurocompile nodes it cannot), else the interpreter in float64. Returns (outputs, source)."""
-    if str(path).endswith(".onnx"):
-        try:
-            import onnxruntime as ort
+def ann_outputs(path: str, x: np.ndarray, target: str = "reference") -> tuple[np.ndarray | None, str]:
+    """The ANN's own outputs from the independent reference :func:`neurocompile.reference.reference_for`
+    chooses (onnxruntime where it runs the file). Returns (outputs or None, the reference's name)."""
+    from neurocompile.reference import reference_for
 
-            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0], "onnxruntime"
-        except Exception:  # noqa: BLE001 - e.g. custom-domain nodes: fall back to our interpreter
-            pass
-    from neurocompile import interpreter
-
-    g = optimize(load(path))
-    return interpreter.run(g, x, dtype="float64")[g.outputs[0]], "interpreter"
+    ref = reference_for(path, load(path), target)
+    return ref.outputs(x), ref.name
 
 
-def compare(snn: np.ndarray, ann: np.ndarray, per_step: np.ndarray | None = None) -> dict[str, Any]:
-    """Logit error and argmax agreement of a spiking readout against the ANN."""
+def boundary_cases(graph: Graph, x: np.ndarray):
+    """Samples where a float32 ANN may differ from the exact one by a quantization level
+    (:mod:`neurocompile.boundary`); ``graph`` is the imported ANN."""
+    from neurocompile.boundary import find_boundary_cases
+
+    if any(n.op in ("LIF", "CIF", "IF") for n in graph.nodes.values()):
+        return find_boundary_cases(graph, x)
+    return find_boundary_cases(ann_graph(graph), x)
+
+
+def compare(snn: np.ndarray, ann: np.ndarray, per_step: np.ndarray | None = None,
+            exclude: list[int] | None = None, prefix: str = "") -> dict[str, Any]:
+    """Logit error and argmax agreement of a spiking readout against the ANN (``exclude``: sample
+    indices left out, e.g. boundary cases; ``prefix`` names the keys)."""
     snn, ann = np.asarray(snn, dtype=np.float64), np.asarray(ann, dtype=np.float64)
+    if exclude:
+        keep = np.setdiff1d(np.arange(len(ann)), exclude)
+        snn, ann = snn[keep], ann[keep]
+        per_step = None if per_step is None else per_step[:, keep]
+    if len(ann) == 0:
+        return {f"{prefix}max_abs_error": 0.0, f"{prefix}argmax_agreement": 1.0}
     rep = {
         "max_abs_error": float(np.max(np.abs(snn - ann))),
         "max_abs_logit": float(np.max(np.abs(ann))),
@@ -111,21 +140,51 @@ def compare(snn: np.ndarray, ann: np.ndarray, per_step: np.ndarray | None = None
     }
     if per_step is not None:
         rep["per_step_max_abs_error"] = [float(np.max(np.abs(p - ann))) for p in per_step]
-    return rep
+    return {f"{prefix}{k}": v for k, v in rep.items()}
 
 
 def load_input(path: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Read ``--input``/``--calibrate`` arrays: (N, *shape) or a single sample of ``shape``."""
+    """Read ``--input``/``--calibrate`` arrays: (N, *shape) or a single sample of ``shape``, N >= 1,
+    numeric (bool, int or float) and finite; returned as float32."""
     try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+        x = np.load(path, allow_pickle=False)  # never unpickle: a .npy may come from anywhere
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise ModelLoadError("the file holds a pickled (object) array, which is not loaded for safety",
+                                 file=path, hint="Save a numeric array with np.save") from exc
         raise ModelLoadError(f"cannot read input array: {exc}", file=path) from exc
+    except (OSError, EOFError) as exc:  # EOFError: a truncated .npy
+        msg = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise ModelLoadError(f"cannot read input array: {msg}", file=path,
+                             hint="Is it a complete .npy file (np.save)?") from exc
+    if isinstance(x, np.lib.npyio.NpzFile):
+        x.close()
+        raise ModelLoadError("the file is an .npz archive; pass a .npy array (np.save)", file=path)
     if tuple(x.shape) == tuple(shape):
         x = x[None]
     if tuple(x.shape[1:]) != tuple(shape):
         raise NeurocompileError(f"input array has shape {x.shape}, the model expects (N, {', '.join(map(str, shape))})",
                                 file=path)
-    return x.astype(np.float32)
+    return _checked_samples(x, "input array", path)
+
+
+def _checked_samples(x: np.ndarray, what: str, path: str | None = None) -> np.ndarray:
+    """Refuse empty, non-numeric or non-finite sample arrays (they would fail deep in a pass or a
+    simulator with a message about something else); return float32."""
+    if x.dtype.kind not in "biuf":
+        raise NeurocompileError(f"{what} has dtype {x.dtype}, not numbers", file=path,
+                                hint="Pass a bool, int or float array")
+    if x.ndim == 0 or len(x) == 0:
+        raise NeurocompileError(f"{what} holds no samples (shape {x.shape})", file=path)
+    with np.errstate(over="ignore"):
+        x = x.astype(np.float32)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = int(np.argmax(bad.reshape(len(x), -1).any(1)))
+        raise NeurocompileError(f"{what} holds {int(bad.sum()):,} non-finite value(s) ({int(np.isnan(x).sum()):,} NaN, "
+                                f"{int(np.isinf(x).sum()):,} inf or beyond float32) of {x.size:,}, first in sample "
+                                f"{first}", file=path, hint="Inputs must be finite numbers")
+    return x
 
 
 EXAMPLE_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",

@@ -5,24 +5,40 @@
                  [--input X.npy] [--json OUT.json] ...
 
 Exit codes: 0 success, 1 a model/conversion/target error (one paragraph on stderr), 2 bad usage,
-3 an internal error (a bug: set NEUROCOMPILE_DEBUG=1 for the traceback), 130 interrupted.
+3 an internal error (a bug: set NEUROCOMPILE_DEBUG=1 for the traceback), 128 + the signal number
+when stopped by SIGINT (130), SIGTERM (143) or SIGHUP (129): a Lava run's processes and temp files are
+removed first, and --json / --save-ir outputs appear only after a successful run.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
-from typing import Any, Sequence
+import threading
+import time
+from typing import Any, NoReturn, Sequence
 
 import numpy as np
 
 from neurocompile.errors import NeurocompileError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one paragraph (argparse prints the whole usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
+class UsageError(NeurocompileError):
+    """A bad option value or output path: exit 2, like argparse's own usage errors."""
+
+
 def _inspect_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="neurocompile inspect", description="Print a model's layers, shapes and "
+    p = _Parser(prog="neurocompile inspect", description="Print a model's layers, shapes and "
                                 "parameter counts as neurocompile sees them.")
     p.add_argument("model", help="ONNX file (or saved IR .json)")
     p.add_argument("--passes", choices=["none", "optimize", "casc"], default="optimize",
@@ -32,25 +48,26 @@ def _inspect_parser() -> argparse.ArgumentParser:
 
 
 def _run_parser() -> argparse.ArgumentParser:
+    from neurocompile.limits import MAX_DELAY, MAX_GAMMA, MAX_LEVELS, MAX_STEPS
     from neurocompile.targets import available
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="neurocompile",
         description="Convert a CQReLU ANN (ONNX) into a lossless CIF spiking network and run it on a target. "
                     "Use 'neurocompile inspect MODEL' to look at a model.")
     p.add_argument("model", help="ONNX file (or saved IR .json)")
     p.add_argument("--target", default="reference", choices=available(), help="where to run (default: reference)")
-    p.add_argument("--steps", type=int, help="total time steps T (default: the schedule's predicted settling step)")
-    p.add_argument("--levels", type=int, help="quantization levels L (for calibrated ReLU nets; must match a CQReLU net)")
+    p.add_argument("--steps", type=int, help=f"total time steps T, at most {MAX_STEPS:,} (default: the schedule's predicted settling step)")
+    p.add_argument("--levels", type=int, help=f"quantization levels L, at most {MAX_LEVELS:,} (for calibrated ReLU nets; must match a CQReLU net)")
     p.add_argument("--neuron", choices=["cif", "if"], default="cif", help="cif (lossless) or if (baseline)")
-    p.add_argument("--gamma", type=int, default=1, help="max spikes per step for CIF (>1: graded spikes)")
-    p.add_argument("--delay", type=int, help="per-layer synaptic delay to model (default: the target's)")
+    p.add_argument("--gamma", type=int, default=1, help=f"max spikes per step for CIF (>1: graded spikes; at most {MAX_GAMMA:,})")
+    p.add_argument("--delay", type=int, help=f"per-layer synaptic delay to model, 0 to {MAX_DELAY:,} (default: the target's)")
     p.add_argument("--no-balance", action="store_true", help="do not delay-balance merge branches")
     p.add_argument("--normalize-weights", action="store_true", help="rescale weights so thresholds are 1")
     p.add_argument("--input", help=".npy array of inputs, shape (N, *input_shape); compared against the ANN")
     p.add_argument("--calibrate", help=".npy calibration inputs for plain-ReLU (lossy) conversion")
-    p.add_argument("--percentile", type=float, default=99.9, help="calibration percentile (default 99.9)")
-    p.add_argument("--device", help="torch device for the reference simulator (cpu, cuda)")
+    p.add_argument("--percentile", type=float, default=99.9, help="calibration percentile in (0, 100] (default 99.9)")
+    p.add_argument("--device", help="torch device for the reference simulator (cpu, cuda, cuda:N)")
     p.add_argument("--fixed-point", action="store_true",
                    help="integer weights/thresholds (8-bit weights, lossy); lava-sim runs Lava's fixed_pt models")
     p.add_argument("--early-stop", action="store_true", help="stop once the network is quiescent")
@@ -61,30 +78,230 @@ def _run_parser() -> argparse.ArgumentParser:
     return p
 
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+RESEND_S = 0.25    # how often a signal is re-sent while its Interrupted has not reached main()
+HARD_STOP_S = 5.0  # after a signal, the longest the CLI waits for its own cleanup before it exits anyway
+_state: dict[str, Any] = {"signum": None, "caught": False}
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP. A KeyboardInterrupt, so every cleanup Ctrl-C triggers (the Lava
+    session kill and temp dir in targets/lava/run.py, atomic outputs) runs for all three."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if _state["caught"]:
+        return  # main() has it (or is done): nothing more to interrupt
+    if _state["signum"] is not None and isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        return  # the first Interrupted is on its way up through the cleanups: never cut them short
+    if _state["signum"] is None:
+        _state["signum"] = signum  # the first signal names the exit code
+    raise Interrupted(_state["signum"])
+
+
+def _hard_stop(r: int, done: threading.Event) -> None:
+    """Backstop thread, woken at once by the C-level signal handler through the wakeup fd. An
+    Interrupted can be lost: raised in a weakref callback ("Exception ignored in ...") or cleared by
+    C code (networkx's import of xml.etree does both, now and then). Until main() has caught it the
+    signal is re-sent every RESEND_S (the handler ignores it while an Interrupted propagates); if
+    the CLI still runs HARD_STOP_S after the signal (a C call that does not return), it exits anyway,
+    and a Lava worker, seeing its parent gone, removes its session and temp dirs itself."""
+    try:
+        while (data := os.read(r, 1)) and data[0] not in _SIGNALS:
+            pass  # another signal's number; b"" once main() is done (the write end is closed)
+        if not data:
+            return
+        deadline = time.monotonic() + HARD_STOP_S
+        while not done.wait(RESEND_S):
+            if time.monotonic() > deadline:
+                if not _state["caught"]:
+                    _say(f"neurocompile: interrupted by {signal.Signals(data[0]).name}")
+                os._exit(128 + (_state["signum"] or data[0]))
+            if not _state["caught"]:
+                os.kill(os.getpid(), data[0])
+    finally:
+        os.close(r)
+
+
+def _quiet_unraisable(u: Any) -> None:
+    """sys.unraisablehook: an Interrupted lost in a callback is re-sent (above), not printed."""
+    if not isinstance(u.exc_value, Interrupted):
+        _state["unraisablehook"](u)
+
+
+def _install_signal_handlers() -> None:
+    """SIGINT, SIGTERM and SIGHUP raise Interrupted until :func:`_restore_signals` (main() may run
+    in-process: tests, notebooks). Runs inside main()'s try, as a signal may come at any moment: the
+    undo is registered first and the handlers are installed last."""
+    if threading.current_thread() is not threading.main_thread():  # signal.signal works there only
+        return
+    _state.update(signum=None, caught=False, unraisablehook=sys.unraisablehook)
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    done = threading.Event()
+    stopper = threading.Thread(target=_hard_stop, args=(r, done), name="neurocompile-hard-stop", daemon=True)
+    stopper.start()
+    saved: dict[int, Any] = {}
+    old_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+
+    def restore() -> None:
+        _state["caught"] = True  # a signal the thread re-sends meanwhile is ignored, not raised ...
+        done.set()
+        signal.set_wakeup_fd(old_fd)
+        os.close(w)  # the thread reads EOF (if it still reads) and ends
+        stopper.join(1.0)  # ... and after this none is in flight when the old handlers return
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        sys.unraisablehook = _state["unraisablehook"]
+
+    _state["restore"] = restore
+    sys.unraisablehook = _quiet_unraisable
+    for s in _SIGNALS:
+        saved[s] = signal.signal(s, _on_signal)
+
+
+def _restore_signals() -> None:
+    restore = _state.pop("restore", None)
+    if restore is not None:
+        restore()
+
+
+def _say(line: str) -> None:
+    """One line on stderr; after SIGHUP the terminal may be gone, which must not become a traceback."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _warn(message: str) -> None:
+    _say(f"neurocompile: warning: {' '.join(message.split())}")
+
+
+def _interrupted(signum: int) -> int:
+    _state["caught"] = True
+    _say(f"neurocompile: interrupted by {signal.Signals(signum).name}")
+    return 128 + signum
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        _install_signal_handlers()
         if argv and argv[0] == "inspect":
             return _inspect(_inspect_parser().parse_args(argv[1:]))
         return _run(_run_parser().parse_args(argv))
+    except KeyboardInterrupt as exc:
+        return _interrupted(getattr(exc, "signum", signal.SIGINT))
+    except UsageError as err:
+        _say(f"neurocompile: error: {err}")
+        return 2
     except NeurocompileError as err:
-        print(f"neurocompile: error: {err}", file=sys.stderr)
+        if _state["signum"] is not None:  # an error on the way out of an interrupted run
+            return _interrupted(_state["signum"])
+        _say(f"neurocompile: error: {err}")
         return 1
-    except KeyboardInterrupt:
-        print("neurocompile: interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:  # noqa: BLE001 - never a raw traceback for users
+        if _state["signum"] is not None:  # a library turned our Interrupted into another exception
+            return _interrupted(_state["signum"])
         if os.environ.get("NEUROCOMPILE_DEBUG"):
             raise
-        print(f"neurocompile: internal error: {type(exc).__name__}: {exc}. This is a bug; rerun with "
-              "NEUROCOMPILE_DEBUG=1 for the traceback and report it.", file=sys.stderr)
+        _say(f"neurocompile: internal error: {type(exc).__name__}: {' '.join(str(exc).split())}. This is a bug; "
+             "rerun with NEUROCOMPILE_DEBUG=1 for the traceback and report it.")
         return 3
+    finally:
+        _restore_signals()
+
+
+_OPTION_NAMES = {"steps": "--steps", "levels": "--levels", "gamma": "--gamma", "delay": "--delay",
+                 "percentile": "--percentile"}
+
+
+def _check_args(a: argparse.Namespace) -> None:
+    """Refuse bad option values and unwritable outputs before any work (UsageError: exit 2)."""
+    from neurocompile import limits
+    from neurocompile.errors import ConversionError
+
+    if not hasattr(a, "steps"):  # inspect: only the model, which api.load checks
+        return
+    try:  # the same limits api.convert enforces, named as the user typed them
+        limits.check_options(steps=a.steps, levels=a.levels, gamma=a.gamma, delay=a.delay, percentile=a.percentile,
+                             names=_OPTION_NAMES)
+    except ConversionError as err:
+        raise UsageError(err.message) from None
+    if a.device:
+        _check_device(a.device, a.target)
+    outputs = [("--json", a.json_out)] if a.json_out else []
+    if a.save_ir:  # Graph.save writes BASE.json and BASE.npz whatever the extension given
+        if os.path.isdir(a.save_ir):
+            raise UsageError(f"--save-ir {a.save_ir} is a directory", hint="Give a file name such as model.json")
+        base = os.path.splitext(a.save_ir)[0]
+        outputs += [("--save-ir", base + ".json"), ("--save-ir", base + ".npz")]
+    seen: dict[str, str] = {}
+    for flag, path in outputs:
+        _check_output(flag, path)
+        if os.path.abspath(path) in seen:
+            raise UsageError(f"{flag} and {seen[os.path.abspath(path)]} would both write {path}")
+        seen[os.path.abspath(path)] = flag
+
+
+def _check_output(flag: str, path: str) -> None:
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path} is a directory", hint="Give a file name")
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise UsageError(f"{flag} {path}: directory '{d}' does not exist")
+    try:  # try it: os.access says yes to root and knows nothing of read-only mounts
+        fd, probe = tempfile.mkstemp(dir=d, prefix=".neurocompile-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot write in directory '{d}' ({exc.strerror})") from None
+
+
+def _check_device(device: str, target: str) -> None:
+    import torch
+
+    try:
+        d = torch.device(device)
+    except (RuntimeError, ValueError):
+        d = None
+    if d is None or d.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {device} is not a device the reference simulator runs on (cpu, cuda or cuda:N)")
+    if d.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise UsageError(f"--device {device}: no CUDA GPU is available here (torch.cuda.is_available() is False)",
+                             hint="Use --device cpu")
+        if d.index is not None and d.index >= n:
+            raise UsageError(f"--device {device}: there are {n} CUDA device(s) (cuda:0 to cuda:{n - 1})")
+    if target != "reference":
+        _warn(f"--device is for --target reference; {target} ignores it")
+
+
+def _warn_schedule(a: argparse.Namespace, snn: Any) -> None:
+    """Warn when an explicit --steps ends a lossless (CIF) network's run before it has settled; the
+    IF baseline and LIF students claim no losslessness, and the default T is the settling step."""
+    s = snn.schedule
+    if a.steps is None or not s.get("sleep", True) or not any(n.op == "CIF" for n in snn.nodes.values()):
+        return
+    if s["steps"] < s["t_wake"]:
+        _warn(f"the result is not lossless: T={s['steps']} is shorter than the wake phase T_wake={s['t_wake']}, "
+              "so part of the input never enters the network")
+    elif s["steps"] < s["predicted_settle"]:
+        _warn(f"the result is not lossless: T={s['steps']} is below the predicted settling step "
+              f"{s['predicted_settle']} (omit --steps to run until then)")
 
 
 def _inspect(a: argparse.Namespace) -> int:
     from neurocompile import api
     from neurocompile.passes import PassManager, casc_pipeline, optimize_pipeline
 
+    _check_args(a)
     g = api.load(a.model)
     passes = {"none": [], "optimize": optimize_pipeline(), "casc": casc_pipeline()}[a.passes]
     pm = PassManager(passes)
@@ -97,46 +314,59 @@ def _inspect(a: argparse.Namespace) -> int:
 
 
 def _run(a: argparse.Namespace) -> int:
-    from neurocompile import api
+    from neurocompile import api, limits
+    from neurocompile.reference import reference_for
 
+    _check_args(a)
     g = api.load(a.model)
     shape = api.first_input_shape(g)
     calib = api.load_input(a.calibrate, shape) if a.calibrate else None
+    if a.input:  # read (and checked: finite numbers, N >= 1) before any work
+        x, source = api.load_input(a.input, shape), a.input
+    else:
+        x, source = api.default_input(shape)
+    ref = reference_for(a.model, g, a.target)  # chosen (and the model checked by onnxruntime) before any work
     log: list = []
     snn = api.convert(g, neuron=a.neuron, gamma=a.gamma, levels=a.levels, calibration=calib,
                       percentile=a.percentile, steps=a.steps, target=a.target, synapse_delay=a.delay,
                       balance=not a.no_balance, normalize_weights=a.normalize_weights,
                       fixed_point=a.fixed_point, log=log)
+    _warn_schedule(a, snn)
+    limits.check_work(snn, len(x), snn.schedule["steps"], a.target)
     if a.log_passes:
         print("\n".join(str(r) for r in log))
-    if a.save_ir:
-        snn.save(a.save_ir)
-    if a.input:
-        x, source = api.load_input(a.input, shape), a.input
-    else:
-        x, source = api.default_input(shape)
     sched = snn.schedule
     options = {"device": a.device} if a.device else {}
     if a.fixed_point and a.target == "lava-sim":
         options["fixed_point"] = True
     exe = api.compile(snn, a.target, **options)
     res = _with_progress(exe, x, sched["steps"], a)
-    if any(n.op == "LIF" for n in snn.nodes.values()):  # a spiking student has no ANN: compare simulators
+    if any(n.op == "LIF" for n in snn.nodes.values()):
         a.neuron = "lif"
-        ann = api.simulate(snn, x).output
-        ann_source = "reference simulator (LIF student: no ANN to compare with)"
-    else:
-        ann, ann_source = api.ann_outputs(a.model, x)
-    rep = api.compare(res.output, ann, res.per_step)
+    _check_finite(res.output, f"the {a.target} run's outputs", x)
+    ann = ref.outputs(x)
+    if ann is not None:
+        _check_finite(ann, f"the reference ({ref.name}) outputs", x)
+    rep = api.compare(res.output, ann, res.per_step) if ann is not None else None
+    # float32 references may differ by a level where a pre-activation lies within rounding of a boundary
+    bnd = api.boundary_cases(g, x) if rep is not None and ref.name.startswith("onnxruntime") else None
+    if bnd is not None and bnd.samples:
+        rep.update(api.compare(res.output, ann, exclude=bnd.samples, prefix="outside_boundary_"))
     lossy = snn.meta.get("lossy_layers")
-    _print_report(a, snn, res, rep, source, ann_source, lossy)
+    _print_report(a, snn, res, rep, source, ref, bnd, lossy)
+    if a.save_ir:  # outputs only after success (both atomic), so a failed run leaves none
+        snn.save(a.save_ir)
     if a.json_out:
+        rep = rep or {}
         _write_json(a.json_out, {
             "target": a.target, "steps": int(res.steps), "wake_steps": int(sched["t_wake"]),
             "neuron": a.neuron, "synapse_delay": int(sched["synapse_delay"]),
-            "outputs": res.output.tolist(), "ann_outputs": np.asarray(ann).tolist(), "ann_reference": ann_source,
-            "max_abs_error": rep["max_abs_error"], "argmax_agreement": rep["argmax_agreement"],
-            "per_step_max_abs_error": rep["per_step_max_abs_error"],
+            "outputs": res.output.tolist(), "ann_outputs": None if ann is None else np.asarray(ann).tolist(),
+            "reference": ref.to_dict(), "ann_reference": ref.name,
+            "max_abs_error": rep.get("max_abs_error"), "argmax_agreement": rep.get("argmax_agreement"),
+            "per_step_max_abs_error": rep.get("per_step_max_abs_error"),
+            "boundary_cases": None if bnd is None else bnd.to_dict(),
+            "outside_boundary_max_abs_error": rep.get("outside_boundary_max_abs_error", rep.get("max_abs_error")),
             "spikes": res.spikes, "quiescent_at": res.quiescent_at, "lossy_layers": lossy or [],
         })
     return 0
@@ -151,7 +381,18 @@ def _with_progress(exe: Any, x: np.ndarray, steps: int, a: argparse.Namespace):
         return exe.run(x, steps=steps, early_stop=a.early_stop, progress=lambda t: bar.update(t - bar.n))
 
 
-def _print_report(a, snn, res, rep, source, ann_source, lossy) -> None:
+def _check_finite(out: np.ndarray, what: str, x: np.ndarray) -> None:
+    """Finite inputs can still overflow a network (float32 tops out at 3.4e38): never report NaN as a result."""
+    from neurocompile.errors import TargetError
+
+    bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
+    if bad:
+        raise TargetError(f"{what} hold {bad} non-finite value(s): the network overflows on these inputs "
+                          f"(max |input| {float(np.max(np.abs(x))):.3g})", hint="Scale the inputs to the range "
+                          "the network was trained on")
+
+
+def _print_report(a, snn, res, rep, source, ref, bnd, lossy) -> None:
     s = snn.schedule
     n = len(res.output)
     pred_snn = res.output.reshape(n, -1).argmax(1)
@@ -159,11 +400,22 @@ def _print_report(a, snn, res, rep, source, ann_source, lossy) -> None:
     print(f"target     {a.target}  neuron={a.neuron}  T={res.steps} (wake {s['t_wake']}, sleep {res.steps - s['t_wake']})"
           f"  delay/layer={s['synapse_delay']}")
     print(f"inputs     {source}: {n} sample(s)")
-    print(f"ANN        {ann_source}")
+    print(f"reference  {ref}")
     print(f"SNN pred   {pred_snn[:16].tolist()}{' ...' if n > 16 else ''}")
-    print(f"ANN pred   {rep['ann_argmax'][:16]}{' ...' if n > 16 else ''}")
-    print(f"max |logit error| {rep['max_abs_error']:.3g}  (max |logit| {rep['max_abs_logit']:.3g})   "
-          f"argmax agreement {100 * rep['argmax_agreement']:.1f} %")
+    if rep is None:
+        print("error      not computed: there is no independent reference to compare with")
+    else:
+        print(f"ANN pred   {rep['ann_argmax'][:16]}{' ...' if n > 16 else ''}")
+        print(f"max |logit error| {rep['max_abs_error']:.3g}  (max |logit| {rep['max_abs_logit']:.3g})   "
+              f"argmax agreement {100 * rep['argmax_agreement']:.1f} %"
+              + ("" if ref.independent else "   (not an independent check)"))
+    if bnd is not None:
+        line = (f"boundary   {len(bnd.samples)} sample(s) ({bnd.neurons} neuron(s)) lie within float32 rounding of a "
+                "quantization level, where the float32 reference may differ by one level")
+        if bnd.samples:
+            line += (f"; outside them max |logit error| {rep['outside_boundary_max_abs_error']:.3g}, argmax agreement "
+                     f"{100 * rep['outside_boundary_argmax_agreement']:.1f} %")
+        print(line)
     spikes = sum(v["pos"] + v["neg"] for v in res.spikes.values())
     print(f"spikes     {spikes:,} total ({spikes / max(n, 1):,.0f} per sample)")
     if lossy:
@@ -171,17 +423,11 @@ def _print_report(a, snn, res, rep, source, ann_source, lossy) -> None:
 
 
 def _write_json(path: str, doc: dict) -> None:
-    """Write atomically: a crash never leaves a half-written file."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".neurocompile-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write atomically (neurocompile.atomic): a crash or a signal never leaves a half-written file."""
+    from neurocompile.atomic import write_atomic
+
+    text = json.dumps(doc).encode()  # serialize first: an unserializable value fails before any file exists
+    write_atomic({path: lambda f: f.write(text)})
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -149,6 +149,9 @@ class Graph:
             missing = [p for p in OPS[n.op].params if p not in n.params]
             if missing:
                 raise ValidationError(f"missing parameters {missing}", node=n.name, op=n.op)
+            broken = [k for k, v in n.params.items() if not np.isfinite(v).all()]
+            if broken:  # a pass derived NaN/inf (e.g. folding a degenerate BatchNorm): never compute with it
+                raise ValidationError(f"parameter(s) {broken} hold non-finite values", node=n.name, op=n.op)
         for n in self.nodes.values():
             for t in n.inputs:
                 if t not in prod:
@@ -189,7 +192,10 @@ class Graph:
 
     # ---- persistence --------------------------------------------------------------------
     def save(self, path: str) -> None:
-        """Write ``path`` (JSON structure) and ``path`` with ``.npz`` (parameters)."""
+        """Write ``path`` (JSON structure) and ``path`` with ``.npz`` (parameters), atomically: both
+        files appear together or (on any error or interrupt) neither does, and no temp file is left."""
+        from neurocompile.atomic import write_atomic
+
         base = os.path.splitext(path)[0]
         doc = {
             "format": "neurocompile-ir/1",
@@ -202,9 +208,9 @@ class Graph:
                        "params": sorted(n.params)} for n in self.nodes.values()],
         }
         arrays = {f"{n.name}/{k}": v for n in self.nodes.values() for k, v in n.params.items()}
-        with open(base + ".json", "w") as f:
-            json.dump(doc, f, indent=1, default=_json_default)
-        np.savez(base + ".npz", **arrays)
+        text = json.dumps(doc, indent=1, default=_json_default).encode()  # fails before any file exists
+        write_atomic({base + ".json": lambda f: f.write(text),
+                      base + ".npz": lambda f: np.savez(f, **arrays)})  # a file object: savez adds no suffix
 
     @classmethod
     def load(cls, path: str) -> "Graph":

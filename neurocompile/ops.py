@@ -181,18 +181,25 @@ class Add(Op):
 
 
 class Sub(Op):
-    """x - const, or const - x when ``reverse``."""
+    """x - const, const - x when ``reverse``, or x0 - x1 of two data tensors (the ``q - c`` of a
+    straight-through estimator ``c + (q - c).detach()``, which canonicalize removes)."""
 
-    params = ("const",)
+    optional = ("const",)
     attrs = {"reverse": 0}
 
     def linear(self, node, xs, p):
+        if len(xs) == 2:
+            return xs[0] - xs[1]
         return -xs[0] if self.attr(node, "reverse") else xs[0]
 
     def bias(self, node, p, shape):
+        if "const" not in p:
+            return None
         return p["const"] if self.attr(node, "reverse") else -p["const"]
 
     def forward(self, node, xs, p):
+        if len(xs) == 2:
+            return xs[0] - xs[1]
         return p["const"] - xs[0] if self.attr(node, "reverse") else xs[0] - p["const"]
 
 
@@ -224,7 +231,8 @@ class Clip(Op):
     attrs = {"min": None, "max": None}
 
     def forward(self, node, xs, p):
-        return torch.clamp(xs[0], self.attr(node, "min"), self.attr(node, "max"))
+        lo, hi = self.attr(node, "min"), self.attr(node, "max")
+        return xs[0] if lo is None and hi is None else torch.clamp(xs[0], lo, hi)  # ONNX: no bounds, no-op
 
 
 class Floor(Op):
@@ -232,6 +240,15 @@ class Floor(Op):
 
     def forward(self, node, xs, p):
         return torch.floor(xs[0])
+
+
+class Round(Op):
+    """ONNX Round: to the nearest integer, ties to even (torch.round does the same)."""
+
+    role = "activation"
+
+    def forward(self, node, xs, p):
+        return torch.round(xs[0])
 
 
 def cqrelu(x: Tensor, levels: int, clip: float, shift: float = 0.0, divide: bool = False) -> Tensor:
@@ -290,29 +307,81 @@ class LIF(Op):
         raise NotImplementedError("LIF has no ANN meaning: run it in a spiking simulator")
 
 
-def _pool_args(op: Op, node: Node) -> dict[str, Any]:
-    return dict(kernel_size=_pair(op.attr(node, "kernel")), stride=_pair(op.attr(node, "stride")),
-                ceil_mode=bool(op.attr(node, "ceil_mode")))
+def pool_axis(size: int, k: int, s: int, pb: int, pe: int, ceil: bool) -> int:
+    """Number of windows along one pooled axis, by the rule onnxruntime and the ONNX spec share: window i
+    covers [i*s - pb, i*s - pb + k); ceil_mode adds a last partial window only if it starts inside the
+    input or the begin padding (one that would start in the end padding is dropped)."""
+    span = size + pb + pe - k
+    if span < 0:
+        raise ValueError(f"a {k}-wide pooling window does not fit the padded size {size + pb + pe}")
+    n = (-(-span // s) if ceil else span // s) + 1
+    return n - 1 if ceil and (n - 1) * s >= size + pb else n
 
 
-class AvgPool(Op):
-    attrs = {"kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0], "count_include_pad": 0, "ceil_mode": 0}
+class _Pool(Op):
+    """2-D pooling with ONNX's explicit pads [top, left, bottom, right] and ceil_mode. The padding is applied
+    here rather than by torch's pooling, which refuses pads over half the kernel and places ceil_mode
+    windows by its own (symmetric-pad) rule."""
 
-    def forward(self, node, xs, p):
-        x, pad = _pad2d(xs[0], self.attr(node, "pads"))
-        if pad == (0, 0) and any(self.attr(node, "pads")) and not self.attr(node, "count_include_pad"):
-            raise NotImplementedError("asymmetric AvgPool padding without count_include_pad")
-        return F.avg_pool2d(x, padding=pad, count_include_pad=bool(self.attr(node, "count_include_pad")),
-                            **_pool_args(self, node))
-
-
-class MaxPool(Op):
-    role = "maxpool"
     attrs = {"kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0], "ceil_mode": 0}
 
+    def geometry(self, node: Node, hw: Sequence[int]) -> list[tuple[int, int, int, int, int]]:
+        """Per spatial axis (kernel, stride, begin pad, end pad, number of windows)."""
+        k, s = _pair(self.attr(node, "kernel")), _pair(self.attr(node, "stride"))
+        t, l, b, r = (int(v) for v in self.attr(node, "pads"))
+        if max(t, b) >= k[0] or max(l, r) >= k[1]:  # a window could then lie in padding only
+            raise ValueError(f"pads {[t, l, b, r]} must be smaller than the kernel {list(k)}")
+        return [(k[i], s[i], pb, pe, pool_axis(int(hw[i]), k[i], s[i], pb, pe, bool(self.attr(node, "ceil_mode"))))
+                for i, (pb, pe) in enumerate(((t, b), (l, r)))]
+
+    def padded(self, node: Node, x: Tensor, value: float) -> tuple[Tensor, tuple[int, int], tuple[int, int]]:
+        """``x`` padded with ``value`` and padded or cropped at the ends so that the windows tile it exactly
+        (ceil_mode overhang included), with the kernel and stride: an unpadded pool of it is the op."""
+        (kh, sh, t, _, nh), (kw, sw, l, _, nw) = self.geometry(node, x.shape[-2:])
+        ends = ((nw - 1) * sw + kw - x.shape[-1] - l, (nh - 1) * sh + kh - x.shape[-2] - t)  # < 0 crops
+        return F.pad(x, (l, ends[0], t, ends[1]), value=value), (kh, kw), (sh, sw)
+
+
+class AvgPool(_Pool):
+    """``count_overhang`` (with count_include_pad): a ceil_mode window's overhang past the end pads counts
+    too, so every window divides by kh*kw: what onnxruntime does for AveragePool opsets < 19."""
+
+    attrs = {**_Pool.attrs, "count_include_pad": 0, "count_overhang": 0}
+
+    def divisor(self, node: Node, hw: Sequence[int], device: Any = None, dtype: Any = None) -> Tensor:
+        """(Ho, Wo): how many elements each window averages. The input elements it covers; with
+        count_include_pad also its explicit padding, but not the ceil_mode overhang past the end pads (the
+        ONNX spec's, PyTorch's and onnxruntime's rule from opset 19) unless ``count_overhang``."""
+        cip, overhang = bool(self.attr(node, "count_include_pad")), bool(self.attr(node, "count_overhang"))
+        counts = []
+        for size, (k, s, pb, pe, n) in zip(hw, self.geometry(node, hw)):
+            start = torch.arange(n, device=device, dtype=dtype) * s - pb
+            # k past the end pads lies beyond every window: nothing is clipped there
+            lo, hi = (-pb, int(size) + pe + (k if overhang else 0)) if cip else (0, int(size))
+            counts.append(torch.clamp(start + k, max=hi) - torch.clamp(start, min=lo))
+        return counts[0][:, None] * counts[1][None, :]
+
+    def is_conv(self, node: Node, hw: Sequence[int]) -> bool:
+        """The pool is a depthwise convolution with weights 1/(kh*kw) and the same stride and pads (what
+        Lava and fixed point run): every window lies within the padded input and divides by kh*kw."""
+        geo = self.geometry(node, hw)
+        if any((n - 1) * s + k > size + pb + pe for size, (k, s, pb, pe, n) in zip(hw, geo)):
+            return False  # a ceil_mode window overhangs the end pads: no convolution has it
+        kh, kw = _pair(self.attr(node, "kernel"))
+        return bool((self.divisor(node, hw, dtype=torch.float64) == kh * kw).all())
+
     def forward(self, node, xs, p):
-        x, pad = _pad2d(xs[0], self.attr(node, "pads"), value=float("-inf"))
-        return F.max_pool2d(x, padding=pad, **_pool_args(self, node))
+        x, k, s = self.padded(node, xs[0], 0.0)
+        total = F.avg_pool2d(x, k, s, divisor_override=1)  # window sums; ORT also sums, then divides
+        return total / self.divisor(node, xs[0].shape[-2:], xs[0].device, xs[0].dtype)
+
+
+class MaxPool(_Pool):
+    role = "maxpool"
+
+    def forward(self, node, xs, p):
+        x, k, s = self.padded(node, xs[0], float("-inf"))  # every window holds an input element
+        return F.max_pool2d(x, k, s)
 
 
 class InhibitionMaxPool(MaxPool):
@@ -359,7 +428,7 @@ class Dropout(Identity):
 
 
 OPS: dict[str, Op] = {cls.__name__: cls() for cls in (
-    Input, Conv, Dense, Gemm, MatMul, BatchNorm, Affine, Add, Sub, Mul, Div, Relu, Clip, Floor, CQReLU,
+    Input, Conv, Dense, Gemm, MatMul, BatchNorm, Affine, Add, Sub, Mul, Div, Relu, Clip, Floor, Round, CQReLU,
     CIF, IF, LIF, AvgPool, MaxPool, InhibitionMaxPool, GlobalAvgPool, Flatten, Reshape, Concat, Identity,
     Dropout)}
 

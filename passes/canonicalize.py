@@ -1,6 +1,8 @@
 """canonicalize: one spelling per meaning, so later passes match fewer patterns."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from neurocompile.errors import ConversionError
@@ -13,12 +15,22 @@ def canonicalize(g: Graph) -> Graph:
     - Identity and Dropout (inference) are removed;
     - Gemm and MatMul become Dense (weight in (out, in) layout), and a MatMul followed by an Add of a
       constant vector becomes one Dense with bias;
-    - Clip(min=0) with no upper bound becomes Relu.
-    Invariant: interpreter outputs are unchanged (up to float rounding of alpha/beta scaling).
+    - Clip(min=0) with no upper bound becomes Relu; a Clip with no (or infinite) bounds is removed;
+    - a straight-through estimator ``c + (q - c)`` (``c + (q - c).detach()`` in PyTorch: Sub and Add of
+      two data tensors) becomes ``q``, and so does ``c - (c - q)``.
+    Invariant: interpreter outputs are unchanged (up to float rounding of alpha/beta scaling, and of
+    ``c + (q - c)``, which float arithmetic does not always round to ``q``).
     """
     for node in list(g.topo()):
-        if node.op in ("Identity", "Dropout"):
+        if node.name not in g.nodes:  # removed with a straight-through pair
+            continue
+        if node.op == "Clip":
+            _drop_infinite_bounds(node)
+        if node.op in ("Identity", "Dropout") or (node.op == "Clip" and node.attrs.get("min") is None
+                                                  and node.attrs.get("max") is None):
             _bypass(g, node)
+        elif node.op in ("Add", "Sub") and len(node.inputs) == 2 and not node.params:
+            _collapse_straight_through(g, node)
         elif node.op == "Gemm":
             b = node.params["B"].T if node.attrs.get("transB", 0) else node.params["B"]
             w = float(node.attrs.get("alpha", 1.0)) * b.T
@@ -38,6 +50,30 @@ def canonicalize(g: Graph) -> Graph:
         elif node.op == "Clip" and node.attrs.get("min") == 0 and node.attrs.get("max") is None:
             node.op, node.attrs = "Relu", {}
     return g
+
+
+def _drop_infinite_bounds(node: Node) -> None:
+    for key, inf in (("min", -math.inf), ("max", math.inf)):
+        if node.attrs.get(key) is not None and float(node.attrs[key]) == inf:
+            node.attrs[key] = None
+
+
+def _collapse_straight_through(g: Graph, node: Node) -> None:
+    """``c + (q - c)`` or ``(q - c) + c`` or ``c - (c - q)`` -> ``q`` when the inner Sub has no other reader."""
+    prod, readers = g.producers(), g.consumers()
+    for i in (1, 0) if node.op == "Add" else (1,):
+        inner, outer = prod.get(node.inputs[i]), node.inputs[1 - i]
+        if (inner is None or inner.op != "Sub" or len(inner.inputs) != 2 or inner.params
+                or len(readers[inner.output]) != 1 or inner.output in g.outputs):
+            continue
+        q = inner.inputs[0] if node.op == "Add" else inner.inputs[1]
+        c = inner.inputs[1] if node.op == "Add" else inner.inputs[0]
+        if c == outer and q != c:
+            out = node.output
+            g.remove(node.name)
+            g.remove(inner.name)
+            g.rename_tensor(out, q)
+            return
 
 
 def _bypass(g: Graph, node: Node) -> None:

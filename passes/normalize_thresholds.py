@@ -26,6 +26,7 @@ def normalize_thresholds(g: Graph, calibration: np.ndarray | None = None, percen
     approximates the original network instead of reproducing it.
     Invariant: CQReLU-only graphs are unchanged; otherwise every activation is a CQReLU.
     """
+    _refuse_unrecognized_quantizers(g)
     plain = plain_activations(g)
     if not plain:
         return g
@@ -49,3 +50,25 @@ def normalize_thresholds(g: Graph, calibration: np.ndarray | None = None, percen
     g.meta["lossy_layers"] = plain
     g.meta["calibration_percentile"] = percentile
     return g
+
+
+QUANTIZER_FORMS = ("(λ/L)·floor(clip(x, 0, λ)·L/λ) (CQReLU, with Clip, Relu+Min, Mul or Div, λ = 1 folded away)",
+                   "λ·clip(floor(x·L/λ + 0.5), 0, L)/L or round(x·L/λ) (QCFS)",
+                   "either with a straight-through estimator c + (q - c).detach()",
+                   "or the custom node neurocompile::CQReLU(levels, clip)")
+
+
+def _refuse_unrecognized_quantizers(g: Graph) -> None:
+    """A Floor/Round that recognize_cqrelu could not match is a quantizer of another form: converting
+    it as anything else would give wrong numbers, so say which forms are known."""
+    left = [n for n in g.topo() if n.op in ("Floor", "Round")]
+    if left:
+        prod, readers = g.producers(), g.consumers()
+        n = left[0]
+        before = prod[n.inputs[0]].op if n.inputs[0] in prod else "?"
+        after = ", ".join(r.op for r in readers.get(n.output, [])) or "graph output"
+        raise ConversionError(
+            f"{len(left)} {n.op} node(s) are not part of a recognized CQReLU/QCFS quantizer (this one reads "
+            f"{before} and feeds {after})", node=n.name, op=n.op,
+            hint="neurocompile recognizes " + "; ".join(QUANTIZER_FORMS) + ". Export the activation in one "
+                 "of these forms (neurocompile.torch.CQReLU does)")

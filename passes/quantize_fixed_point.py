@@ -5,7 +5,7 @@ import numpy as np
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph
-from neurocompile.ops import _pair
+from neurocompile.ops import OPS, _pair
 
 WEIGHT_MAX = 254      # lava's Dense truncates the LSB of 8-bit mixed-sign weights: even values in [-256, 254]
 STATE_BITS = 24       # Loihi 2 membrane / current width (signed)
@@ -47,13 +47,21 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
             bias = float(np.abs(n.params.get("bias", np.zeros(1))).max())
             unit[n.output], bound[n.output] = u_out, fan_in * b_in + bias
         elif n.op in ("AvgPool", "GlobalAvgPool"):
-            # becomes a depthwise Conv with weights 1 (a sum): the unit takes the 1/window instead
-            if n.op == "AvgPool" and (any(n.attrs.get("pads", [0])) or n.attrs.get("ceil_mode")):
-                raise ConversionError("padded AvgPool has no integer form", node=n.name, op=n.op)
+            # becomes a depthwise Conv with weights 1 (a sum; zero padding adds nothing): the unit takes the
+            # 1/window instead, which needs the same window size kh*kw everywhere
             C, H, W = g.shapes[n.inputs[0]]
-            kh, kw = _pair(n.attrs.get("kernel", [2, 2])) if n.op == "AvgPool" else (H, W)
-            stride = list(_pair(n.attrs.get("stride", [kh, kw]))) if n.op == "AvgPool" else [1, 1]
-            n.op, n.attrs = "Conv", {"stride": stride, "pads": [0, 0, 0, 0], "dilation": [1, 1], "groups": C}
+            kh, kw, stride, pads = H, W, [1, 1], [0, 0, 0, 0]
+            if n.op == "AvgPool":
+                pool = OPS["AvgPool"]
+                if not pool.is_conv(n, (H, W)):
+                    raise ConversionError("this AvgPool is no fixed-weight convolution, so it has no integer form: "
+                                          "its windows average over different counts (padding with "
+                                          "count_include_pad=0) or one overhangs the end pads (ceil_mode)",
+                                          node=n.name, op=n.op,
+                                          hint="Export it with count_include_pad=1 and no ceil_mode overhang")
+                (kh, kw), stride = _pair(pool.attr(n, "kernel")), list(_pair(pool.attr(n, "stride")))
+                pads = [int(v) for v in pool.attr(n, "pads")]
+            n.op, n.attrs = "Conv", {"stride": stride, "pads": pads, "dilation": [1, 1], "groups": C}
             n.params = {"weight": np.ones((C, 1, kh, kw), np.float32)}
             unit[n.output], bound[n.output] = u_in * kh * kw, b_in * kh * kw
         elif n.op in ("CIF", "IF"):

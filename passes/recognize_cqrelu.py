@@ -12,14 +12,15 @@ _POST = ("Clip", "Mul", "Div", "Relu")                 # may stand after it
 def recognize_cqrelu(g: Graph) -> Graph:
     """Replace every chain equivalent to CQReLU(L, λ) (or QCFS, shift 0.5) by one CQReLU node.
 
-    A chain is a run of single-reader elementwise nodes around one Floor: bounds (Relu, Clip,
+    A chain is a run of single-reader elementwise nodes around one Floor or Round (round(y) is
+    floor(y + 0.5), so ``round(x*L/λ)`` is QCFS and ``round(x*L/λ - 0.5)`` is CQReLU): bounds (Relu, Clip,
     Min/Max imported as Clip) and scalar Mul/Div/Add/Sub before it, bounds and scalar Mul/Div after.
     Each side is reduced symbolically to ``b * clamp(floor(a*x + c), q_lo, q_hi)``; the chain is a
     CQReLU when q_lo = 0, q_hi = L >= 1, a*b = 1 and c is 0 (CQReLU) or 0.5 (QCFS); λ = b*L.
     Invariant: interpreter outputs are unchanged up to float rounding at quantization steps
-    (x*(L/λ) vs. the chain's own order of operations).
+    (x*(L/λ) vs. the chain's own order of operations; Round's ties go to even, a neuron's up).
     """
-    for floor in [n for n in g.topo() if n.op == "Floor"]:
+    for floor in [n for n in g.topo() if n.op in ("Floor", "Round")]:
         if floor.name not in g.nodes:
             continue
         before, after = _run(g, floor, backward=True), _run(g, floor, backward=False)
@@ -27,7 +28,7 @@ def recognize_cqrelu(g: Graph) -> Graph:
         for i in range(len(before) + 1):           # longest match wins
             for j in range(len(after), -1, -1):
                 chain = before[i:] + [floor] + after[:j]
-                match = _match(before[i:], after[:j])
+                match = _match(before[i:], after[:j], 0.5 if floor.op == "Round" else 0.0)
                 if match and (best is None or len(chain) > len(best[0])):
                     best = (chain, match)
         if best:
@@ -80,7 +81,8 @@ def _bounds(n: Node) -> tuple[float, float]:
     return (-math.inf if lo is None else float(lo)), (math.inf if hi is None else float(hi))
 
 
-def _match(pre: list[Node], post: list[Node]) -> tuple[int, float, float] | None:
+def _match(pre: list[Node], post: list[Node], offset: float = 0.0) -> tuple[int, float, float] | None:
+    """``offset`` is added inside the floor (0.5 for Round)."""
     a, c, lo, hi = 1.0, 0.0, -math.inf, math.inf     # value = clamp(a*x + c, lo, hi)
     for n in pre:
         if n.op in ("Relu", "Clip"):
@@ -98,6 +100,7 @@ def _match(pre: list[Node], post: list[Node]) -> tuple[int, float, float] | None
                 c, lo, hi = c + d, lo + d, hi + d
         if lo > hi:
             return None
+    c, lo, hi = c + offset, lo + offset, hi + offset  # q = floor(value + offset)
     b, lo2, hi2 = 1.0, -math.inf, math.inf           # value = clamp(b*q, lo2, hi2), q = floor(...)
     for n in post:
         if n.op in ("Relu", "Clip"):

@@ -32,6 +32,11 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
     the predicted settling step: T_wake + longest-path delay + :func:`settle_margin`. The IF baseline has no sleep phase: input and biases run for all T.
     Invariant: the interpreter's output is unchanged; the schedule references existing nodes only.
     """
+    diff = [n for n in g.topo() if n.op == "Sub" and len(n.inputs) == 2]
+    if diff:
+        raise ConversionError("a difference of two data tensors has no spiking form", node=diff[0].name, op="Sub",
+                              hint="neurocompile removes the straight-through estimator c + (q - c).detach(); "
+                                   "other Sub nodes between two branches are not supported")
     neurons = [n for n in g.topo() if n.op in ("CIF", "IF")]
     lif = [n for n in g.topo() if n.op == "LIF"]
     if lif and neurons:

@@ -9,6 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from tests.onnx_util import make_model
+
 EXE = [sys.executable, "-m", "neurocompile.cli"]
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "digits_cqrelu.onnx")
 
@@ -35,9 +37,7 @@ def _bad_files(tmp_path, onnx_model):
     empty = helper.make_model(helper.make_graph([], "e", [], []))
     onnx.save(empty, str(tmp_path / "empty.onnx"))
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="r"), helper.make_node("Softmax", ["a"], ["y"], name="sm")]
-    g = helper.make_graph(nodes, "u", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])])
-    onnx.save(helper.make_model(g), str(tmp_path / "softmax.onnx"))
+    onnx.save(make_model(nodes), str(tmp_path / "softmax.onnx"))
     return {"corrupt.onnx": "cannot parse", "notes.onnx": "cannot parse", "empty.onnx": "empty",
             "softmax.onnx": "'sm' (Softmax)"}
 

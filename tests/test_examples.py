@@ -117,9 +117,13 @@ def test_train_cqrelu_digits_smoke(tmp_path):
     assert res["ann_source"] == "onnxruntime" and res["snn_samples"] == res["n_test"] == 360
     assert _in_unit(res["ann_torch_acc"], res["ann_acc"], res["snn_acc"])
     assert res["ann_acc"] > 0.3  # two epochs already beat chance by far
-    # the converted CIF network reproduces the ANN: same argmax everywhere, logits equal up to float rounding
-    assert res["argmax_agreement"] == 1.0 and res["snn_acc"] == res["ann_acc"]
-    assert res["max_abs_error"] <= 1e-4 * max(res["max_abs_logit"], 1.0)
+    # the converted CIF network reproduces the exact (float64) ANN
+    assert res["interpreter_argmax_agreement"] == 1.0
+    assert res["interpreter_max_abs_error"] <= 1e-9 * max(res["max_abs_logit"], 1.0)
+    # against onnxruntime's float32 only the counted boundary cases may differ (by a level)
+    assert res["outside_boundary_argmax_agreement"] == 1.0
+    assert res["outside_boundary_max_abs_error"] <= 1e-4 * max(res["max_abs_logit"], 1.0)
+    assert abs(res["snn_acc"] - res["ann_acc"]) <= len(res["boundary_samples"]) / res["n_test"]
     assert "lava_acc" not in res
 
 

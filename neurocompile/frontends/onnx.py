@@ -16,8 +16,9 @@ import onnx
 from onnx import numpy_helper
 
 from neurocompile.errors import ModelLoadError, NeurocompileError, UnsupportedOpError
+from neurocompile.frontends.onnx_checks import check_model
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import infer_shape
+from neurocompile.ops import infer_shape, pool_axis
 
 CUSTOM_DOMAIN = "neurocompile"
 _UNKNOWN = object()  # a constant whose value cannot be known at import time
@@ -46,6 +47,7 @@ def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
     if len(graph.node) == 0 or len(graph.output) == 0:
         raise ModelLoadError("the ONNX graph is empty (no nodes or no outputs)",
                              hint="Export the model again; the file holds no network")
+    check_model(model)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:  # noqa: BLE001 - inference is a help, not a requirement
@@ -114,6 +116,13 @@ class _Importer:
             t = self.renamed.get(vo.name, vo.name)
             if t not in self.data:
                 raise ModelLoadError(f"graph output '{vo.name}' does not depend on the input")
+            declared = _dims(vo)[1:]
+            if (not self.unsupported and t in self.out.shapes and declared and all(isinstance(d, int) and d > 0
+                                                                                for d in declared)
+                    and len(declared) == len(self.out.shapes[t]) and tuple(declared) != self.out.shapes[t]):
+                raise ModelLoadError(f"graph output '{vo.name}' is declared with per-sample shape {tuple(declared)}, "
+                                     f"but computes {self.out.shapes[t]}", node=vo.name,
+                                     hint="The file's declared shapes disagree with its ops; re-export the model")
             self.out.outputs.append(t)
         return self.out
 
@@ -213,14 +222,34 @@ def handles(*ops: str) -> Callable[[Handler], Handler]:
     return deco
 
 
-def _unsupported_attr(name: str, op: str, what: str) -> ModelLoadError:
-    return ModelLoadError(f"unsupported use of {op}: {what}", node=name, op=op)
+def _unsupported_attr(name: str, op: str, what: str, hint: str | None = None) -> ModelLoadError:
+    return ModelLoadError(f"unsupported use of {op}: {what}", node=name, op=op, hint=hint)
 
 
-def _pads(attrs: dict[str, Any], name: str, op: str, rank: int = 2) -> list[int]:
-    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-        raise _unsupported_attr(name, op, f"auto_pad={attrs['auto_pad']} (export with explicit pads)")
-    return [int(v) for v in attrs.get("pads", [0] * (2 * rank))]
+def _pads(attrs: dict[str, Any], name: str, op: str, hw: tuple[int, ...], kernel: list[int], strides: list[int],
+          dilations: list[int] | None = None) -> list[int]:
+    """Explicit 2-D pads [top, left, bottom, right]. auto_pad SAME_* is resolved as onnxruntime does: output
+    size ceil(size / stride), an odd total pad's extra row at the end (SAME_UPPER) or the begin (SAME_LOWER)."""
+    mode = attrs.get("auto_pad", "NOTSET")
+    if mode != "NOTSET" and "pads" in attrs:
+        raise _unsupported_attr(name, op, f"both auto_pad={mode} and pads are given (onnxruntime refuses it too)",
+                                hint="Keep one of them")
+    if mode == "NOTSET":
+        return [int(v) for v in attrs.get("pads", [0, 0, 0, 0])]
+    if mode == "VALID":
+        return [0, 0, 0, 0]
+    if mode not in ("SAME_UPPER", "SAME_LOWER"):
+        raise _unsupported_attr(name, op, f"auto_pad={mode}", hint="Export with explicit pads")
+    if any(d != 1 for d in dilations or []):
+        raise _unsupported_attr(name, op, f"auto_pad={mode} with dilations {dilations} (onnxruntime refuses it too)",
+                                hint="Export with explicit pads")
+    begin, end = [], []
+    for size, k, s, d in zip(hw, kernel, strides, dilations or [1, 1]):
+        total = max(0, (-(-size // s) - 1) * s + (k - 1) * d + 1 - size)
+        small, big = total // 2, total - total // 2
+        begin.append(small if mode == "SAME_UPPER" else big)
+        end.append(big if mode == "SAME_UPPER" else small)
+    return begin + end
 
 
 @handles("Conv")
@@ -228,11 +257,16 @@ def _conv(im: _Importer, name, n, inputs, attrs):
     w = im._const(inputs[1], name, "Conv")
     if w.ndim != 4:
         raise _unsupported_attr(name, "Conv", f"{w.ndim - 2}-D convolution (only 2-D is supported)")
+    if "kernel_shape" in attrs and list(attrs["kernel_shape"]) != list(w.shape[2:]):
+        raise _unsupported_attr(name, "Conv", f"kernel_shape {list(attrs['kernel_shape'])} differs from the weight's "
+                                              f"{list(w.shape[2:])} (onnxruntime refuses it too)")
     params = {"weight": w}
     if len(inputs) > 2 and inputs[2]:
         params["bias"] = im._const(inputs[2], name, "Conv")
-    return "Conv", [inputs[0]], {"stride": list(attrs.get("strides", [1, 1])), "pads": _pads(attrs, name, "Conv"),
-                                 "dilation": list(attrs.get("dilations", [1, 1])), "groups": int(attrs.get("group", 1))}, params
+    stride, dilation = list(attrs.get("strides", [1, 1])), list(attrs.get("dilations", [1, 1]))
+    pads = _pads(attrs, name, "Conv", im.out.shapes[inputs[0]][1:], list(w.shape[2:]), stride, dilation)
+    return "Conv", [inputs[0]], {"stride": stride, "pads": pads, "dilation": dilation,
+                                 "groups": int(attrs.get("group", 1))}, params
 
 
 @handles("Gemm")
@@ -261,7 +295,13 @@ def _bn(im: _Importer, name, n, inputs, attrs):
     if attrs.get("training_mode", 0):
         raise _unsupported_attr(name, "BatchNormalization", "training_mode=1 (export the model in eval mode)")
     p = {k: im._const(t, name, "BatchNormalization") for k, t in zip(("scale", "bias", "mean", "var"), inputs[1:5])}
-    return "BatchNorm", [inputs[0]], {"eps": float(attrs.get("epsilon", 1e-5))}, p
+    eps = float(attrs.get("epsilon", 1e-5))
+    bad = np.nonzero(~(np.asarray(p["var"], np.float64) + eps > 0))[0]
+    if bad.size:  # sqrt(var + eps) would be NaN or a division by zero
+        raise _unsupported_attr(name, "BatchNormalization", f"variance + epsilon is not positive in {bad.size} "
+                                f"channel(s) (epsilon={eps:g}, first channel {int(bad[0])})",
+                                hint="The exported statistics are broken; re-export the model")
+    return "BatchNorm", [inputs[0]], {"eps": eps}, p
 
 
 @handles("Relu")
@@ -269,15 +309,21 @@ def _relu(im, name, n, inputs, attrs):
     return "Relu", [inputs[0]], {}, {}
 
 
-@handles("Floor")
+@handles("Floor", "Round")
 def _floor(im, name, n, inputs, attrs):
-    return "Floor", [inputs[0]], {}, {}
+    return n.op_type, [inputs[0]], {}, {}
 
 
 @handles("Identity", "Dropout")
 def _identity(im: _Importer, name, n, inputs, attrs):
     if len(n.output) > 1 and n.output[1]:
         raise _unsupported_attr(name, n.op_type, "the mask output is used")
+    if n.op_type == "Dropout" and len(inputs) > 2 and inputs[2]:  # opset >= 12: training_mode input
+        training = bool(im._const(inputs[2], name, "Dropout").reshape(-1)[0])
+        ratio = float(im._const(inputs[1], name, "Dropout").reshape(-1)[0]) if inputs[1] else 0.5
+        if training and ratio != 0.0:
+            raise _unsupported_attr(name, "Dropout", "training_mode=True drops random units (export in eval mode: "
+                                                     "model.eval() before torch.onnx.export)")
     return "Identity" if n.op_type == "Identity" else "Dropout", [inputs[0]], {}, {}
 
 
@@ -300,6 +346,8 @@ def _clip(im: _Importer, name, n, inputs, attrs):
 @handles("Min", "Max")
 def _minmax(im: _Importer, name, n, inputs, attrs):
     data, consts = im.split(name, n, inputs)
+    if len(data) == 1 and not consts:  # Min/Max of one tensor is that tensor
+        return "Identity", data, {}, {}
     if len(data) != 1 or len(consts) != 1:
         raise _unsupported_attr(name, n.op_type, "only a data tensor against one constant is supported")
     bound = _scalar(consts[0], name, n.op_type)
@@ -310,11 +358,20 @@ def _minmax(im: _Importer, name, n, inputs, attrs):
 def _arith(im: _Importer, name, n, inputs, attrs):
     data, consts = im.split(name, n, inputs)
     op = n.op_type
-    if len(data) == 2 and op == "Add":
-        return "Add", data, {}, {}
+    shapes = [im.out.shapes.get(t) for t in data]
+    if len(data) == 2 and op in ("Add", "Sub"):  # a two-data Sub is kept for canonicalize's STE rule
+        if None not in shapes and tuple(shapes[0]) != tuple(shapes[1]):
+            raise _unsupported_attr(name, op, f"broadcasting between two data tensors of shapes {shapes[0]} and "
+                                              f"{shapes[1]}", hint="Expand the smaller operand explicitly")
+        return op, data, {}, {}
     if len(data) != 1 or len(consts) != 1:
         raise _unsupported_attr(name, op, "two data operands" if len(data) == 2 else "unexpected operands")
     c = consts[0]
+    rank = 1 + len(shapes[0]) if shapes[0] is not None else None
+    if rank is not None and (c.ndim > rank or (c.ndim == rank and c.shape[0] != 1)):
+        # ONNX broadcasting would give the constant's leading axis to the batch: not a per-sample op
+        raise _unsupported_attr(name, op, f"constant of shape {c.shape} broadcasts over the batch axis of a "
+                                          f"(N, {', '.join(map(str, shapes[0]))}) tensor")
     if op == "Add":
         return "Add", data, {}, {"const": c}
     reverse = int(inputs[0] not in im.data)
@@ -327,18 +384,41 @@ def _arith(im: _Importer, name, n, inputs, attrs):
 
 @handles("AveragePool", "MaxPool")
 def _pool(im: _Importer, name, n, inputs, attrs):
+    """Windows, sizes and divisors are onnxruntime's (see ops._Pool); what it computes differently from the
+    ONNX spec, or refuses, is refused here."""
+    op = n.op_type
     if len(n.output) > 1 and n.output[1]:
-        raise _unsupported_attr(name, n.op_type, "the indices output is used")
-    k = list(attrs["kernel_shape"])
-    if len(k) != 2:
-        raise _unsupported_attr(name, n.op_type, f"{len(k)}-D pooling (only 2-D is supported)")
+        raise _unsupported_attr(name, op, "the indices output is used")
+    k, hw = list(attrs["kernel_shape"]), im.out.shapes[inputs[0]][1:]
+    if len(k) != 2 or len(hw) != 2:
+        raise _unsupported_attr(name, op, f"{len(k)}-D pooling (only 2-D is supported)")
     if any(d != 1 for d in attrs.get("dilations", [1, 1])):
-        raise _unsupported_attr(name, n.op_type, "dilated pooling")
-    a = {"kernel": k, "stride": list(attrs.get("strides", [1, 1])), "pads": _pads(attrs, name, n.op_type),
-         "ceil_mode": int(attrs.get("ceil_mode", 0))}
-    if n.op_type == "AveragePool":
-        return "AvgPool", [inputs[0]], {**a, "count_include_pad": int(attrs.get("count_include_pad", 0))}, {}
-    return "MaxPool", [inputs[0]], a, {}
+        raise _unsupported_attr(name, op, "dilated pooling", hint="Export the pool without dilations")
+    s, ceil = list(attrs.get("strides", [1, 1])), int(attrs.get("ceil_mode", 0))
+    pads = _pads(attrs, name, op, hw, k, s)
+    begin_end = ((pads[0], pads[2]), (pads[1], pads[3]))
+    if min(s) < 1 or any(max(pe) >= kk for pe, kk in zip(begin_end, k)):
+        raise _unsupported_attr(name, op, f"pads {pads} not all smaller than kernel_shape {k}, or strides {s} "
+                                "below 1 (onnxruntime refuses such a pool too)", hint="Use pads smaller than the kernel")
+    if any(size + sum(pe) < kk for size, pe, kk in zip(hw, begin_end, k)):
+        raise _unsupported_attr(name, op, f"kernel_shape {k} is larger than the padded input {list(hw)} + pads {pads}")
+    a = {"kernel": k, "stride": s, "pads": pads, "ceil_mode": ceil}
+    if op == "MaxPool":
+        return "MaxPool", [inputs[0]], a, {}
+    cip, opset = int(attrs.get("count_include_pad", 0)), int(im.out.meta["opset"])
+    # onnxruntime 1.23 (CPU) runs AveragePool opsets < 19 with a kh*kw divisor for every count_include_pad
+    # window, ceil_mode overhang included; from opset 19 it clips windows at the end pads, like the spec
+    a["count_overhang"] = int(bool(cip) and opset < 19)
+    if cip and opset >= 19 and pads[1] != pads[2]:
+        # ... but ends the rows at H + pads[1] (the left pad) where the ONNX spec and PyTorch end them at
+        # H + pads[2] (the bottom pad): refuse where that changes a divisor
+        H, (kh, sh, t, b) = hw[0], (k[0], s[0], pads[0], pads[2])
+        ends = [i * sh - t + kh for i in range(pool_axis(H, kh, sh, t, b, bool(ceil)))]
+        if any(min(e, H + b) != min(e, H + pads[1]) for e in ends):
+            raise _unsupported_attr(name, op, f"count_include_pad=1 with pads {pads}: onnxruntime 1.23 and the ONNX "
+                                    "specification divide the bottom windows by different counts",
+                                    hint="Use count_include_pad=0, or make the bottom pad equal to the left pad")
+    return "AvgPool", [inputs[0]], {**a, "count_include_pad": cip}, {}
 
 
 @handles("GlobalAveragePool")
@@ -348,8 +428,9 @@ def _gap(im, name, n, inputs, attrs):
 
 @handles("Flatten")
 def _flatten(im: _Importer, name, n, inputs, attrs):
-    if int(attrs.get("axis", 1)) != 1:
-        raise _unsupported_attr(name, "Flatten", f"axis={attrs.get('axis')} (only 1 keeps the batch)")
+    axis = int(attrs.get("axis", 1))
+    if axis != 1 and axis + 1 + len(im.out.shapes[inputs[0]]) != 1:  # a negative axis counts from the end
+        raise _unsupported_attr(name, "Flatten", f"axis={axis} (only 1 keeps the batch)")
     return "Flatten", [inputs[0]], {}, {}
 
 
@@ -360,6 +441,8 @@ def _reshape(im: _Importer, name, n, inputs, attrs):
     target = None
     if im._is_const(inputs[1]):
         s = [int(v) for v in im._const(inputs[1], name, "Reshape")]
+        if attrs.get("allowzero") and 0 in s:  # a literal 0: an empty tensor
+            raise _unsupported_attr(name, "Reshape", f"allowzero=1 with a 0 in the target shape {s}")
         if s and s[0] in (0, -1, BATCH_SENTINEL) and BATCH_SENTINEL not in s[1:] and size is not None:
             rest = [in_shape[i] if (v == 0 and i < len(in_shape)) else v for i, v in enumerate(s[1:])]
             if rest.count(-1) == 1:
@@ -370,8 +453,11 @@ def _reshape(im: _Importer, name, n, inputs, attrs):
         dims = im.vinfo.get(n.output[0])
         if dims and all(isinstance(d, int) for d in dims[1:]):
             target = [int(d) for d in dims[1:]]
+    if target is not None and size is not None and int(np.prod(target)) != size:
+        target = None  # the inferred shape moves elements across the batch dimension
     if target is None:
-        raise _unsupported_attr(name, "Reshape", "target shape does not keep the batch dimension or is unknown")
+        raise _unsupported_attr(name, "Reshape", "target shape does not keep the batch dimension or is unknown",
+                                hint="Reshape to (N, ...): a first target dimension of 0 or -1 keeps the batch")
     return "Reshape", [inputs[0]], {"shape": target}, {}
 
 

@@ -226,12 +226,16 @@ def _conv_args(n: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -
         w = np.transpose(n.params["weight"].astype(np.float64), (0, 3, 2, 1))[:, ::-1, ::-1, :]
         return dict(weight=np.ascontiguousarray(w), input_shape=(W, H, C), padding=(l, t), stride=(sw, sh), dilation=(dw, dh),
                     groups=int(op.attr(n, "groups")))
-    if n.op == "AvgPool":
+    if n.op == "AvgPool":  # a depthwise Conv with weights 1/(kh*kw): only where every window has that divisor
         kh, kw = _pair(op.attr(n, "kernel"))
         t, l, b, r = (int(v) for v in op.attr(n, "pads"))
-        if (t, l) != (b, r) or (any(op.attr(n, "pads")) and not op.attr(n, "count_include_pad")) \
-                or op.attr(n, "ceil_mode"):
-            raise TargetError("this AvgPool's padding is not a fixed-weight Conv", node=n.name, op=n.op)
+        if (t, l) != (b, r) or not op.is_conv(n, (H, W)):
+            raise TargetError("this AvgPool is not a fixed-weight Conv on Lava: " + (
+                f"its pads {[t, l, b, r]} are asymmetric" if (t, l) != (b, r) else
+                "its windows average over different counts (padding with count_include_pad=0) or one overhangs "
+                "the end pads (ceil_mode)"), node=n.name, op=n.op,
+                hint="Export the pool with symmetric pads, count_include_pad=1 and no ceil_mode overhang, or run "
+                     "on the reference target")
         sh, sw = _pair(op.attr(n, "stride"))
         w = np.full((C, kw, kh, 1), 1.0 / (kh * kw))
         return dict(weight=w, input_shape=(W, H, C), padding=(l, t), stride=(sw, sh), groups=C)
@@ -241,20 +245,18 @@ def _conv_args(n: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -
 
 
 def _pool_index(n: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> np.ndarray:
-    """(Wo, Ho, C, kh*kw) flat indices into the Lava-layout (W, H, C) input; -1 marks padding."""
-    op = OPS[n.op]
+    """(Wo, Ho, C, kh*kw) flat indices into the Lava-layout (W, H, C) input; -1 marks padding. The windows
+    are the op table's own (``padded``: pads, ceil_mode overhang and end crop), taken over an index map."""
     C, H, W = in_shape
-    _, Ho, Wo = out_shape
-    kh, kw = _pair(op.attr(n, "kernel"))
-    sh, sw = _pair(op.attr(n, "stride"))
-    t, l, _, _ = (int(v) for v in op.attr(n, "pads"))
-    flat = np.arange(W * H * C).reshape(W, H, C)
-    idx = -np.ones((Wo, Ho, C, kh * kw), dtype=np.int64)
-    for i in range(Ho):
-        for j in range(Wo):
-            for a in range(kh):
-                for b in range(kw):
-                    y, x = i * sh + a - t, j * sw + b - l
-                    if 0 <= y < H and 0 <= x < W:
-                        idx[j, i, :, a * kw + b] = flat[x, y, :]
-    return idx
+    lava_index = np.arange(W * H * C, dtype=np.float64).reshape(W, H, C)  # exact in float64
+    ir_index = torch.from_numpy(np.ascontiguousarray(lava_index.transpose(2, 1, 0)))[None]  # (1, C, H, W)
+    xp, (kh, kw), (sh, sw) = OPS[n.op].padded(n, ir_index, -1.0)
+    cols = xp.unfold(2, kh, sh).unfold(3, kw, sw)[0]  # C, Ho, Wo, kh, kw
+    return np.ascontiguousarray(cols.reshape(*out_shape, kh * kw).permute(2, 1, 0, 3).numpy().astype(np.int64))
+
+
+def check_lowering(g: Graph) -> None:
+    """Raise the TargetError that emission would, before Lava starts: pools Lava cannot compute exactly."""
+    for n in g.topo():
+        if n.op == "AvgPool":
+            _conv_args(n, g.shapes[n.inputs[0]], g.shapes[n.output])

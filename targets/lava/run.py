@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import pickle
 import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,7 +15,7 @@ import numpy as np
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph
 from neurocompile.schedule import WakeSleepSchedule
-from neurocompile.targets.lava.emit import Emitted, emit, from_lava, lava_shape
+from neurocompile.targets.lava.emit import Emitted, check_lowering, emit, from_lava, lava_shape
 from neurocompile.targets.reference.simulator import SimResult
 
 
@@ -29,6 +28,7 @@ class LavaExecutable:
         if graph.schedule is None:
             raise TargetError("graph has no schedule: convert it for the lava-sim target first")
         s = WakeSleepSchedule.from_dict(graph.schedule)
+        check_lowering(graph)  # what emission would refuse, refused here rather than in the worker
         if s.synapse_delay != 1:
             raise TargetError(f"the schedule models {s.synapse_delay} step(s) of synaptic delay; Lava's Dense and "
                               "Conv delay by 1", hint="Convert with target='lava-sim' (or synapse_delay=1)")
@@ -48,8 +48,11 @@ class LavaExecutable:
         """Run in a worker process of its own session: Lava's runtime (and every process it forks)
         is killed as a group if the run fails, hangs past ``timeout`` or is interrupted, so nothing
         is left behind. ``early_stop`` is ignored: Lava runs the fixed T."""
+        from neurocompile import limits
+
         T = int(steps if steps is not None else self.sched.steps)
         x = np.asarray(x, dtype=np.float64)
+        limits.check_work(self.g, len(x), T, "lava-sim")  # refuse hours of Lava before starting it
         budget = timeout if timeout is not None else 120.0 + 0.5 * len(x) * T * max(len(self.g.nodes), 1)
         job = {"graph": self.g, "x": x, "steps": T, "select_tag": self.select_tag}
         res = run_isolated(job, budget, progress)
@@ -100,34 +103,25 @@ def flush_steps(s: WakeSleepSchedule) -> int:
 
 def run_isolated(job: dict, timeout: float, progress: Callable[[int], None] | None) -> dict:
     """Run ``job`` in ``python -m neurocompile.targets.lava.worker`` in a new session; kill the whole
-    session on error, timeout or KeyboardInterrupt. Returns the worker's result dict."""
+    session on error, timeout or KeyboardInterrupt (the CLI turns SIGTERM and SIGHUP into one too).
+    The worker also watches this process and kills its session if we die uncatchably (SIGKILL), so
+    no path leaves a Lava process behind. Returns the worker's result dict."""
     with tempfile.TemporaryDirectory(prefix="neurocompile-lava-") as tmp:
         jpath, rpath = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "result.pkl")
         with open(jpath, "wb") as f:
             pickle.dump(job, f)
-        errf = open(os.path.join(tmp, "stderr.txt"), "w+")  # a file, not a pipe: it never fills up
-        proc = subprocess.Popen([sys.executable, "-m", "neurocompile.targets.lava.worker", jpath, rpath],
-                                stdout=subprocess.PIPE, stderr=errf, text=True, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TargetError(f"the Lava run did not finish within {timeout:.0f} s and was stopped",
-                                      hint="A process model may have failed; rerun with fewer samples to see")
-                ready, _, _ = select.select([proc.stdout], [], [], min(left, 1.0))
-                if ready:
-                    line = proc.stdout.readline()
-                    if not line:
-                        break
-                    if line.startswith("progress ") and progress:
-                        progress(int(line.split()[1]))
-            proc.wait(timeout=max(deadline - time.monotonic(), 1))
-        finally:
-            _kill_group(proc)
+        proc: subprocess.Popen | None = None
+        with open(os.path.join(tmp, "stderr.txt"), "w+") as errf:  # a file, not a pipe: it never fills up
+            try:
+                proc = subprocess.Popen([sys.executable, "-m", "neurocompile.targets.lava.worker", jpath, rpath,
+                                         str(os.getpid())], stdout=subprocess.PIPE, stderr=errf, text=True,
+                                        start_new_session=True)
+                _wait_for(proc, timeout, progress)
+            finally:
+                if proc is not None:
+                    _kill_session(proc, tmp)
             errf.seek(0)
             err = errf.read()
-            errf.close()
         if proc.returncode != 0 or not os.path.exists(rpath):
             last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or ["no message"]
             raise TargetError(f"the Lava run failed (exit {proc.returncode}): {last[0]}")
@@ -137,13 +131,40 @@ def run_isolated(job: dict, timeout: float, progress: Callable[[int], None] | No
         return res
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the worker's session (Lava forks its process models into it), then reap."""
+def _wait_for(proc: subprocess.Popen, timeout: float, progress: Callable[[int], None] | None) -> None:
+    """Relay the worker's ``progress N`` lines until it closes stdout; TargetError past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TargetError(f"the Lava run did not finish within {timeout:.0f} s and was stopped",
+                              hint="A process model may have failed; rerun with fewer samples to see")
+        ready, _, _ = select.select([proc.stdout], [], [], min(left, 1.0))
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("progress ") and progress:
+                progress(int(line.split()[1]))
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
+        proc.wait(timeout=max(deadline - time.monotonic(), 1))
+    except subprocess.TimeoutExpired:
+        raise TargetError(f"the Lava worker closed its output but did not exit within {timeout:.0f} s") from None
+
+
+def _kill_session(proc: subprocess.Popen, tmp: str) -> None:
+    """Kill the worker's session (Lava forks its process models into it; see worker.kill_session),
+    reap the worker and remove multiprocessing's temp dir, which a killed worker leaves behind."""
+    from neurocompile.targets.lava.worker import kill_session, remove_mp_tempdir
+
+    try:
+        kill_session(proc.pid)
+    except ProcessLookupError:  # killpg of a group that is gone already
         pass
     proc.wait()
+    remove_mp_tempdir(tmp)
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def run_config(select_tag: str):

@@ -78,7 +78,9 @@ class ReferenceSimulator:
             if role in ("activation", "maxpool"):
                 raise TargetError("node is not spiking-ready", node=n.name, op=n.op,
                                   hint="Run the conversion passes (encode_spikes) first")
-        self.out_names = [prod[t].name for t in graph.outputs]
+        # a tensor listed twice among the outputs (an Identity alias) is read out once
+        self.out_tensors = list(dict.fromkeys(graph.outputs))
+        self.out_names = [prod[t].name for t in self.out_tensors]
         self._zero_cache: dict[str, torch.Tensor] = {}
         inputs = {n.name for n in graph.input_nodes}
         self.reads_input = {n.name for n in self.order if self.srcs[n.name] and set(self.srcs[n.name]) <= inputs}
@@ -137,7 +139,7 @@ class ReferenceSimulator:
                     break
         if record and t_done < T:
             per_step += [per_step[-1]] * (T - t_done)
-        outputs = {t_: (acc[o] / (s.t_wake * s.readout_scale)).cpu().numpy() for t_, o in zip(g.outputs, self.out_names)}
+        outputs = {t_: (acc[o] / (s.t_wake * s.readout_scale)).cpu().numpy() for t_, o in zip(self.out_tensors, self.out_names)}
         return SimResult(outputs=outputs, steps=T, t_wake=s.t_wake,
                          per_step=np.stack(per_step) if record else None,
                          spikes=self._spike_counts(counts),
@@ -231,16 +233,8 @@ class ReferenceSimulator:
         return neurons.inhibition_maxpool_step_(st["A"], win).reshape(N, C, Ho, Wo)
 
     def _windows(self, n: Node, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, Ho*Wo, k*k) view of each pooling window; padding (and ceil_mode overhang) is -inf."""
-        op = OPS[n.op]
-        kh, kw = _pair(op.attr(n, "kernel"))
-        sh, sw = _pair(op.attr(n, "stride"))
-        t, l, b, r = (int(v) for v in op.attr(n, "pads"))
-        C, Ho, Wo = self.g.shapes[n.output]
-        H, W = x.shape[2], x.shape[3]
-        b = max(b, (Ho - 1) * sh + kh - (H + t))
-        r = max(r, (Wo - 1) * sw + kw - (W + l))
-        if t or l or b or r:
-            x = F.pad(x, (l, r, t, b), value=float("-inf"))
-        cols = x.unfold(2, kh, sh).unfold(3, kw, sw)[:, :, :Ho, :Wo]  # N, C, Ho, Wo, kh, kw
-        return cols.reshape(x.shape[0], C, Ho * Wo, kh * kw)
+        """(N, C, Ho*Wo, k*k) view of each pooling window: the op table's windows (``padded``), so the SNN
+        pools exactly what the ANN does; padding and ceil_mode overhang are -inf (every window holds an input)."""
+        xp, (kh, kw), (sh, sw) = OPS[n.op].padded(n, x, float("-inf"))
+        cols = xp.unfold(2, kh, sh).unfold(3, kw, sw)  # N, C, Ho, Wo, kh, kw
+        return cols.reshape(x.shape[0], x.shape[1], cols.shape[2] * cols.shape[3], kh * kw)

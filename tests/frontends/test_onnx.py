@@ -8,6 +8,7 @@ from neurocompile import interpreter
 from neurocompile.errors import ModelLoadError, UnsupportedOpError
 from neurocompile.frontends.onnx import import_model, load_onnx
 from tests.conftest import ort_run, rel_err
+from tests.onnx_util import make_model
 
 
 @pytest.mark.parametrize("arch", ["mlp", "vgg", "resnet"])
@@ -43,10 +44,7 @@ def test_shape_subgraph_is_folded(onnx_model):
 
 
 def _model(nodes, inits=(), in_shape=(None, 4), out="y", opset=17):
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))
-    y = helper.make_tensor_value_info(out, TensorProto.FLOAT, None)
-    g = helper.make_graph(nodes, "t", [x], [y], initializer=list(inits))
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    return make_model(nodes, inits, in_shape, out, opset)
 
 
 def _t(name, arr):

@@ -13,6 +13,7 @@ from neurocompile.passes.normalize_thresholds import normalize_thresholds
 from neurocompile.passes.recognize_cqrelu import recognize_cqrelu
 from neurocompile.passes.schedule_wake_sleep import schedule_wake_sleep
 from tests.conftest import rel_err
+from tests.onnx_util import make_model
 
 
 @pytest.mark.parametrize("style", ["clip-mul-floor-div", "relu-min-div-floor-mul", "unit"])
@@ -35,11 +36,8 @@ def _act_model(act_nodes, inits, opset=17):
     w1, w2 = rng.normal(size=(4, 6)).astype(np.float32), rng.normal(size=(6, 3)).astype(np.float32)
     t = lambda n, v: onnx.numpy_helper.from_array(np.asarray(v, np.float32), n)  # noqa: E731
     nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), *act_nodes, helper.make_node("MatMul", ["a", "w2"], ["y"])]
-    g = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                          initializer=[t("w1", w1), t("w2", w2), *[t(k, v) for k, v in inits.items()]])
-    opsets = [helper.make_opsetid("", opset), helper.make_opsetid("neurocompile", 1)]
-    return import_model(helper.make_model(g, opset_imports=opsets))
+    inits = [t("w1", w1), t("w2", w2), *[t(k, v) for k, v in inits.items()]]
+    return import_model(make_model(nodes, inits, opset=opset, custom=True))
 
 
 def test_custom_node_and_qcfs_variant():

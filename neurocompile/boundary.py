@@ -1,0 +1,91 @@
+"""Quantization boundary cases: where a float32 ANN may legitimately differ from the exact one by a level.
+
+A CQReLU floors ``x·L/λ``. The spiking network reproduces the ANN computed exactly (the float64
+interpreter); a float32 runtime (onnxruntime, PyTorch) sums the same terms in another order and rounds
+each step, so a pre-activation lying within float32 rounding of a level boundary can floor to the next
+level down or up there. Such a neuron is a *boundary case*: its float32 result depends on the runtime's
+summation order (and so on the CPU), not on the conversion. This module finds them from the float64
+interpreter alone, so the count is the same on every machine.
+
+The rounding bound of a pre-activation ``z = Σ w·x + b`` is ``K · u · M`` with ``u = 2**-24`` (float32 unit
+roundoff) and ``M = Σ |w|·|x| + |b|`` propagated through the graph (computed with the op table's ``linear``
+and ``bias`` on absolute values). ``K`` = :data:`ROUNDING_FACTOR` covers blocked/FMA summation and the
+quantizer's own multiply by ``L/λ``, measured on onnxruntime well below it (benchmarks/boundary_cases.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from neurocompile.ir import Graph
+from neurocompile.ops import OPS, tensors
+
+U32 = 2.0 ** -24
+ROUNDING_FACTOR = 16.0
+QUANTIZERS = ("CQReLU", "CIF", "IF")
+
+
+@dataclass
+class BoundaryReport:
+    """``samples``: indices of the samples with at least one boundary neuron; ``neurons``: their count
+    over all samples; ``per_layer``: boundary neurons per quantizer node."""
+
+    samples: list[int] = field(default_factory=list)
+    neurons: int = 0
+    per_layer: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"samples": self.samples, "neurons": self.neurons, "per_layer": self.per_layer,
+                "rounding_bound": f"{ROUNDING_FACTOR:g} * 2**-24 * sum|w x|"}
+
+
+def _quantizer(node) -> tuple[int, float, float] | None:
+    """(L, λ, shift) of a quantizing node, or None."""
+    a = node.attrs
+    if node.op == "CQReLU":
+        return int(a["levels"]), float(a["clip"]), float(a.get("shift", 0.0))
+    if node.op in ("CIF", "IF") and a.get("amplitude") is None:
+        return int(a["levels"]), float(a["threshold"]), float(a.get("shift", 0.0))
+    return None
+
+
+def find_boundary_cases(graph: Graph, x: np.ndarray, factor: float = ROUNDING_FACTOR) -> BoundaryReport:
+    """Boundary cases of an ANN-level graph (CQReLU nodes, or a converted graph's CIF/IF nodes, whose ANN
+    meaning is the same) on inputs ``x`` of shape (N, ...)."""
+    values: dict[str, torch.Tensor] = {}
+    mags: dict[str, torch.Tensor] = {}
+    flagged = torch.zeros(len(x), dtype=torch.bool)
+    rep = BoundaryReport()
+    with torch.no_grad():
+        for n in graph.topo():
+            if n.op == "Input":
+                values[n.output] = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+                mags[n.output] = values[n.output].abs()
+                continue
+            op, p = OPS[n.op], tensors(n, torch.float64)
+            xs, ms = [values[t] for t in n.inputs], [mags[t] for t in n.inputs]
+            y = op.forward(n, xs, p)
+            q = _quantizer(n)
+            if q is not None:
+                levels, lam, shift = q
+                r = xs[0] * (levels / lam) + shift
+                k = torch.round(r)
+                near = ((r - k).abs() * (lam / levels) <= factor * U32 * ms[0]) & (k >= 1) & (k <= levels)
+                hits = near.reshape(len(x), -1)
+                if hits.any():
+                    rep.per_layer[n.name] = int(hits.sum())
+                    flagged |= hits.any(1)
+                mags[n.output] = y.abs()  # a level is exact: rounding starts afresh after a quantizer
+            elif op.role == "affine":
+                absp = {k: v.abs() for k, v in p.items()}
+                m = op.linear(n, ms, absp).abs()
+                b = op.bias(n, absp, graph.shapes[n.output])
+                mags[n.output] = m + b.abs() if b is not None else m
+            else:  # Relu, Clip, MaxPool: monotone, the rounding of the input passes through
+                mags[n.output] = op.forward(n, ms, p).abs() if op.role != "activation" else ms[0]
+            values[n.output] = y
+    rep.samples = [int(i) for i in torch.nonzero(flagged).reshape(-1)]
+    rep.neurons = int(sum(rep.per_layer.values()))
+    return rep
