@@ -5,7 +5,9 @@ interpreter); a float32 runtime (onnxruntime, PyTorch) sums the same terms in an
 each step, so a pre-activation lying within float32 rounding of a level boundary can floor to the next
 level down or up there. Such a neuron is a *boundary case*: its float32 result depends on the runtime's
 summation order (and so on the CPU), not on the conversion. This module finds them from the float64
-interpreter alone, so the count is the same on every machine.
+interpreter alone, so the count is the same on every machine. A pre-activation exactly on a level (residual
+sums of quantized values can tie) is a boundary case even in float64: the spiking neuron computes
+``Σx·L/λ`` where the exported chain computes ``x·(L/λ)``, and the two may round to either side.
 
 The rounding bound of a pre-activation ``z = Σ w·x + b`` is ``K · u · M`` with ``u = 2**-24`` (float32 unit
 roundoff) and ``M = Σ |w|·|x| + |b|`` propagated through the graph (computed with the op table's ``linear``

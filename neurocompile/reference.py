@@ -80,9 +80,9 @@ def _onnxruntime(model: onnx.ModelProto, path: str) -> Reference:
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
         msg = " ".join(str(exc).split())
         if any(k in msg for k in _CANNOT_RUN):
-            short = msg.split(" : ")[-1][:160]
+            short = _ort_message(msg)[:160]
             return _evaluator(model, f"onnxruntime cannot load the file ({short})")
-        raise ModelLoadError(f"onnxruntime rejects the model: {msg[-300:]}", file=path,
+        raise ModelLoadError(f"onnxruntime rejects the model: {_ort_message(msg)}", file=path,
                              hint="The model is not valid ONNX for onnxruntime; fix the exporter or the model") from None
     inp = sess.get_inputs()[0]
     batch = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
@@ -91,7 +91,7 @@ def _onnxruntime(model: onnx.ModelProto, path: str) -> Reference:
         try:
             return _run(np.asarray(x, dtype=np.float32))
         except Exception as exc:  # noqa: BLE001 - a model it loads but cannot run (bad attributes, shapes)
-            raise ModelLoadError(f"onnxruntime fails to run the model: {' '.join(str(exc).split())[-300:]}",
+            raise ModelLoadError(f"onnxruntime fails to run the model: {_ort_message(str(exc))}",
                                  file=path, hint="The model is not valid ONNX for onnxruntime; fix the exporter "
                                                  "or the model") from None
 
@@ -112,6 +112,12 @@ def _onnxruntime(model: onnx.ModelProto, path: str) -> Reference:
         return Reference("onnxruntime", "the original file, float32", True, run)
     how = "sample by sample" if batch == 1 else f"in batches of {batch}"
     return Reference(f"onnxruntime ({how})", f"the export fixed the batch dimension at {batch}", True, run)
+
+
+def _ort_message(msg: str) -> str:
+    """onnxruntime's message without its "[ONNXRuntimeError] : 1 : FAIL :" prefix and source locations."""
+    msg = " ".join(msg.split()).split(" : ")[-1]
+    return msg if len(msg) <= 300 else msg[:297] + "..."
 
 
 def _saved_ir(graph: Graph, lif: bool, target: str) -> Reference:

@@ -582,6 +582,53 @@ def mutants(draw, kinds=tuple(MUTATIONS)) -> Mutant:
                   draw(st.sampled_from(LOSSLESS_FLAGS)), draw(st.booleans()))
 
 
+def _fixed(seed: str, desc: str, change, args=(), save_ir: bool = False) -> Mutant:
+    c = _Case(seed)
+    change(c)
+    return Mutant(seed, desc, c.m.SerializeToString(), _npy(c.x), list(args), save_ir)
+
+
+def _set_attr(name: str, **values):
+    def change(c: _Case) -> None:
+        n = next(n for n in c.g.node if n.name == name)
+        for k, v in values.items():
+            _del_attr(n, k)
+            n.attribute.append(helper.make_attribute(k, v))
+    return change
+
+
+def _map_init(name: str, fn):
+    def change(c: _Case) -> None:
+        t = next(t for t in c.g.initializer if t.name == name)
+        _set_tensor(t, np.asarray(fn(numpy_helper.to_array(t))))
+    return change
+
+
+def _map_x(fn):
+    def change(c: _Case) -> None:
+        c.x = fn(c.x)
+    return change
+
+
+def known_findings() -> list[tuple[Mutant, str]]:
+    """(mutant, how to run it) behind the findings of earlier fuzz runs, replayed every time."""
+    return [
+        (_fixed("mlp", "BatchNormalization variance x-1", _map_init("c5", lambda a: -a)), "in-process"),
+        (_fixed("mlp", "BatchNormalization epsilon=-1", _set_attr("BatchNormalization_2", epsilon=-1.0)), "in-process"),
+        (_fixed("mlp", "Gemm alpha=nan", _set_attr("Gemm_8", alpha=float("nan"))), "in-process"),
+        (_fixed("conv", "Conv kernel_shape=[2, 2] with 3x3 weights", _set_attr("Conv_0", kernel_shape=[2, 2])),
+         "in-process"),
+        (_fixed("digits", "Conv bias of shape () instead of (32,)", _map_init("onnx::Conv_65", lambda a: a[0])),
+         "in-process"),
+        (_fixed("pool", "MaxPool ceil_mode=2", _set_attr("MaxPool_6", ceil_mode=2)), "in-process"),
+        (_fixed("conv", "input x 3e38 (float32 ANN overflows)", _map_x(lambda x: x * np.float32(3e38))), "in-process"),
+        (_fixed("conv", "Conv with both auto_pad and pads (onnxruntime logs to stderr)",
+                _set_attr("Conv_0", auto_pad="SAME_UPPER")), "subprocess"),
+        (_fixed("conv", "input array of strings with --save-ir", _map_x(lambda x: x.astype("<U8")), save_ir=True),
+         "in-process"),
+    ]
+
+
 # ---- running ---------------------------------------------------------------------------------
 @dataclass
 class Outcome:

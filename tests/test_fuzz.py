@@ -50,3 +50,9 @@ def test_seeds_convert_and_match_onnxruntime():
         with tempfile.TemporaryDirectory() as d:
             kind, detail, out = F.check(F.Mutant(seed, "none", model, x), d)
         assert kind == "match", (seed, kind, detail, out.stderr)
+
+
+@pytest.mark.parametrize("m, via", F.known_findings(), ids=lambda v: getattr(v, "desc", v))
+def test_earlier_findings(m, via):
+    """The mutants behind earlier findings (a product fix is not done until these pass)."""
+    _check(m, via)

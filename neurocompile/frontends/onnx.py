@@ -263,6 +263,9 @@ def _conv(im: _Importer, name, n, inputs, attrs):
     params = {"weight": w}
     if len(inputs) > 2 and inputs[2]:
         params["bias"] = im._const(inputs[2], name, "Conv")
+        if params["bias"].shape != (w.shape[0],):  # onnxruntime would read past the buffer
+            raise _unsupported_attr(name, "Conv", f"bias of shape {params['bias'].shape} for {w.shape[0]} output "
+                                                  f"channels (ONNX requires ({w.shape[0]},))")
     stride, dilation = list(attrs.get("strides", [1, 1])), list(attrs.get("dilations", [1, 1]))
     pads = _pads(attrs, name, "Conv", im.out.shapes[inputs[0]][1:], list(w.shape[2:]), stride, dilation)
     return "Conv", [inputs[0]], {"stride": stride, "pads": pads, "dilation": dilation,
@@ -295,6 +298,11 @@ def _bn(im: _Importer, name, n, inputs, attrs):
     if attrs.get("training_mode", 0):
         raise _unsupported_attr(name, "BatchNormalization", "training_mode=1 (export the model in eval mode)")
     p = {k: im._const(t, name, "BatchNormalization") for k, t in zip(("scale", "bias", "mean", "var"), inputs[1:5])}
+    channels = im.out.shapes[inputs[0]][0] if im.out.shapes.get(inputs[0]) else None
+    wrong = [k for k, v in p.items() if channels is not None and v.shape != (channels,)]
+    if wrong:
+        raise _unsupported_attr(name, "BatchNormalization", f"parameter(s) {wrong} are not of shape ({channels},), "
+                                                            "one value per channel as ONNX requires")
     eps = float(attrs.get("epsilon", 1e-5))
     bad = np.nonzero(~(np.asarray(p["var"], np.float64) + eps > 0))[0]
     if bad.size:  # sqrt(var + eps) would be NaN or a division by zero
@@ -394,6 +402,9 @@ def _pool(im: _Importer, name, n, inputs, attrs):
         raise _unsupported_attr(name, op, f"{len(k)}-D pooling (only 2-D is supported)")
     if any(d != 1 for d in attrs.get("dilations", [1, 1])):
         raise _unsupported_attr(name, op, "dilated pooling", hint="Export the pool without dilations")
+    for flag in ("ceil_mode", "count_include_pad"):
+        if attrs.get(flag, 0) not in (0, 1):
+            raise _unsupported_attr(name, op, f"{flag}={attrs[flag]} (ONNX allows 0 or 1)")
     s, ceil = list(attrs.get("strides", [1, 1])), int(attrs.get("ceil_mode", 0))
     pads = _pads(attrs, name, op, hw, k, s)
     begin_end = ((pads[0], pads[2]), (pads[1], pads[3]))
