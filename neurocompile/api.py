@@ -14,6 +14,7 @@ import numpy as np
 
 from neurocompile.errors import ConversionError, ModelLoadError, NeurocompileError
 from neurocompile.ir import Graph
+from neurocompile.ops import OPS, is_level_neuron
 from neurocompile.passes import PassManager, PassRecord, casc_pipeline, idsnn_pipeline, optimize_pipeline
 from neurocompile.targets import get_target
 
@@ -77,7 +78,7 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
     out = pm.run(graph)
     if log is not None:
         log.extend(pm.log)
-    trained = {int(n.attrs["levels"]) for n in out.nodes.values() if n.op in ("CIF", "IF")
+    trained = {int(n.attrs["levels"]) for n in out.nodes.values() if is_level_neuron(n)
                and not out.meta.get("lossy_layers")}
     if levels is not None and trained and trained != {int(levels)}:
         raise ConversionError(f"--levels {levels} differs from the network's trained levels L={sorted(trained)}",
@@ -116,7 +117,7 @@ def boundary_cases(graph: Graph, x: np.ndarray):
     (:mod:`neurocompile.boundary`); ``graph`` is the imported ANN."""
     from neurocompile.boundary import find_boundary_cases
 
-    if any(n.op in ("LIF", "CIF", "IF") for n in graph.nodes.values()):
+    if any(OPS[n.op].spiking for n in graph.nodes.values()):
         return find_boundary_cases(graph, x)
     return find_boundary_cases(ann_graph(graph), x)
 

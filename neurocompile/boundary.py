@@ -26,7 +26,6 @@ from neurocompile.ops import OPS, tensors
 
 U32 = 2.0 ** -24
 ROUNDING_FACTOR = 16.0
-QUANTIZERS = ("CQReLU", "CIF", "IF")
 
 
 @dataclass
@@ -46,11 +45,9 @@ class BoundaryReport:
 def _quantizer(node) -> tuple[int, float, float] | None:
     """(L, λ, shift) of a quantizing node, or None."""
     a = node.attrs
-    if node.op == "CQReLU":
-        return int(a["levels"]), float(a["clip"]), float(a.get("shift", 0.0))
-    if node.op in ("CIF", "IF") and a.get("amplitude") is None:
-        return int(a["levels"]), float(a["threshold"]), float(a.get("shift", 0.0))
-    return None
+    if not OPS[node.op].quantizer or a.get("amplitude") is not None:  # fixed point: no float levels
+        return None
+    return int(a["levels"]), float(a.get("clip", a.get("threshold"))), float(a.get("shift", 0.0))
 
 
 def find_boundary_cases(graph: Graph, x: np.ndarray, factor: float = ROUNDING_FACTOR) -> BoundaryReport:

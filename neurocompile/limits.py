@@ -12,6 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from neurocompile.errors import ConversionError
+from neurocompile.ops import OPS
 
 MAX_LEVELS = 4096          # quantization levels L (= wake steps T_wake of a CIF network)
 MAX_GAMMA = MAX_LEVELS     # spikes per step of graded CIF: more than L can never be emitted in one step
@@ -46,7 +47,7 @@ def check_options(*, steps: int | None = None, levels: int | None = None, gamma:
 
 def neurons_per_sample(graph) -> int:
     """Spiking neurons of one sample (CIF, IF and LIF outputs)."""
-    return sum(int(np.prod(graph.shapes[n.output])) for n in graph.nodes.values() if n.op in ("CIF", "IF", "LIF"))
+    return sum(int(np.prod(graph.shapes[n.output])) for n in graph.nodes.values() if OPS[n.op].spiking)
 
 
 def check_work(graph, n_samples: int, steps: int, target: str) -> None:

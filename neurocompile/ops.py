@@ -26,12 +26,31 @@ Tensor = torch.Tensor
 
 
 class Op:
-    """Base class. ``params`` are required, ``optional`` may be present; ``attrs`` are defaults."""
+    """Base class. ``params`` are required, ``optional`` may be present; ``attrs`` are defaults.
+
+    Traits that passes and targets query (instead of lists of op names of their own):
+    ``synaptic``: carries a weight map, so a target makes it a connection process that delays its output
+    by the synapse delay; ``merge``: joins several data inputs, whose branches must arrive together;
+    ``homogeneous``: f(a·x) = a·f(x) for a > 0 with nothing to rescale, so a tensor's unit passes through;
+    ``exact_in_integers``: only moves or selects values, so integer inputs stay integers (nothing to
+    quantize); ``rescalable``: the (weight, bias) parameters a change of unit rescales, or None;
+    ``quantizer``: the ANN meaning is a CQReLU (attributes give L and λ); ``calibratable``: a plain
+    activation that data-based λ turns into a CQReLU (lossy); ``spiking``: a neuron that emits spikes
+    (role "neuron" also covers the lateral-inhibition pool, which is stateful but sends values).
+    """
 
     role = "affine"
     params: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     attrs: dict[str, Any] = {}
+    synaptic = False
+    merge = False
+    homogeneous = False
+    exact_in_integers = False
+    rescalable: tuple[str, str] | None = None
+    quantizer = False
+    calibratable = False
+    spiking = False
 
     def attr(self, node: Node, key: str) -> Any:
         return node.attrs.get(key, self.attrs.get(key))
@@ -72,6 +91,7 @@ class Input(Op):
 
 
 class Conv(Op):
+    synaptic, rescalable = True, ("weight", "bias")
     params = ("weight",)
     optional = ("bias",)
     attrs = {"stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1], "groups": 1}
@@ -92,6 +112,7 @@ class Conv(Op):
 class Dense(Op):
     """y = x @ W.T + b with W of shape (out, in): torch's Linear layout."""
 
+    synaptic, rescalable = True, ("weight", "bias")
     params = ("weight",)
     optional = ("bias",)
 
@@ -149,6 +170,7 @@ class BatchNorm(Op):
 class Affine(Op):
     """Per-channel y = x * scale + shift: what a BatchNorm with no foldable producer becomes."""
 
+    synaptic, rescalable = True, ("scale", "shift")
     params = ("scale", "shift")
 
     def linear(self, node, xs, p):
@@ -164,6 +186,7 @@ class Affine(Op):
 class Add(Op):
     """Sum of two or more data tensors, or one tensor plus a constant ``const`` (ONNX broadcasting)."""
 
+    merge = True
     optional = ("const",)
 
     def linear(self, node, xs, p):
@@ -204,6 +227,7 @@ class Sub(Op):
 
 
 class Mul(Op):
+    synaptic = homogeneous = True  # a scalar or per-channel scaling: a diagonal weight map
     params = ("const",)
 
     def forward(self, node, xs, p):
@@ -213,6 +237,7 @@ class Mul(Op):
 class Div(Op):
     """x / const (kept as a division: x / c and x * (1/c) round differently at quantization steps)."""
 
+    synaptic = homogeneous = True
     params = ("const",)
 
     def forward(self, node, xs, p):
@@ -220,6 +245,7 @@ class Div(Op):
 
 
 class Relu(Op):
+    calibratable = True
     role = "activation"
 
     def forward(self, node, xs, p):
@@ -227,6 +253,7 @@ class Relu(Op):
 
 
 class Clip(Op):
+    calibratable = True
     role = "activation"
     attrs = {"min": None, "max": None}
 
@@ -262,6 +289,7 @@ def cqrelu(x: Tensor, levels: int, clip: float, shift: float = 0.0, divide: bool
 
 
 class CQReLU(Op):
+    quantizer = True
     role = "activation"
     attrs = {"levels": 8, "clip": 1.0, "shift": 0.0}
 
@@ -274,6 +302,7 @@ class _Neuron(Op):
     """A spiking neuron. Its ANN meaning is the CQReLU it stands for: levels L, clip = threshold;
     a spike carries ``amplitude`` (default: the threshold; 1 in fixed point, where spikes are counts)."""
 
+    quantizer = spiking = True
     role = "neuron"
     attrs = {"threshold": 1.0, "levels": 8, "shift": 0.0, "amplitude": None}
 
@@ -300,6 +329,7 @@ class IF(_Neuron):
 class LIF(Op):
     """Leaky IF with hard reset (IDSNN students). Has no ANN meaning; only simulators run it."""
 
+    spiking = True
     role = "neuron"
     attrs = {"beta": 0.25, "threshold": 0.5}
 
@@ -346,6 +376,7 @@ class AvgPool(_Pool):
     """``count_overhang`` (with count_include_pad): a ceil_mode window's overhang past the end pads counts
     too, so every window divides by kh*kw: what onnxruntime does for AveragePool opsets < 19."""
 
+    synaptic = homogeneous = True
     attrs = {**_Pool.attrs, "count_include_pad": 0, "count_overhang": 0}
 
     def divisor(self, node: Node, hw: Sequence[int], device: Any = None, dtype: Any = None) -> Tensor:
@@ -377,6 +408,7 @@ class AvgPool(_Pool):
 
 
 class MaxPool(_Pool):
+    homogeneous = True
     role = "maxpool"
 
     def forward(self, node, xs, p):
@@ -387,15 +419,18 @@ class MaxPool(_Pool):
 class InhibitionMaxPool(MaxPool):
     """MaxPool of a spiking network, done by lateral inhibition per window (same ANN meaning)."""
 
+    exact_in_integers = True  # selects one input of its window per step
     role = "neuron"
 
 
 class GlobalAvgPool(Op):
+    synaptic = homogeneous = True
     def forward(self, node, xs, p):
         return xs[0].mean(dim=tuple(range(2, xs[0].ndim)), keepdim=True)
 
 
 class Flatten(Op):
+    homogeneous = exact_in_integers = True
     def forward(self, node, xs, p):
         return xs[0].reshape(xs[0].shape[0], -1)
 
@@ -403,6 +438,7 @@ class Flatten(Op):
 class Reshape(Op):
     """Reshape keeping the batch dimension; ``shape`` is the per-sample target shape."""
 
+    homogeneous = exact_in_integers = True
     attrs = {"shape": [-1]}
 
     def forward(self, node, xs, p):
@@ -410,6 +446,7 @@ class Reshape(Op):
 
 
 class Concat(Op):
+    merge = True
     attrs = {"axis": 1}
 
     def forward(self, node, xs, p):
@@ -417,6 +454,7 @@ class Concat(Op):
 
 
 class Identity(Op):
+    homogeneous = exact_in_integers = True
     role = "identity"
 
     def forward(self, node, xs, p):
@@ -431,6 +469,17 @@ OPS: dict[str, Op] = {cls.__name__: cls() for cls in (
     Input, Conv, Dense, Gemm, MatMul, BatchNorm, Affine, Add, Sub, Mul, Div, Relu, Clip, Floor, Round, CQReLU,
     CIF, IF, LIF, AvgPool, MaxPool, InhibitionMaxPool, GlobalAvgPool, Flatten, Reshape, Concat, Identity,
     Dropout)}
+
+
+def op_of(node: Node) -> Op:
+    """The op table entry of ``node``: what its traits say is what the compiler does with it."""
+    return OPS[node.op]
+
+
+def is_level_neuron(node: Node) -> bool:
+    """A spiking neuron whose ANN meaning is a CQReLU with L levels (CIF, IF; not LIF)."""
+    op = OPS[node.op]
+    return op.spiking and op.quantizer
 
 
 def tensors(node: Node, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> dict[str, Tensor]:

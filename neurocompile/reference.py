@@ -23,6 +23,7 @@ from onnx import TensorProto, numpy_helper
 from neurocompile import neurons
 from neurocompile.errors import ModelLoadError
 from neurocompile.ir import Graph
+from neurocompile.ops import OPS
 
 CUSTOM_DOMAIN = "neurocompile"
 # onnxruntime load failures that say "I cannot run this file", not "this file is invalid"
@@ -50,7 +51,7 @@ class Reference:
 
 def reference_for(path: str, graph: Graph, target: str = "reference") -> Reference:
     """Choose the reference for ``path`` (whose imported graph is ``graph``) run on ``target``."""
-    spiking = any(n.op in ("LIF", "CIF", "IF") for n in graph.nodes.values())
+    spiking = any(OPS[n.op].spiking for n in graph.nodes.values())
     lif = any(n.op == "LIF" for n in graph.nodes.values())
     if not str(path).endswith(".onnx"):
         return _saved_ir(graph, lif, target)

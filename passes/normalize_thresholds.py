@@ -6,13 +6,12 @@ import numpy as np
 from neurocompile import interpreter
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph
-
-PLAIN = ("Relu", "Clip")
+from neurocompile.ops import op_of
 
 
 def plain_activations(g: Graph) -> list[str]:
     """Activations that are not CQReLU (plain ReLU, ReLU6-style Clip): their conversion is lossy."""
-    return [n.name for n in g.topo() if n.op in PLAIN]
+    return [n.name for n in g.topo() if op_of(n).calibratable]
 
 
 def normalize_thresholds(g: Graph, calibration: np.ndarray | None = None, percentile: float = 99.9,

@@ -5,11 +5,7 @@ import numpy as np
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph, Node
-
-PARAMETRIC = ("Conv", "Dense", "Affine")
-# single-input ops whose output is in the unit of their input
-SAME_UNIT = ("AvgPool", "MaxPool", "GlobalAvgPool", "Flatten", "Reshape", "Mul", "Div", "Identity", "Dropout")
-MERGES = ("Add", "Concat")
+from neurocompile.ops import op_of
 
 
 def normalize_weights(g: Graph) -> Graph:
@@ -29,14 +25,14 @@ def normalize_weights(g: Graph) -> Graph:
             unit[n.output] = 1.0
             continue
         u_in = [unit[t] for t in n.inputs]
-        if n.op in PARAMETRIC:
+        if op_of(n).rescalable:
             u_out = _wanted_unit(g, n, readers, unit)
             _rescale(n, u_in[0], u_out)
             unit[n.output] = u_out
-        elif n.op == "CQReLU":
+        elif op_of(n).quantizer:
             n.attrs["clip"] = float(n.attrs["clip"]) / u_in[0]
             unit[n.output] = u_in[0]
-        elif n.op in MERGES or n.op == "Sub" or n.op in SAME_UNIT:
+        elif op_of(n).merge or op_of(n).homogeneous or n.op == "Sub":
             if len(set(u_in)) > 1:
                 raise ConversionError(f"merge inputs arrive in different units {sorted(set(u_in))}", node=n.name,
                                       op=n.op, hint="Convert without weight normalization")
@@ -63,25 +59,24 @@ def _wanted_unit(g: Graph, n: Node, readers: dict, unit: dict) -> float:
         if len(rs) != 1:
             return 1.0  # fan-out to several readers: keep real units
         r = rs[0]
-        if r.op == "CQReLU":
+        if op_of(r).quantizer:
             return float(r.attrs["clip"])
-        if r.op in MERGES:
+        if op_of(r).merge:
             fixed = [unit[i] for i in r.inputs if i != t and i in unit and not _adjustable(g, i)]
             if fixed:
                 return fixed[0]
-        elif r.op not in SAME_UNIT and not (r.op in ("Add", "Sub") and len(r.inputs) == 1):
+        elif not op_of(r).homogeneous and not (r.op in ("Add", "Sub") and len(r.inputs) == 1):
             return 1.0
         t = r.output
 
 
 def _adjustable(g: Graph, tensor: str) -> bool:
     prod = g.producers()[tensor]
-    return prod.op in PARAMETRIC
+    return op_of(prod).rescalable is not None
 
 
 def _rescale(n: Node, u_in: float, u_out: float) -> None:
-    w = "weight" if n.op != "Affine" else "scale"
+    w, b = op_of(n).rescalable
     n.params[w] = (n.params[w].astype(np.float64) * (u_in / u_out)).astype(np.float32)
-    b = {"Conv": "bias", "Dense": "bias", "Affine": "shift"}[n.op]
     if b in n.params:
         n.params[b] = (n.params[b].astype(np.float64) / u_out).astype(np.float32)

@@ -5,11 +5,10 @@ import numpy as np
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph
-from neurocompile.ops import OPS, _pair
+from neurocompile.ops import OPS, _pair, is_level_neuron, op_of
 
 WEIGHT_MAX = 254      # lava's Dense truncates the LSB of 8-bit mixed-sign weights: even values in [-256, 254]
 STATE_BITS = 24       # Loihi 2 membrane / current width (signed)
-UNIT_PRESERVING = ("Flatten", "Reshape", "InhibitionMaxPool")
 
 
 def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
@@ -64,7 +63,7 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
             n.op, n.attrs = "Conv", {"stride": stride, "pads": pads, "dilation": [1, 1], "groups": C}
             n.params = {"weight": np.ones((C, 1, kh, kw), np.float32)}
             unit[n.output], bound[n.output] = u_in * kh * kw, b_in * kh * kw
-        elif n.op in ("CIF", "IF"):
+        elif is_level_neuron(n):
             theta_real = float(n.attrs["threshold"])
             theta_int = max(1.0, float(np.round(theta_real * u_in)))
             n.attrs["threshold"], n.attrs["amplitude"] = theta_int, 1.0
@@ -72,7 +71,7 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
             if (b_in + theta_int) * 2 >= 2 ** (STATE_BITS - 1):
                 raise ConversionError(f"membrane could reach {b_in + theta_int:.3g}, beyond {STATE_BITS}-bit state",
                                       node=n.name, op=n.op)
-        elif n.op in UNIT_PRESERVING:
+        elif op_of(n).exact_in_integers:
             unit[n.output], bound[n.output] = u_in, b_in
         else:
             raise ConversionError("fixed point supports feed-forward Conv/Dense/pool/CIF/IF graphs only",

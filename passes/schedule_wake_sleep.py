@@ -3,12 +3,9 @@ from __future__ import annotations
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph
-from neurocompile.ops import OPS
+from neurocompile.ops import is_level_neuron, op_of, tensors
 from neurocompile.schedule import WakeSleepSchedule
 
-# Ops that become a synaptic process (weights) on a target and so may delay their output.
-SYNAPTIC = ("Conv", "Dense", "Affine", "AvgPool", "GlobalAvgPool", "Mul", "Div")
-MERGES = ("Add", "Concat")
 SETTLE_MARGIN = 4  # sleep steps beyond the last arrival for a single neuron layer
 
 
@@ -37,7 +34,7 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
         raise ConversionError("a difference of two data tensors has no spiking form", node=diff[0].name, op="Sub",
                               hint="neurocompile removes the straight-through estimator c + (q - c).detach(); "
                                    "other Sub nodes between two branches are not supported")
-    neurons = [n for n in g.topo() if n.op in ("CIF", "IF")]
+    neurons = [n for n in g.topo() if is_level_neuron(n)]
     lif = [n for n in g.topo() if n.op == "LIF"]
     if lif and neurons:
         raise ConversionError("a graph mixes LIF with CIF/IF neurons: convert one kind of network at a time",
@@ -68,12 +65,12 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
         srcs = [prod[t].name for t in n.inputs]
         arr = [arrival[s] + delay[s] for s in srcs]
         start = max(arr, default=0)
-        if n.op in MERGES and balance and len(set(arr)) > 1:
+        if op_of(n).merge and balance and len(set(arr)) > 1:
             extra[n.name] = [start - a for a in arr]
-        delay[n.name] = synapse_delay if n.op in SYNAPTIC else 0
+        delay[n.name] = synapse_delay if op_of(n).synaptic else 0
         arrival[n.name] = start
-        depth[n.name] = max([depth[s] for s in srcs], default=0) + (1 if n.op in SYNAPTIC else 0)
-        ndepth[n.name] = max([ndepth[s] for s in srcs], default=0) + (1 if n.op in ("CIF", "IF") else 0)
+        depth[n.name] = max([depth[s] for s in srcs], default=0) + (1 if op_of(n).synaptic else 0)
+        ndepth[n.name] = max([ndepth[s] for s in srcs], default=0) + (1 if is_level_neuron(n) else 0)
     outs = [prod[t].name for t in g.outputs]
     last = max(arrival[n] + delay[n] for n in outs)
     gamma = max([int(n.attrs.get("gamma", 1)) for n in neurons], default=1)
@@ -83,7 +80,7 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
         t_wake=int(t_wake), steps=int(steps if steps is not None else settle), synapse_delay=int(synapse_delay),
         sleep=not is_if,
         inputs=[n.name for n in g.input_nodes],
-        gated_bias=[n.name for n in g.topo() if OPS[n.op].role == "affine" and _has_bias(n)],
+        gated_bias=[n.name for n in g.topo() if _has_bias(g, n)],
         delay={k: v for k, v in delay.items() if v}, arrival={k: v for k, v in arrival.items() if v},
         balance=extra, depth=max(depth.values(), default=0), predicted_settle=int(settle))
     if sched.steps < 1:
@@ -92,6 +89,7 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
     return g
 
 
-def _has_bias(n) -> bool:
-    return n.op in ("Conv", "Dense") and "bias" in n.params or n.op in ("Affine", "BatchNorm", "Sub") or (
-        n.op == "Add" and "const" in n.params)
+def _has_bias(g: Graph, n) -> bool:
+    """An affine node with a constant term (the op table's ``bias``), which sleeps with the wake phase."""
+    op = op_of(n)
+    return op.role == "affine" and op.bias(n, tensors(n), g.shapes[n.output]) is not None

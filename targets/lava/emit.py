@@ -25,7 +25,6 @@ from neurocompile.ir import Graph, Node
 from neurocompile.ops import OPS, _pair, tensors
 from neurocompile.schedule import WakeSleepSchedule
 
-SINKS = ("CIF", "IF", "LIF", "InhibitionMaxPool")
 
 
 def lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -55,7 +54,7 @@ def sink_biases(g: Graph) -> dict[str, np.ndarray]:
                 vals[n.output] = torch.zeros(shape, dtype=torch.float64)
                 continue
             xs = [vals[t] for t in n.inputs]
-            if n.op in SINKS:
+            if OPS[n.op].role == "neuron":  # a sink: the current stops there
                 out[n.name] = xs[0][0].numpy()
                 vals[n.output] = torch.zeros(shape, dtype=torch.float64)
             else:

@@ -14,6 +14,7 @@ import numpy as np
 
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph
+from neurocompile.ops import OPS
 from neurocompile.schedule import WakeSleepSchedule
 from neurocompile.targets.lava.emit import Emitted, check_lowering, emit, from_lava, lava_shape
 from neurocompile.targets.reference.simulator import SimResult
@@ -32,7 +33,7 @@ class LavaExecutable:
         if s.synapse_delay != 1:
             raise TargetError(f"the schedule models {s.synapse_delay} step(s) of synaptic delay; Lava's Dense and "
                               "Conv delay by 1", hint="Convert with target='lava-sim' (or synapse_delay=1)")
-        unbalanced = [n for n in graph.nodes.values() if n.op in ("Add", "Concat")
+        unbalanced = [n for n in graph.nodes.values() if OPS[n.op].merge
                       and len({len(x) for x in [n.inputs]}) and n.name not in s.balance and _branches_differ(graph, s, n)]
         if unbalanced:
             raise TargetError("merge branches are not delay-balanced", node=unbalanced[0].name, op=unbalanced[0].op,

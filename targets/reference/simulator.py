@@ -106,7 +106,7 @@ class ReferenceSimulator:
         acc = {o: None for o in self.out_names}
         per_step = []
         counts = {n.name: torch.zeros(2, dtype=torch.float64, device=self.device)
-                  for n in self.order if n.op in ("CIF", "IF", "LIF")}  # (sum |s|, sum s) over batch and time
+                  for n in self.order if OPS[n.op].spiking}  # (sum |s|, sum s) over batch and time
         quiet_since, quiescent_at, t_done = None, None, T
         out_shape = (N, *g.shapes[g.outputs[0]])
         for t in range(T):
@@ -163,7 +163,7 @@ class ReferenceSimulator:
                 cache[n.name] = (key, y, xs)  # (xs kept alive so their ids stay unique)
                 return (y + b if b is not None else y), None
             return (y.add_(b) if b is not None else y), None
-        if n.op in ("CIF", "IF", "LIF"):
+        if op.spiking:
             st = state.get(n.name)
             if st is None:
                 st = state[n.name] = self._init_neuron(n, xs[0])
