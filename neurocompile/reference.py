@@ -21,11 +21,11 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from neurocompile import neurons
+from neurocompile.contract import DOMAIN as CUSTOM_DOMAIN
 from neurocompile.errors import ModelLoadError
 from neurocompile.ir import Graph
 from neurocompile.ops import OPS
 
-CUSTOM_DOMAIN = "neurocompile"
 # onnxruntime load failures that say "I cannot run this file", not "this file is invalid"
 _CANNOT_RUN = ("Unsupported model IR version", "is not a registered function/op", "opset", "No Op registered",
                "Could not find an implementation")

@@ -15,12 +15,13 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from neurocompile.contract import CUSTOM_OPS, DOMAIN, META_ENCODING, META_TIME_STEPS
 from neurocompile.errors import ModelLoadError, NeurocompileError, UnsupportedOpError
 from neurocompile.frontends.onnx_checks import check_model
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import infer_shape, pool_axis
+from neurocompile.ops import OPS, infer_shape, pool_axis
 
-CUSTOM_DOMAIN = "neurocompile"
+CUSTOM_DOMAIN = DOMAIN
 _UNKNOWN = object()  # a constant whose value cannot be known at import time
 # Shape() of a data tensor reports this for the symbolic batch size; a Reshape whose target starts
 # with it keeps the batch. Arithmetic on it would change the value and is then rejected clearly.
@@ -67,14 +68,14 @@ class _Importer:
         self.out.meta = {"producer": model.producer_name, "opset": _opset(model),
                          "onnx_meta": {p.key: p.value for p in model.metadata_props}}
         meta = self.out.meta["onnx_meta"]  # written by neurocompile.torch.export_onnx for spiking models
-        if "neurocompile.time_steps" in meta:
+        if META_TIME_STEPS in meta:
             try:
-                self.out.meta["time_steps"] = int(meta["neurocompile.time_steps"])
+                self.out.meta["time_steps"] = int(meta[META_TIME_STEPS])
             except ValueError:
-                raise ModelLoadError(f"metadata neurocompile.time_steps={meta['neurocompile.time_steps']!r} "
+                raise ModelLoadError(f"metadata {META_TIME_STEPS}={meta[META_TIME_STEPS]!r} "
                                      "is not an integer") from None
-        if "neurocompile.encoding" in meta:
-            self.out.meta["encoding"] = meta["neurocompile.encoding"]
+        if META_ENCODING in meta:
+            self.out.meta["encoding"] = meta[META_ENCODING]
         self.consts: dict[str, Any] = {t.name: numpy_helper.to_array(t) for t in self.g.initializer}
         self.data: set[str] = set()
         ig = inferred.graph
@@ -484,29 +485,21 @@ def _concat(im: _Importer, name, n, inputs, attrs):
     return "Concat", inputs, {"axis": axis}, {}
 
 
-@handles(f"{CUSTOM_DOMAIN}::CQReLU")
-def _cqrelu(im, name, n, inputs, attrs):
-    return "CQReLU", [inputs[0]], {"levels": int(attrs.get("levels", 8)), "clip": float(attrs.get("clip", 1.0)),
-                                   "shift": float(attrs.get("shift", 0.0))}, {}
+def _custom(im: _Importer, name, n, inputs, attrs):
+    """A node of neurocompile's own domain (contract.CUSTOM_OPS): its attributes, the IR op's defaults."""
+    spec, op = CUSTOM_OPS[n.op_type], OPS[n.op_type]
+    missing = [k for k, (_, required) in spec.items() if required and k not in attrs]
+    if missing:
+        raise _unsupported_attr(name, f"{CUSTOM_DOMAIN}::{n.op_type}", f"required attribute(s) {missing} missing",
+                                hint="Export with neurocompile.torch.export_onnx, which writes them")
+    unknown = sorted(set(attrs) - set(spec))
+    if unknown:
+        raise _unsupported_attr(name, f"{CUSTOM_DOMAIN}::{n.op_type}", f"unknown attribute(s) {unknown}")
+    return n.op_type, [inputs[0]], {k: typ(attrs.get(k, op.attrs[k])) for k, (typ, _) in spec.items()}, {}
 
 
-# Spiking nodes written by neurocompile.torch.export_onnx: one time step each; the simulator runs time.
-@handles(f"{CUSTOM_DOMAIN}::LIF")
-def _lif(im, name, n, inputs, attrs):
-    return "LIF", [inputs[0]], {"beta": float(attrs.get("beta", 0.25)),
-                                "threshold": float(attrs.get("threshold", 0.5))}, {}
-
-
-@handles(f"{CUSTOM_DOMAIN}::IF")
-def _if(im, name, n, inputs, attrs):
-    return "IF", [inputs[0]], {"threshold": float(attrs.get("threshold", 1.0)),
-                               "levels": int(attrs.get("levels", 8))}, {}
-
-
-@handles(f"{CUSTOM_DOMAIN}::CIF")
-def _cif(im, name, n, inputs, attrs):
-    return "CIF", [inputs[0]], {"threshold": float(attrs.get("threshold", 1.0)), "levels": int(attrs.get("levels", 8)),
-                                "gamma": int(attrs.get("gamma", 1))}, {}
+for _op in CUSTOM_OPS:
+    handles(f"{CUSTOM_DOMAIN}::{_op}")(_custom)
 
 
 SUPPORTED = sorted({k for k in HANDLERS if "::" not in k} | {"Constant", "Shape (folded)"})

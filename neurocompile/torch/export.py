@@ -17,12 +17,10 @@ import torch
 from torch import nn
 
 from neurocompile.torch._mode import export_mode
-from neurocompile.torch.modules import DOMAIN, CQReLU, has_spiking
+from neurocompile.contract import DOMAIN, DOMAIN_VERSION, ENCODINGS, META_ENCODING, META_TIME_STEPS
+from neurocompile.torch.modules import CQReLU, has_spiking
 
 OPSET = 17
-ENCODINGS = ("direct", "rate")
-META_TIME_STEPS = "neurocompile.time_steps"
-META_ENCODING = "neurocompile.encoding"
 
 
 def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike, time_steps: int | None = None,
@@ -56,7 +54,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.Pa
         opset_version=OPSET, input_names=[input_name], output_names=[output_name],
         dynamic_axes={input_name: {0: "N"}, output_name: {0: "N"}})
     if spiking or (cqrelu == "custom" and any(isinstance(m, CQReLU) for m in model.modules())):
-        kwargs["custom_opsets"] = {DOMAIN: 1}  # declared only when used: torch warns about an unused domain
+        kwargs["custom_opsets"] = {DOMAIN: DOMAIN_VERSION}  # declared only when used: torch warns about an unused domain
     if fold_bn:
         kwargs.update(training=torch.onnx.TrainingMode.EVAL, do_constant_folding=True)
     else:  # PRESERVE on an eval-mode model: inference BN nodes, not fused into the conv

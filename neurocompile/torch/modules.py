@@ -23,7 +23,7 @@ from neurocompile import neurons
 from neurocompile.ops import cqrelu as _cqrelu
 from neurocompile.torch._mode import current_mode, per_step, step_mode
 
-DOMAIN = "neurocompile"
+from neurocompile.contract import DOMAIN  # the kit writes the contract the frontend reads
 
 
 def _f32(v: float) -> float:
