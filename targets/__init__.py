@@ -1,19 +1,44 @@
 """Targets: where a converted graph runs. A target compiles a spiking graph into an executable
-whose ``run(x, steps)`` returns a :class:`~neurocompile.targets.reference.simulator.SimResult`.
+whose ``run(x, steps)`` returns a :class:`SimResult` (defined here: every target returns one).
 
 Registry entries are imported lazily, so the core never imports Lava unless a Lava target is asked for.
 """
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import numpy as np
 
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph
 
 
+@dataclass
+class SimResult:
+    """What a spiking run produced.
+
+    ``outputs``: readout per graph output after the last step (sum of currents / T_wake).
+    ``per_step``: readout of the first output after every step, shape (steps, N, ...).
+    ``spikes``: per neuron node, total positive and negative spike counts over batch and time.
+    ``quiescent_at``: step after which nothing changed any more (None if not detected).
+    """
+
+    outputs: dict[str, np.ndarray]
+    steps: int
+    t_wake: int
+    per_step: np.ndarray | None = None
+    spikes: dict[str, dict[str, int]] = field(default_factory=dict)
+    quiescent_at: int | None = None
+
+    @property
+    def output(self) -> np.ndarray:
+        return next(iter(self.outputs.values()))
+
+
 class Executable(Protocol):
-    def run(self, x: Any, steps: int | None = None, **kw: Any) -> Any: ...
+    def run(self, x: Any, steps: int | None = None, **kw: Any) -> SimResult: ...
 
 
 class Target(Protocol):

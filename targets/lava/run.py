@@ -17,7 +17,7 @@ from neurocompile.ir import Graph
 from neurocompile.ops import OPS
 from neurocompile.schedule import WakeSleepSchedule
 from neurocompile.targets.lava.emit import Emitted, check_lowering, emit, from_lava, lava_shape
-from neurocompile.targets.reference.simulator import SimResult
+from neurocompile.targets import SimResult
 
 
 class LavaExecutable:

@@ -9,7 +9,6 @@ input current is constant during wake), and one whose inputs are all zero skips 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -21,30 +20,9 @@ from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
 from neurocompile.ops import OPS, _pair, tensors
 from neurocompile.schedule import WakeSleepSchedule
+from neurocompile.targets import SimResult
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-@dataclass
-class SimResult:
-    """What a spiking run produced.
-
-    ``outputs``: readout per graph output after the last step (sum of currents / T_wake).
-    ``per_step``: readout of the first output after every step, shape (steps, N, ...).
-    ``spikes``: per neuron node, total positive and negative spike counts over batch and time.
-    ``quiescent_at``: step after which nothing changed any more (None if not detected).
-    """
-
-    outputs: dict[str, np.ndarray]
-    steps: int
-    t_wake: int
-    per_step: np.ndarray | None = None
-    spikes: dict[str, dict[str, int]] = field(default_factory=dict)
-    quiescent_at: int | None = None
-
-    @property
-    def output(self) -> np.ndarray:
-        return next(iter(self.outputs.values()))
 
 
 class _Delay:
