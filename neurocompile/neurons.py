@@ -36,6 +36,17 @@ def _like(mask: Array, a: Array) -> Array:
     return np.asarray(mask).astype(np.asarray(a).dtype)
 
 
+def cqrelu(x: Array, levels: int, clip: float, shift: float = 0.0, divide: bool = False) -> Array:
+    """CQReLU, the ANN activation a CIF/IF neuron stands for (science.md):
+    (λ/L) * clamp(floor(x * L/λ + shift), 0, L); shift 0 is CQReLU (CASC), 0.5 is QCFS.
+
+    ``divide`` computes (x * L) / λ instead of x * (L/λ): what a neuron does (sum L steps, then
+    compare with θ), exact for the integers of fixed point; the default matches exported chains."""
+    r = x * levels / clip if divide else x * (levels / clip)
+    q = _floor(r + shift) if shift else _floor(r)
+    return _clip(q, 0, levels) * (clip / levels)
+
+
 def cif_step(m: Array, count: Array, x: Array, theta: float, t_wake_seen: int, gamma: int = 1):
     """Consistent IF (CASC's signed burst neuron, soft reset).
 

@@ -20,6 +20,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from neurocompile import neurons
+from neurocompile.neurons import cqrelu
 from neurocompile.ir import Node, Shape
 
 Tensor = torch.Tensor
@@ -66,6 +68,24 @@ class Op:
     def bias(self, node: Node, p: dict[str, Tensor], shape: Shape) -> Tensor | None:
         """Constant term broadcastable to ``(N, *shape)``, or None."""
         return None
+
+    # spiking neurons (``spiking``): the neuron spec simulators run, built on neurons.py
+    def init_state(self, node: Node, x: Tensor) -> dict[str, Any]:
+        """State at rest for input currents shaped like ``x``."""
+        raise NotImplementedError
+
+    def step(self, node: Node, state: dict[str, Any], x: Tensor, wake_seen: int) -> Tensor:
+        """One time step with input current ``x`` (``wake_seen``: wake steps counted so far, t_w);
+        updates ``state`` and returns the values sent (spikes times :meth:`spike_amplitude`)."""
+        raise NotImplementedError
+
+    def spike_amplitude(self, node: Node) -> float:
+        """The value one spike sends: spike counts are sent values divided by it."""
+        return 1.0
+
+    def binary_spikes(self, node: Node) -> bool:
+        """At most one spike (of either sign) per neuron and step."""
+        return True
 
 
 def _pair(v: Any) -> tuple[int, int]:
@@ -278,16 +298,6 @@ class Round(Op):
         return torch.round(xs[0])
 
 
-def cqrelu(x: Tensor, levels: int, clip: float, shift: float = 0.0, divide: bool = False) -> Tensor:
-    """(λ/L) * clamp(floor(x * L/λ + shift), 0, L); shift 0 is CQReLU (CASC), 0.5 is QCFS.
-
-    ``divide`` computes (x * L) / λ instead of x * (L/λ): what a neuron does (sum L steps, then
-    compare with θ), exact for the integers of fixed point; the default matches exported chains."""
-    r = x * levels / clip if divide else x * (levels / clip)
-    q = torch.floor(r + shift) if shift else torch.floor(r)
-    return torch.clamp(q, 0, levels) * (clip / levels)
-
-
 class CQReLU(Op):
     quantizer = True
     role = "activation"
@@ -306,6 +316,15 @@ class _Neuron(Op):
     role = "neuron"
     attrs = {"threshold": 1.0, "levels": 8, "shift": 0.0, "amplitude": None}
 
+    def init_state(self, node, x):
+        theta = float(self.attr(node, "threshold"))
+        m0 = torch.full_like(x, float(self.attr(node, "shift")) * theta)  # QCFS: membrane pre-charged to 0.5 θ
+        return {"m": m0, "S": torch.zeros_like(x), "theta": theta, "amp": self.spike_amplitude(node)}
+
+    def spike_amplitude(self, node):
+        amp = self.attr(node, "amplitude")
+        return float(self.attr(node, "threshold")) if amp is None else float(amp)
+
     def forward(self, node, xs, p):
         theta, levels = float(self.attr(node, "threshold")), int(self.attr(node, "levels"))
         amp = self.attr(node, "amplitude")
@@ -321,9 +340,20 @@ class CIF(_Neuron):
 
     attrs = {**_Neuron.attrs, "gamma": 1}
 
+    def step(self, node, state, x, wake_seen):  # in place, the simulator's hot path (same numbers as cif_step)
+        return neurons.cif_step_(state["m"], state["S"], x, state["theta"], wake_seen, int(self.attr(node, "gamma")),
+                                 state, state["amp"])
+
+    def binary_spikes(self, node):
+        return int(self.attr(node, "gamma")) == 1
+
 
 class IF(_Neuron):
     """Soft-reset IF baseline: no clip, no negative spikes, no sleep phase. Lossy by design."""
+
+    def step(self, node, state, x, wake_seen):
+        s, state["m"] = neurons.if_step(state["m"], x, state["theta"])
+        return s * state["amp"]
 
 
 class LIF(Op):
@@ -335,6 +365,13 @@ class LIF(Op):
 
     def forward(self, node, xs, p):
         raise NotImplementedError("LIF has no ANN meaning: run it in a spiking simulator")
+
+    def init_state(self, node, x):
+        return {"u": torch.zeros_like(x)}
+
+    def step(self, node, state, x, wake_seen):
+        f, state["u"] = neurons.lif_step(state["u"], x, float(self.attr(node, "beta")), float(self.attr(node, "threshold")))
+        return f
 
 
 def pool_axis(size: int, k: int, s: int, pb: int, pe: int, ceil: bool) -> int:

@@ -165,15 +165,11 @@ def _evaluator(model: onnx.ModelProto, why: str, time_steps: int | None = None) 
 def _custom_ops() -> list:
     from onnx.reference.op_run import OpRun
 
-    from neurocompile.ops import cqrelu
-
     class CQReLU(OpRun):
         op_domain = CUSTOM_DOMAIN
 
         def _run(self, x, levels=8, clip=1.0, shift=0.0):
-            import torch
-
-            return (cqrelu(torch.from_numpy(np.asarray(x)), int(levels), float(clip), float(shift)).numpy(),)
+            return (neurons.cqrelu(np.asarray(x), int(levels), float(clip), float(shift)),)
 
     class LIF(OpRun):
         """One time step of the student's LIF (neurons.lif_step); the membrane persists between runs."""

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from neurocompile import neurons
-from neurocompile.ops import cqrelu as _cqrelu
+from neurocompile.neurons import cqrelu as _cqrelu
 from neurocompile.torch._mode import current_mode, per_step, step_mode
 
 from neurocompile.contract import DOMAIN  # the kit writes the contract the frontend reads

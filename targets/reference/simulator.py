@@ -144,21 +144,11 @@ class ReferenceSimulator:
         if op.spiking:
             st = state.get(n.name)
             if st is None:
-                st = state[n.name] = self._init_neuron(n, xs[0])
-            if n.op == "CIF":
-                val = neurons.cif_step_(st["m"], st["S"], xs[0], st["theta"], s.wake_steps_seen(n.name, t),
-                                        int(n.attrs.get("gamma", 1)), st, st["amp"])
-                spk = val
-            elif n.op == "IF":
-                spk, st["m"] = neurons.if_step(st["m"], xs[0], st["theta"])
-                val = spk * st["amp"]
-            else:
-                spk, st["u"] = neurons.lif_step(st["u"], xs[0], float(n.attrs["beta"]), float(n.attrs["threshold"]))
-                val = spk
-            flat = spk.reshape(-1)
-            # sum |s|: for binary/ternary spikes s*s = |s| and a dot product is the cheapest pass
-            binary = n.op != "CIF" or int(n.attrs.get("gamma", 1)) == 1
-            mag = torch.dot(flat, flat) / (st.get("amp", 1.0) if n.op == "CIF" else 1.0) if binary else flat.abs().sum()
+                st = state[n.name] = op.init_state(n, xs[0])
+            val = op.step(n, st, xs[0], s.wake_steps_seen(n.name, t))
+            flat = val.reshape(-1)
+            # sum |s| * amplitude: for binary/ternary spikes s*s = |s| and a dot product is the cheapest pass
+            mag = torch.dot(flat, flat) / op.spike_amplitude(n) if op.binary_spikes(n) else flat.abs().sum()
             counts[n.name] += torch.stack([mag, flat.sum()]).double()
             return val, None
         if n.op == "InhibitionMaxPool":
@@ -176,19 +166,9 @@ class ReferenceSimulator:
         out = {}
         for k, v in counts.items():
             n = self.g.nodes[k]
-            amp = n.attrs.get("amplitude")
-            unit = (float(n.attrs.get("threshold", 1.0)) if amp is None else float(amp)) if n.op == "CIF" else 1.0
-            total, net = (float(x) / unit for x in v.cpu())
+            total, net = (float(x) / OPS[n.op].spike_amplitude(n) for x in v.cpu())
             out[k] = {"pos": int(round((total + net) / 2)), "neg": int(round((total - net) / 2))}
         return out
-
-    def _init_neuron(self, n: Node, x: torch.Tensor) -> dict:
-        theta = float(n.attrs.get("threshold", 1.0))
-        if n.op == "LIF":
-            return {"u": torch.zeros_like(x)}
-        m0 = torch.full_like(x, float(n.attrs.get("shift", 0.0)) * theta)  # QCFS: pre-charge 0.5 θ
-        amp = n.attrs.get("amplitude")
-        return {"m": m0, "S": torch.zeros_like(x), "theta": theta, "amp": theta if amp is None else float(amp)}
 
     def _maxpool(self, n: Node, x: torch.Tensor, state: dict) -> torch.Tensor:
         """Lateral-inhibition max pool. Non-overlapping unpadded windows keep the accumulator in the
