@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from neurocompile.errors import ConversionError, ModelLoadError, NeurocompileError
-from neurocompile.ir import Graph
+from neurocompile.ir import Graph, is_saved_ir
 from neurocompile.ops import OPS, is_level_neuron
 from neurocompile.passes import PassManager, PassRecord, casc_pipeline, idsnn_pipeline, optimize_pipeline
 from neurocompile.targets import get_target
@@ -21,7 +21,7 @@ from neurocompile.targets import get_target
 
 def load(path: str) -> Graph:
     """Read an ONNX model or a saved IR (``.json`` + ``.npz``)."""
-    if str(path).endswith(".json"):
+    if is_saved_ir(path):
         return Graph.load(str(path))
     from neurocompile.frontends.onnx import load_onnx
 
@@ -53,12 +53,15 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
     (an exported IDSNN student) only gets BN folded and a T-step schedule (T from its metadata).
 
     ``fixed_point`` quantizes to integer weights/thresholds (lossy; run on lava-sim's fixed_pt models
-    or the reference simulator, which then computes in exact integers). ``levels`` sets L for calibrated plain-ReLU layers; for a CQReLU network it must equal the
-    trained L (checked). ``synapse_delay`` defaults to the target's own per-layer delay. Options
+    or the reference simulator, which then computes in exact integers). ``levels`` sets L for
+    calibrated plain-ReLU layers; for a CQReLU network it must equal the trained L (checked). ``synapse_delay`` defaults to the target's own per-layer delay. Options
     beyond :mod:`neurocompile.limits` are refused before any work.
     """
     from neurocompile import limits
 
+    if graph.schedule is not None:  # converting twice would drop the schedule's fixed-point scales and T
+        raise ConversionError("the graph is converted already (it has a wake/sleep schedule, e.g. a saved IR)",
+                              hint="Run it as it is: api.simulate(graph, x) or api.compile(graph, target)")
     limits.check_options(steps=steps, levels=levels, gamma=gamma, delay=synapse_delay, percentile=percentile)
     if calibration is not None:  # checked only: the passes get the caller's array unchanged
         _checked_samples(np.asarray(calibration), "calibration array")
@@ -147,6 +150,13 @@ def compare(snn: np.ndarray, ann: np.ndarray, per_step: np.ndarray | None = None
 def load_input(path: str, shape: tuple[int, ...]) -> np.ndarray:
     """Read ``--input``/``--calibrate`` arrays: (N, *shape) or a single sample of ``shape``, N >= 1,
     numeric (bool, int or float) and finite; returned as float32."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read input array: {exc.strerror or exc}", file=path) from exc
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):  # neither .npy nor .npz (a zip)
+        raise ModelLoadError("the file is not a .npy array", file=path, hint="Save the inputs with np.save")
     try:
         x = np.load(path, allow_pickle=False)  # never unpickle: a .npy may come from anywhere
     except ValueError as exc:

@@ -12,6 +12,7 @@ removed first, and --json / --save-ir outputs appear only after a successful run
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -193,13 +194,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _install_signal_handlers()
         if argv and argv[0] == "inspect":
-            return _inspect(_inspect_parser().parse_args(argv[1:]))
-        return _run(_run_parser().parse_args(argv))
+            code = _inspect(_inspect_parser().parse_args(argv[1:]))
+        else:
+            code = _run(_run_parser().parse_args(argv))
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at interpreter exit
+        return code
     except KeyboardInterrupt as exc:
         return _interrupted(getattr(exc, "signum", signal.SIGINT))
     except UsageError as err:
         _say(f"neurocompile: error: {err}")
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (| head): exit quietly as SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except NeurocompileError as err:
         if _state["signum"] is not None:  # an error on the way out of an interrupted run
             return _interrupted(_state["signum"])
@@ -208,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - never a raw traceback for users
         if _state["signum"] is not None:  # a library turned our Interrupted into another exception
             return _interrupted(_state["signum"])
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # stdout on a full disk (or /dev/full)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _say(f"neurocompile: error: cannot write the output ({exc.strerror})")
+            return 1
         if os.environ.get("NEUROCOMPILE_DEBUG"):
             raise
         _say(f"neurocompile: internal error: {type(exc).__name__}: {' '.join(str(exc).split())}. This is a bug; "
@@ -283,17 +294,28 @@ def _check_device(device: str, target: str) -> None:
         _warn(f"--device is for --target reference; {target} ignores it")
 
 
+def _refuse_conversion_options(a: argparse.Namespace) -> None:
+    """A saved IR is converted already: options that would convert it differently cannot apply."""
+    given = [flag for flag, set_ in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--delay", a.delay is not None),
+                                     ("--levels", a.levels is not None), ("--calibrate", a.calibrate is not None),
+                                     ("--fixed-point", a.fixed_point), ("--normalize-weights", a.normalize_weights),
+                                     ("--no-balance", a.no_balance)) if set_]
+    if given:
+        raise UsageError(f"{a.model} is a converted network (a saved IR with its schedule): {', '.join(given)} "
+                         "cannot apply", hint="Convert the original ONNX model with these options instead")
+
+
 def _warn_schedule(a: argparse.Namespace, snn: Any) -> None:
     """Warn when an explicit --steps ends a lossless (CIF) network's run before it has settled; the
     IF baseline and LIF students claim no losslessness, and the default T is the settling step."""
     s = snn.schedule
     if a.steps is None or not s.get("sleep", True) or not any(n.op == "CIF" for n in snn.nodes.values()):
         return
-    if s["steps"] < s["t_wake"]:
-        _warn(f"the result is not lossless: T={s['steps']} is shorter than the wake phase T_wake={s['t_wake']}, "
+    if a.steps < s["t_wake"]:
+        _warn(f"the result is not lossless: T={a.steps} is shorter than the wake phase T_wake={s['t_wake']}, "
               "so part of the input never enters the network")
-    elif s["steps"] < s["predicted_settle"]:
-        _warn(f"the result is not lossless: T={s['steps']} is below the predicted settling step "
+    elif a.steps < s["predicted_settle"]:
+        _warn(f"the result is not lossless: T={a.steps} is below the predicted settling step "
               f"{s['predicted_settle']} (omit --steps to run until then)")
 
 
@@ -327,48 +349,53 @@ def _run(a: argparse.Namespace) -> int:
         x, source = api.default_input(shape)
     ref = reference_for(a.model, g, a.target)  # chosen (and the model checked by onnxruntime) before any work
     log: list = []
-    snn = api.convert(g, neuron=a.neuron, gamma=a.gamma, levels=a.levels, calibration=calib,
-                      percentile=a.percentile, steps=a.steps, target=a.target, synapse_delay=a.delay,
-                      balance=not a.no_balance, normalize_weights=a.normalize_weights,
-                      fixed_point=a.fixed_point, log=log)
+    if g.schedule is not None:  # a saved IR of a converted network runs as it was converted
+        _refuse_conversion_options(a)
+        snn = g
+    else:
+        snn = api.convert(g, neuron=a.neuron, gamma=a.gamma, levels=a.levels, calibration=calib,
+                          percentile=a.percentile, steps=a.steps, target=a.target, synapse_delay=a.delay,
+                          balance=not a.no_balance, normalize_weights=a.normalize_weights,
+                          fixed_point=a.fixed_point, log=log)
+    steps = int(a.steps or snn.schedule["steps"])
     _warn_schedule(a, snn)
-    limits.check_work(snn, len(x), snn.schedule["steps"], a.target)
+    limits.check_work(snn, len(x), steps, a.target)
     if a.log_passes:
         print("\n".join(str(r) for r in log))
     sched = snn.schedule
     options = {"device": a.device} if a.device else {}
-    if a.fixed_point and a.target == "lava-sim":
+    if snn.meta.get("fixed_point") and a.target == "lava-sim":
         options["fixed_point"] = True
     exe = api.compile(snn, a.target, **options)
-    res = _with_progress(exe, x, sched["steps"], a)
-    if any(n.op == "LIF" for n in snn.nodes.values()):
-        a.neuron = "lif"
+    res = _with_progress(exe, x, steps, a)
+    a.neuron = "lif" if any(n.op == "LIF" for n in snn.nodes.values()) else snn.meta.get("neuron", a.neuron)
     _check_finite(res.output, f"the {a.target} run's outputs", x)
     ann = ref.outputs(x)
     if ann is not None:
         _check_finite(ann, f"the reference ({ref.name}) outputs", x)
     rep = api.compare(res.output, ann, res.per_step) if ann is not None else None
     # float32 references may differ by a level where a pre-activation lies within rounding of a boundary
-    bnd = api.boundary_cases(g, x) if rep is not None and ref.name.startswith("onnxruntime") else None
+    float_levels = not snn.meta.get("fixed_point")  # fixed point is lossy by its weight rounding, not at levels
+    bnd = api.boundary_cases(g, x) if rep is not None and float_levels and ref.name.startswith("onnxruntime") else None
     if bnd is not None and bnd.samples:
         rep.update(api.compare(res.output, ann, exclude=bnd.samples, prefix="outside_boundary_"))
     lossy = snn.meta.get("lossy_layers")
-    _print_report(a, snn, res, rep, source, ref, bnd, lossy)
     if a.save_ir:  # outputs only after success (both atomic), so a failed run leaves none
         snn.save(a.save_ir)
     if a.json_out:
-        rep = rep or {}
+        r = rep or {}
         _write_json(a.json_out, {
             "target": a.target, "steps": int(res.steps), "wake_steps": int(sched["t_wake"]),
             "neuron": a.neuron, "synapse_delay": int(sched["synapse_delay"]),
             "outputs": res.output.tolist(), "ann_outputs": None if ann is None else np.asarray(ann).tolist(),
             "reference": ref.to_dict(), "ann_reference": ref.name,
-            "max_abs_error": rep.get("max_abs_error"), "argmax_agreement": rep.get("argmax_agreement"),
-            "per_step_max_abs_error": rep.get("per_step_max_abs_error"),
+            "max_abs_error": r.get("max_abs_error"), "argmax_agreement": r.get("argmax_agreement"),
+            "per_step_max_abs_error": r.get("per_step_max_abs_error"),
             "boundary_cases": None if bnd is None else bnd.to_dict(),
-            "outside_boundary_max_abs_error": rep.get("outside_boundary_max_abs_error", rep.get("max_abs_error")),
+            "outside_boundary_max_abs_error": r.get("outside_boundary_max_abs_error", r.get("max_abs_error")),
             "spikes": res.spikes, "quiescent_at": res.quiescent_at, "lossy_layers": lossy or [],
         })
+    _print_report(a, snn, res, rep, source, ref, bnd, lossy)
     return 0
 
 
@@ -397,7 +424,8 @@ def _print_report(a, snn, res, rep, source, ref, bnd, lossy) -> None:
     n = len(res.output)
     pred_snn = res.output.reshape(n, -1).argmax(1)
     print(f"model      {a.model}")
-    print(f"target     {a.target}  neuron={a.neuron}  T={res.steps} (wake {s['t_wake']}, sleep {res.steps - s['t_wake']})"
+    print(f"target     {a.target}  neuron={a.neuron}  T={res.steps} (wake {min(s['t_wake'], res.steps)}, sleep "
+          f"{max(res.steps - s['t_wake'], 0)})"
           f"  delay/layer={s['synapse_delay']}")
     print(f"inputs     {source}: {n} sample(s)")
     print(f"reference  {ref}")
@@ -409,7 +437,9 @@ def _print_report(a, snn, res, rep, source, ref, bnd, lossy) -> None:
         print(f"max |logit error| {rep['max_abs_error']:.3g}  (max |logit| {rep['max_abs_logit']:.3g})   "
               f"argmax agreement {100 * rep['argmax_agreement']:.1f} %"
               + ("" if ref.independent else "   (not an independent check)"))
-    if bnd is not None:
+    if bnd is not None and not bnd.samples:
+        print("boundary   none: no pre-activation lies within float32 rounding of a quantization level")
+    elif bnd is not None:
         line = (f"boundary   {len(bnd.samples)} sample(s) ({bnd.neurons} neuron(s)) lie within float32 rounding of a "
                 "quantization level, where the float32 reference may differ by one level")
         if bnd.samples:

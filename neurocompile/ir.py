@@ -24,6 +24,11 @@ from neurocompile.errors import ModelLoadError, ValidationError
 Shape = tuple[int, ...]
 
 
+def is_saved_ir(path: str) -> bool:
+    """A path names a saved IR (``Graph.save``'s .json + .npz pair), not an ONNX file, by its extension."""
+    return str(path).lower().endswith(".json")
+
+
 @dataclass
 class Node:
     """One operation: ``op`` reads ``inputs`` (tensor names) and writes the tensor ``output``."""
@@ -221,8 +226,27 @@ class Graph:
             arrays = np.load(base + ".npz")
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot read saved IR: {exc}", file=path) from exc
-        if doc.get("format") != "neurocompile-ir/1":
+        if not isinstance(doc, dict) or doc.get("format") != "neurocompile-ir/1":
             raise ModelLoadError("not a neurocompile IR file", file=path)
+        try:
+            g = cls._from_doc(doc, arrays)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelLoadError(f"the saved IR is damaged ({type(exc).__name__}: {exc})", file=path) from None
+        try:
+            g.validate()
+        except ValidationError as err:
+            raise err.at(path)
+        return g
+
+    @classmethod
+    def _from_doc(cls, doc: dict, arrays) -> "Graph":
+        if doc.get("schedule") is not None:
+            from neurocompile.schedule import WakeSleepSchedule
+
+            try:
+                WakeSleepSchedule.from_dict(doc["schedule"]).check()
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"its schedule is invalid: {exc}") from None
         g = cls(name=doc["name"], outputs=doc["outputs"], meta=doc["meta"], schedule=doc["schedule"])
         g.shapes = {k: tuple(v) for k, v in doc["shapes"].items()}
         for d in doc["nodes"]:

@@ -23,7 +23,7 @@ from onnx import TensorProto, numpy_helper
 from neurocompile import neurons
 from neurocompile.contract import DOMAIN as CUSTOM_DOMAIN
 from neurocompile.errors import ModelLoadError
-from neurocompile.ir import Graph
+from neurocompile.ir import Graph, is_saved_ir
 from neurocompile.ops import OPS
 
 # onnxruntime load failures that say "I cannot run this file", not "this file is invalid"
@@ -53,7 +53,7 @@ def reference_for(path: str, graph: Graph, target: str = "reference") -> Referen
     """Choose the reference for ``path`` (whose imported graph is ``graph``) run on ``target``."""
     spiking = any(OPS[n.op].spiking for n in graph.nodes.values())
     lif = any(n.op == "LIF" for n in graph.nodes.values())
-    if not str(path).endswith(".onnx"):
+    if is_saved_ir(path):
         return _saved_ir(graph, lif, target)
     model = onnx.load(str(path))
     if lif:

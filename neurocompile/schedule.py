@@ -60,3 +60,13 @@ class WakeSleepSchedule:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "WakeSleepSchedule":
         return cls(**d)
+
+    def check(self) -> None:
+        """Raise ValueError unless the step counts are integers that make sense (a saved IR may be edited)."""
+        for key in ("t_wake", "steps", "synapse_delay", "depth", "predicted_settle"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if key in ("t_wake", "steps") else 0):
+                raise ValueError(f"schedule {key}={v!r} is not a valid step count")
+        for table in (self.delay, self.arrival):
+            if not all(isinstance(v, int) and v >= 0 for v in table.values()):
+                raise ValueError("schedule delays and arrivals must be integers >= 0")

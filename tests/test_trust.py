@@ -234,3 +234,39 @@ def test_boundary_cases_are_found_from_float64_alone():
     g = import_model(m)
     rep = find_boundary_cases(api.ann_graph(g), np.array([[0.5], [0.3], [1.0], [0.0]], np.float32))
     assert rep.samples == [0, 2] and rep.neurons == 2  # 0.0 is no boundary: below it the clip gives 0 as well
+
+
+def test_a_saved_ir_runs_as_it_was_converted(tmp_path):
+    """Fixed point and IF schedules live in the saved IR: re-running it must not convert it again."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.test_cli import EXAMPLE
+
+    x = np.load(EXAMPLE.replace("digits_cqrelu.onnx", "digits_test.npy"))[:6]
+    np.save(tmp_path / "x.npy", x)
+    for flags in (["--fixed-point"], ["--neuron", "if", "--steps", "20"]):
+        ir = tmp_path / "saved.json"
+        r = cli(EXAMPLE, "--input", tmp_path / "x.npy", "--save-ir", ir, "--json", tmp_path / "a.json", "--quiet", *flags)
+        assert r.returncode == 0, r.stderr
+        r = cli(ir, "--input", tmp_path / "x.npy", "--json", tmp_path / "b.json", "--quiet")
+        assert r.returncode == 0, r.stderr
+        a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+        assert a["outputs"] == b["outputs"] and a["steps"] == b["steps"] and a["neuron"] == b["neuron"]
+        r = cli(ir, "--input", tmp_path / "x.npy", "--quiet", *flags[:2])
+        assert r.returncode == 2 and "is a converted network" in r.stderr
+    # an ONNX file is ONNX whatever its name: compared with onnxruntime, not with neurocompile itself
+    shutil.copy(EXAMPLE, tmp_path / "model.pb")
+    r = cli(tmp_path / "model.pb", "--input", tmp_path / "x.npy", "--quiet")
+    assert r.returncode == 0 and "reference  onnxruntime" in r.stdout, r.stderr
+    # a reader that goes away (| head) ends the CLI quietly, after the outputs are written
+    proc = subprocess.Popen([sys.executable, "-m", "neurocompile.cli", EXAMPLE, "--input", tmp_path / "x.npy",
+                             "--json", tmp_path / "pipe.json", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141 and "Traceback" not in err and "internal error" not in err, err
+    assert json.loads((tmp_path / "pipe.json").read_text())["argmax_agreement"] == 1.0
+    (tmp_path / "notes.npy").write_text("not numbers\n")
+    r = cli(EXAMPLE, "--input", tmp_path / "notes.npy")
+    assert r.returncode == 1 and "is not a .npy array" in r.stderr
