@@ -54,8 +54,9 @@ def _run_parser() -> argparse.ArgumentParser:
 
     p = _Parser(
         prog="neurocompile",
-        description="Convert a CQReLU ANN (ONNX) into a lossless CIF spiking network and run it on a target. "
-                    "Use 'neurocompile inspect MODEL' to look at a model.")
+        description="Convert a CQReLU ANN (ONNX) into a lossless CIF spiking network (or an IF baseline; an IDSNN "
+                    "LIF student or a saved IR runs as it is) and run it on a target, compared with an independent "
+                    "reference. Use 'neurocompile inspect MODEL' to look at a model.")
     p.add_argument("model", help="ONNX file (or saved IR .json)")
     p.add_argument("--target", default="reference", choices=available(), help="where to run (default: reference)")
     p.add_argument("--steps", type=int, help=f"total time steps T, at most {MAX_STEPS:,} (default: the schedule's predicted settling step)")
@@ -246,6 +247,12 @@ def _check_args(a: argparse.Namespace) -> None:
         raise UsageError(err.message) from None
     if a.device:
         _check_device(a.device, a.target)
+    from neurocompile.targets import get_target
+
+    own = get_target(a.target).synapse_delay if a.delay is not None and a.target != "reference" else a.delay
+    if a.delay != own:  # the reference simulator models any delay; a real target has its own
+        raise UsageError(f"--delay {a.delay} does not match {a.target}, whose synapses delay by {own} step(s)",
+                         hint="Omit --delay for this target")
     outputs = [("--json", a.json_out)] if a.json_out else []
     if a.save_ir:  # Graph.save writes BASE.json and BASE.npz whatever the extension given
         if os.path.isdir(a.save_ir):
@@ -305,6 +312,20 @@ def _refuse_conversion_options(a: argparse.Namespace) -> None:
                          "cannot apply", hint="Convert the original ONNX model with these options instead")
 
 
+def _warn_unused_options(a: argparse.Namespace, snn: Any) -> None:
+    """Say so when an option given cannot act on this network, instead of ignoring it silently."""
+    if any(n.op == "LIF" for n in snn.nodes.values()):
+        unused = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
+                                   ("--calibrate", a.calibrate)) if on]
+        if unused:
+            _warn(f"{', '.join(unused)} ignored: an LIF student runs its own neurons")
+        return
+    if a.neuron == "if" and a.gamma != 1:
+        _warn("--gamma ignored: it bounds the spikes of CIF neurons, and --neuron if was chosen")
+    if a.calibrate and not snn.meta.get("lossy_layers"):
+        _warn("--calibrate ignored: the network has no plain ReLU to calibrate (its CQReLUs carry their own λ)")
+
+
 def _warn_schedule(a: argparse.Namespace, snn: Any) -> None:
     """Warn when an explicit --steps ends a lossless (CIF) network's run before it has settled; the
     IF baseline and LIF students claim no losslessness, and the default T is the settling step."""
@@ -359,6 +380,7 @@ def _run(a: argparse.Namespace) -> int:
                           fixed_point=a.fixed_point, log=log)
     steps = int(a.steps or snn.schedule["steps"])
     _warn_schedule(a, snn)
+    _warn_unused_options(a, snn)
     limits.check_work(snn, len(x), steps, a.target)
     if a.log_passes:
         print("\n".join(str(r) for r in log))
@@ -433,7 +455,8 @@ def _print_report(a, snn, res, rep, source, ref, bnd, lossy) -> None:
     if rep is None:
         print("error      not computed: there is no independent reference to compare with")
     else:
-        print(f"ANN pred   {rep['ann_argmax'][:16]}{' ...' if n > 16 else ''}")
+        label = "ANN pred" if ref.independent or ref.name.startswith("neurocompile interpreter") else "ref pred"
+        print(f"{label}   {rep['ann_argmax'][:16]}{' ...' if n > 16 else ''}")
         print(f"max |logit error| {rep['max_abs_error']:.3g}  (max |logit| {rep['max_abs_logit']:.3g})   "
               f"argmax agreement {100 * rep['argmax_agreement']:.1f} %"
               + ("" if ref.independent else "   (not an independent check)"))

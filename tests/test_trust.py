@@ -270,3 +270,12 @@ def test_a_saved_ir_runs_as_it_was_converted(tmp_path):
     (tmp_path / "notes.npy").write_text("not numbers\n")
     r = cli(EXAMPLE, "--input", tmp_path / "notes.npy")
     assert r.returncode == 1 and "is not a .npy array" in r.stderr
+
+
+def test_options_that_cannot_act_are_named():
+    from tests.test_cli import EXAMPLE
+
+    r = cli(EXAMPLE, "--neuron", "if", "--gamma", "3", "--quiet")
+    assert r.returncode == 0 and "--gamma ignored" in r.stderr, r.stderr
+    r = cli(EXAMPLE, "--target", "lava-sim", "--delay", "2")
+    assert r.returncode == 2 and "--delay 2 does not match lava-sim" in r.stderr
