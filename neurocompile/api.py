@@ -15,7 +15,7 @@ import numpy as np
 from neurocompile.errors import ConversionError, ModelLoadError, NeurocompileError
 from neurocompile.ir import Graph, is_saved_ir
 from neurocompile.ops import OPS, is_level_neuron
-from neurocompile.passes import PassManager, PassRecord, casc_pipeline, idsnn_pipeline, optimize_pipeline
+from neurocompile.passes import PassManager, PassRecord, casc_pipeline, idsnn_pipeline, optimize_pipeline, pipeline
 from neurocompile.targets import get_target
 
 
@@ -28,20 +28,30 @@ def load(path: str) -> Graph:
     return load_onnx(str(path))
 
 
-def optimize(graph: Graph, log: list[PassRecord] | None = None) -> Graph:
-    """canonicalize + fold_batchnorm: same function, canonical ops."""
-    pm = PassManager(optimize_pipeline())
+def _run(graph: Graph, passes: list, log: list[PassRecord] | None) -> Graph:
+    """Run ``passes`` with validation after each; append what each did to ``log``."""
+    pm = PassManager(passes)
     out = pm.run(graph)
     if log is not None:
         log.extend(pm.log)
     return out
 
 
+def run_pipeline(graph: Graph, name: str = "optimize", log: list[PassRecord] | None = None, **options: Any) -> Graph:
+    """Run the pipeline registered as ``name`` (neurocompile.passes.PIPELINES) with its default options."""
+    return _run(graph, pipeline(name, **options), log)
+
+
+def optimize(graph: Graph, log: list[PassRecord] | None = None) -> Graph:
+    """canonicalize + fold_batchnorm: same function, canonical ops."""
+    return _run(graph, optimize_pipeline(), log)
+
+
 def ann_graph(graph: Graph) -> Graph:
     """The ANN as the converter sees it: optimized, CQReLU chains recognized (same function)."""
     from neurocompile.passes.recognize_cqrelu import recognize_cqrelu
 
-    return PassManager([*optimize_pipeline(), recognize_cqrelu]).run(graph)
+    return _run(graph, [*optimize_pipeline(), recognize_cqrelu], None)
 
 
 def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | None = None,
@@ -54,8 +64,9 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
 
     ``fixed_point`` quantizes to integer weights/thresholds (lossy; run on lava-sim's fixed_pt models
     or the reference simulator, which then computes in exact integers). ``levels`` sets L for
-    calibrated plain-ReLU layers; for a CQReLU network it must equal the trained L (checked). ``synapse_delay`` defaults to the target's own per-layer delay. Options
-    beyond :mod:`neurocompile.limits` are refused before any work.
+    calibrated plain-ReLU layers; for a CQReLU network it must equal the trained L (checked).
+    ``synapse_delay`` defaults to the target's own per-layer delay. Options beyond
+    :mod:`neurocompile.limits` are refused before any work.
     """
     from neurocompile import limits
 
@@ -69,18 +80,11 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
     if any(n.op == "LIF" for n in graph.nodes.values()):  # an IDSNN student is spiking already
         if fixed_point:
             raise ConversionError("fixed point is not available for LIF students yet")
-        pm = PassManager(idsnn_pipeline(steps=steps, synapse_delay=delay, balance=balance))
-        out = pm.run(graph)
-        if log is not None:
-            log.extend(pm.log)
-        return out
-    pm = PassManager(casc_pipeline(neuron=neuron, gamma=gamma, levels=levels or 8, calibration=calibration,
-                                   percentile=percentile, t_wake=None if neuron == "cif" else steps,
-                                   steps=steps, synapse_delay=delay, balance=balance,
-                                   normalize_weights=normalize_weights, fixed_point=fixed_point))
-    out = pm.run(graph)
-    if log is not None:
-        log.extend(pm.log)
+        return _run(graph, idsnn_pipeline(steps=steps, synapse_delay=delay, balance=balance), log)
+    out = _run(graph, casc_pipeline(neuron=neuron, gamma=gamma, levels=levels or 8, calibration=calibration,
+                                    percentile=percentile, t_wake=None if neuron == "cif" else steps,
+                                    steps=steps, synapse_delay=delay, balance=balance,
+                                    normalize_weights=normalize_weights, fixed_point=fixed_point), log)
     trained = {int(n.attrs["levels"]) for n in out.nodes.values() if is_level_neuron(n)
                and not out.meta.get("lossy_layers")}
     if levels is not None and trained and trained != {int(levels)}:

@@ -42,8 +42,10 @@ def _inspect_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="neurocompile inspect", description="Print a model's layers, shapes and "
                                 "parameter counts as neurocompile sees them.")
     p.add_argument("model", help="ONNX file (or saved IR .json)")
-    p.add_argument("--passes", choices=["none", "optimize", "casc"], default="optimize",
-                   help="show the graph after these passes (default: optimize = canonicalize + fold_batchnorm)")
+    from neurocompile.passes import PIPELINES
+
+    p.add_argument("--passes", choices=sorted(PIPELINES), default="optimize",
+                   help="show the graph after this pipeline (default: optimize = canonicalize + fold_batchnorm)")
     p.add_argument("--log-passes", action="store_true", help="also print what every pass changed")
     return p
 
@@ -342,17 +344,14 @@ def _warn_schedule(a: argparse.Namespace, snn: Any) -> None:
 
 def _inspect(a: argparse.Namespace) -> int:
     from neurocompile import api
-    from neurocompile.passes import PassManager, casc_pipeline, optimize_pipeline
 
     _check_args(a)
-    g = api.load(a.model)
-    passes = {"none": [], "optimize": optimize_pipeline(), "casc": casc_pipeline()}[a.passes]
-    pm = PassManager(passes)
-    g = pm.run(g)
+    log: list = []
+    g = api.run_pipeline(api.load(a.model), a.passes, log)
     print(f"model: {a.model}  (opset {g.meta.get('opset', '?')}, producer {g.meta.get('producer') or '?'})")
     print(g.summary())
     if a.log_passes:
-        print("\n".join(str(r) for r in pm.log))
+        print("\n".join(str(r) for r in log))
     return 0
 
 

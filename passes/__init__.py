@@ -112,4 +112,16 @@ def idsnn_pipeline(time_steps: int | None = None, steps: int | None = None, syna
             partial(schedule_wake_sleep, t_wake=time_steps, steps=steps, synapse_delay=synapse_delay, balance=balance)]
 
 
-__all__ = ["casc_pipeline", "idsnn_pipeline", "PassManager", "PassRecord", "run_passes", "optimize_pipeline", "NeurocompileError"]
+# named pipelines: what `neurocompile inspect --passes NAME` and api.run_pipeline offer
+PIPELINES: dict[str, Callable[..., list[PassFn]]] = {
+    "none": lambda: [], "optimize": optimize_pipeline, "casc": casc_pipeline, "idsnn": idsnn_pipeline}
+
+
+def pipeline(name: str, **options) -> list[PassFn]:
+    """The passes of the pipeline registered as ``name``, built with ``options``."""
+    if name not in PIPELINES:
+        raise NeurocompileError(f"unknown pipeline '{name}' (available: {', '.join(sorted(PIPELINES))})")
+    return PIPELINES[name](**options)
+
+
+__all__ = ["PIPELINES", "pipeline", "casc_pipeline", "idsnn_pipeline", "PassManager", "PassRecord", "run_passes", "optimize_pipeline", "NeurocompileError"]
