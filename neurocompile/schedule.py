@@ -11,6 +11,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def in_wake_window(t: int, arrival: int, t_wake: int, sleep: bool) -> bool:
+    """Whether step ``t`` (0-based, of one sample) lies in the wake window of a node whose data first
+    arrives at ``arrival``: its bias is on and a CIF neuron counts the step. Without a sleep phase (the
+    IF baseline) every step is a wake step. The one definition of the gating rule (science.md, WSC)."""
+    return True if not sleep else arrival <= t < arrival + t_wake
+
+
+def wake_steps_counted(t: int, arrival: int, t_wake: int, sleep: bool) -> int:
+    """Wake steps a neuron has counted after step ``t`` (t_w in science.md), frozen during sleep."""
+    return max(0, min(t - arrival + 1, t_wake)) if sleep else t + 1
+
+
 @dataclass
 class WakeSleepSchedule:
     t_wake: int                          # wake steps: input injected, biases on (= L)
@@ -28,18 +40,14 @@ class WakeSleepSchedule:
     readout_scale: float = 1.0           # fixed point: stored readout = real readout * readout_scale
 
     def bias_on(self, node: str, t: int) -> bool:
-        if not self.sleep:
-            return True
-        a = self.arrival.get(node, 0)
-        return a <= t < a + self.t_wake
+        return in_wake_window(t, self.arrival.get(node, 0), self.t_wake, self.sleep)
 
     def input_on(self, t: int) -> bool:
         return (not self.sleep) or t < self.t_wake
 
     def wake_steps_seen(self, node: str, t: int) -> int:
         """Wake steps a neuron has counted after step ``t`` (t_w in science.md)."""
-        a = self.arrival.get(node, 0)
-        return max(0, min(t - a + 1, self.t_wake)) if self.sleep else t + 1
+        return wake_steps_counted(t, self.arrival.get(node, 0), self.t_wake, self.sleep)
 
     @property
     def max_delay(self) -> int:

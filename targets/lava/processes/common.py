@@ -10,6 +10,8 @@ from lava.magma.core.model.py.type import LavaPyType  # noqa: F401
 from lava.magma.core.resources import CPU  # noqa: F401
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: F401
 
+from neurocompile.schedule import in_wake_window, wake_steps_counted
+
 
 class PhasedModel(PyLoihiProcessModel):
     """Knows which sample and which step of it Lava's global time step is. Fixed-point subclasses
@@ -26,15 +28,14 @@ class PhasedModel(PyLoihiProcessModel):
         return t // period, t % period
 
     def in_window(self, phase: int) -> bool:
-        """Wake window of this process (biases on; CIF counts wake steps): science.md's gating."""
+        """Wake window of this process (biases on; CIF counts wake steps): the schedule's gating rule, for
+        the ``steps`` of a sample (a period's flush steps after them are never awake)."""
         p = self.proc_params
-        if not p["sleep"]:
-            return phase < p["steps"]
-        return p["arrival"] <= phase < p["arrival"] + p["t_wake"]
+        return phase < p["steps"] and in_wake_window(phase, p["arrival"], p["t_wake"], p["sleep"])
 
     def wake_steps_seen(self, phase: int) -> int:
         p = self.proc_params
-        return int(max(0, min(phase - p["arrival"] + 1, p["t_wake"])))
+        return int(wake_steps_counted(phase, p["arrival"], p["t_wake"], p["sleep"]))
 
 
 INT = dict(precision=24)  # LavaPyType keywords of fixed-point ports and state (Loihi 2: 24-bit)
