@@ -99,15 +99,18 @@ def compile(graph: Graph, target: str = "reference", **options: Any):
 
 
 def simulate(graph: Graph, x: np.ndarray, steps: int | None = None, target: str = "reference",
-             early_stop: bool = False, progress=None, **options: Any):
-    """Compile and run in one call (``x`` is checked: finite numbers, at least one sample)."""
+             early_stop: bool = False, progress=None, record_layers: bool = False, **options: Any):
+    """Compile and run in one call (``x`` is checked: finite numbers, at least one sample).
+    ``record_layers`` fills ``SimResult.layers`` (per-layer, per-step spike counts)."""
     from neurocompile import limits
 
     if isinstance(x, np.ndarray):
         _checked_samples(x, "input")  # refuses; x itself keeps its dtype (float64 inputs stay exact)
     if graph.schedule is not None:
         limits.check_work(graph, len(x), int(steps or graph.schedule["steps"]), target)
-    return compile(graph, target, **options).run(x, steps=steps, early_stop=early_stop, progress=progress)
+    run_options = {"record_layers": True} if record_layers else {}
+    return compile(graph, target, **options).run(x, steps=steps, early_stop=early_stop, progress=progress,
+                                                 **run_options)
 
 
 def ann_outputs(path: str, x: np.ndarray, target: str = "reference") -> tuple[np.ndarray | None, str]:

@@ -23,6 +23,8 @@ class SimResult:
     ``per_step``: readout of the first output after every step, shape (steps, N, ...).
     ``spikes``: per neuron node, total positive and negative spike counts over batch and time.
     ``quiescent_at``: step after which nothing changed any more (None if not detected).
+    ``layers``: on request (``record_layers=True``), per spiking layer the signed cumulative spike count
+    per neuron after every step, shape (steps, N, *shape): what per-layer diagnosis reads.
     """
 
     outputs: dict[str, np.ndarray]
@@ -31,6 +33,7 @@ class SimResult:
     per_step: np.ndarray | None = None
     spikes: dict[str, dict[str, int]] = field(default_factory=dict)
     quiescent_at: int | None = None
+    layers: dict[str, np.ndarray] | None = None
 
     @property
     def output(self) -> np.ndarray:

@@ -45,10 +45,14 @@ class LavaExecutable:
         self.build_seconds = self.run_seconds = 0.0
 
     def run(self, x: np.ndarray, steps: int | None = None, early_stop: bool = False, record: bool = True,
-            progress: Callable[[int], None] | None = None, timeout: float | None = None) -> SimResult:
+            progress: Callable[[int], None] | None = None, timeout: float | None = None,
+            record_layers: bool = False) -> SimResult:
         """Run in a worker process of its own session: Lava's runtime (and every process it forks)
         is killed as a group if the run fails, hangs past ``timeout`` or is interrupted, so nothing
         is left behind. ``early_stop`` is ignored: Lava runs the fixed T."""
+        if record_layers:
+            raise TargetError("per-layer records are kept by the reference target only (so far)",
+                              hint="Run api.simulate(graph, x, record_layers=True) on target='reference'")
         from neurocompile import limits
 
         T = int(steps if steps is not None else self.sched.steps)

@@ -65,10 +65,12 @@ class ReferenceSimulator:
 
     # ------------------------------------------------------------------------------------
     def run(self, x: np.ndarray | torch.Tensor, steps: int | None = None, early_stop: bool = False,
-            record: bool = True, progress: Callable[[int], None] | None = None) -> SimResult:
+            record: bool = True, progress: Callable[[int], None] | None = None,
+            record_layers: bool = False) -> SimResult:
         """Simulate ``steps`` (default: the schedule's T). With ``early_stop`` the run ends once the
         network is quiescent after the wake phase; the readout is then final and is reported for all
-        remaining steps, so the result equals a full run."""
+        remaining steps, so the result equals a full run. ``record_layers`` keeps every spiking layer's
+        signed spike count per neuron after each step (``SimResult.layers``; memory grows with T)."""
         s, g = self.sched, self.g
         T = int(steps if steps is not None else s.steps)
         xin = s.encode_input(torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
@@ -85,6 +87,8 @@ class ReferenceSimulator:
         per_step = []
         counts = {n.name: torch.zeros(2, dtype=torch.float64, device=self.device)
                   for n in self.order if OPS[n.op].spiking}  # (sum |s|, sum s) over batch and time
+        layers: dict[str, list] | None = ({n.name: [] for n in self.order if OPS[n.op].spiking}
+                                          if record_layers else None)
         quiet_since, quiescent_at, t_done = None, None, T
         out_shape = (N, *g.shapes[g.outputs[0]])
         for t in range(T):
@@ -99,6 +103,8 @@ class ReferenceSimulator:
                     if n.name in balance:
                         xs = [b(v) if b else v for b, v in zip(balance[n.name], xs)]
                     y, _ = self._step(n, xs, t, state, cache, counts)
+                    if layers is not None and n.name in layers:  # spikes as sent, before any delay line
+                        layers[n.name].append((y / OPS[n.op].spike_amplitude(n)).to(torch.float32).cpu())
                     if check and not active and OPS[n.op].role == "neuron":
                         active = bool(y.any())
                 if n.name in delays:
@@ -117,11 +123,14 @@ class ReferenceSimulator:
                     break
         if record and t_done < T:
             per_step += [per_step[-1]] * (T - t_done)
+        if layers is not None:  # quiescent steps send nothing: pad with zeros, then count up
+            layers = {k: np.cumsum(torch.stack(v + [torch.zeros_like(v[0])] * (T - t_done)).numpy(), axis=0)
+                      for k, v in layers.items()}
         outputs = {t_: (acc[o] / (s.t_wake * s.readout_scale)).cpu().numpy() for t_, o in zip(self.out_tensors, self.out_names)}
         return SimResult(outputs=outputs, steps=T, t_wake=s.t_wake,
                          per_step=np.stack(per_step) if record else None,
                          spikes=self._spike_counts(counts),
-                         quiescent_at=quiescent_at)
+                         quiescent_at=quiescent_at, layers=layers)
 
     # ------------------------------------------------------------------------------------
     def _step(self, n: Node, xs: list[torch.Tensor], t: int, state: dict, cache: dict, counts: dict):

@@ -86,3 +86,23 @@ def test_early_stop_equals_full_run_and_records(onnx_model):
     assert set(full.spikes) == {n.name for n in snn.nodes.values() if n.op == "CIF"}
     assert all(v["pos"] > 0 for v in full.spikes.values())
     assert full.spikes == early.spikes
+
+
+@pytest.mark.parametrize("early_stop", [False, True])
+def test_layer_records_end_at_the_anns_quantized_levels(onnx_model, early_stop):
+    """science.md: after settling, a CIF layer's count S = clip(floor(Σx/θ), 0, T_wake), i.e. the level its
+    CQReLU gives; the records also add up to the spike totals."""
+    path, shape = onnx_model("vgg", "cqrelu", "bn", 4)
+    g = api.optimize(api.load(path))
+    snn = api.convert(g)
+    x = np.random.default_rng(3).uniform(0, 1, (8, *shape)).astype(np.float32)
+    res = api.simulate(snn, x, record_layers=True, early_stop=early_stop)
+    acts = interpreter.run(snn, x, dtype="float64", keep=True)
+    cif = [n for n in snn.topo() if n.op == "CIF"]
+    assert set(res.layers) == {n.name for n in snn.topo() if n.op in ("CIF", "IF", "LIF")} and cif
+    for n in cif:
+        rec = res.layers[n.name]
+        assert rec.shape == (res.steps, len(x), *snn.shapes[n.output])
+        levels = acts[n.output] * n.attrs["levels"] / n.attrs["threshold"]  # the CQReLU level, 0..L
+        np.testing.assert_allclose(rec[-1], levels, atol=1e-6)
+        assert round(float(rec[-1].sum())) == res.spikes[n.name]["pos"] - res.spikes[n.name]["neg"]
