@@ -16,12 +16,10 @@ import tempfile
 import numpy as np
 import onnx
 import onnxruntime as ort
-import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from neurocompile import api, boundary  # noqa: E402
-from neurocompile.ops import OPS, tensors  # noqa: E402
 from tests import models  # noqa: E402
 
 
@@ -37,44 +35,21 @@ def measure(path: str, x: np.ndarray) -> dict:
     so.log_severity_level = 3
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sess.get_inputs()[0].name: x})))
-    # float64 values and magnitudes, as boundary.find_boundary_cases computes them
-    vals, mags = {}, {}
     worst, wrong, missed, skipped = 0.0, 0, 0, 0
     rep = boundary.find_boundary_cases(g, x)
     flagged = set(rep.samples)
-    with torch.no_grad():
-        for n in g.topo():
-            if n.op == "Input":
-                vals[n.output] = torch.as_tensor(x, dtype=torch.float64)
-                mags[n.output] = vals[n.output].abs()
-                continue
-            op, p = OPS[n.op], tensors(n, torch.float64)
-            xs, ms = [vals[t] for t in n.inputs], [mags[t] for t in n.inputs]
-            y = op.forward(n, xs, p)
-            if n.op == "CQReLU":
-                z64, m = xs[0].numpy(), ms[0].numpy()
-                z32 = outs[n.inputs[0]].astype(np.float64)
-                ratio = float(np.max(np.abs(z32 - z64) / (boundary.U32 * np.maximum(m, 1e-30))))
-                if ratio > 1e4:  # not the same tensor: neurocompile folded a BN into it (levels are still compared)
-                    skipped += 1
-                else:
-                    worst = max(worst, ratio)
-                L, lam = int(n.attrs["levels"]), float(n.attrs["clip"])
-                if ratio > 1e4:
-                    z32 = z64  # not comparable: count no flips here
-                lv = lambda z: np.clip(np.floor(z * (L / lam) + n.attrs.get("shift", 0.0)), 0, L)  # noqa: E731
-                diff = (lv(z32.astype(np.float32).astype(np.float64)) != lv(z64)).reshape(len(x), -1).any(1)
-                wrong += int(diff.sum())
-                missed += int(sum(1 for i in np.nonzero(diff)[0] if i not in flagged))
-                mags[n.output] = y.abs()
-            elif op.role == "affine":
-                absp = {k: v.abs() for k, v in p.items()}
-                mm = op.linear(n, ms, absp).abs()
-                b = op.bias(n, absp, g.shapes[n.output])
-                mags[n.output] = mm + b.abs() if b is not None else mm
-            else:
-                mags[n.output] = op.forward(n, ms, p).abs() if op.role != "activation" else ms[0]
-            vals[n.output] = y
+    for n, (L, lam, shift), z, m in boundary.quantizer_inputs(g, x):  # float64 values, rounding magnitudes
+        z64, m = z.numpy(), m.numpy()
+        z32 = outs[n.inputs[0]].astype(np.float64)
+        ratio = float(np.max(np.abs(z32 - z64) / (boundary.U32 * np.maximum(m, 1e-30))))
+        if ratio > 1e4:  # not the same tensor: neurocompile folded a BN into it; count no flips there
+            skipped += 1
+            continue
+        worst = max(worst, ratio)
+        lv = lambda v: np.clip(np.floor(v * (L / lam) + shift), 0, L)  # noqa: E731
+        diff = (lv(z32.astype(np.float32).astype(np.float64)) != lv(z64)).reshape(len(x), -1).any(1)
+        wrong += int(diff.sum())
+        missed += int(sum(1 for i in np.nonzero(diff)[0] if i not in flagged))
     return {"worst": worst, "flagged": len(rep.samples), "neurons": rep.neurons, "wrong": wrong, "missed": missed,
             "compared": f"{len(quant) - skipped}/{len(quant)}"}
 

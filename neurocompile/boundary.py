@@ -17,11 +17,13 @@ quantizer's own multiply by ``L/λ``, measured on onnxruntime well below it (ben
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from neurocompile.ir import Graph
+from neurocompile.ir import Graph, Node
 from neurocompile.ops import OPS, tensors
 
 U32 = 2.0 ** -24
@@ -50,13 +52,11 @@ def _quantizer(node) -> tuple[int, float, float] | None:
     return int(a["levels"]), float(a.get("clip", a.get("threshold"))), float(a.get("shift", 0.0))
 
 
-def find_boundary_cases(graph: Graph, x: np.ndarray, factor: float = ROUNDING_FACTOR) -> BoundaryReport:
-    """Boundary cases of an ANN-level graph (CQReLU nodes, or a converted graph's CIF/IF nodes, whose ANN
-    meaning is the same) on inputs ``x`` of shape (N, ...)."""
-    values: dict[str, torch.Tensor] = {}
-    mags: dict[str, torch.Tensor] = {}
-    flagged = torch.zeros(len(x), dtype=torch.bool)
-    rep = BoundaryReport()
+def quantizer_inputs(graph: Graph, x: np.ndarray) -> Iterator[tuple[Node, tuple[int, float, float], Tensor, Tensor]]:
+    """For every quantizer of ``graph`` on inputs ``x``: (node, (L, λ, shift), its float64 input z, the rounding
+    magnitude M = Σ|w·x| + |b| of z), in topological order."""
+    values: dict[str, Tensor] = {}
+    mags: dict[str, Tensor] = {}
     with torch.no_grad():
         for n in graph.topo():
             if n.op == "Input":
@@ -68,14 +68,7 @@ def find_boundary_cases(graph: Graph, x: np.ndarray, factor: float = ROUNDING_FA
             y = op.forward(n, xs, p)
             q = _quantizer(n)
             if q is not None:
-                levels, lam, shift = q
-                r = xs[0] * (levels / lam) + shift
-                k = torch.round(r)
-                near = ((r - k).abs() * (lam / levels) <= factor * U32 * ms[0]) & (k >= 1) & (k <= levels)
-                hits = near.reshape(len(x), -1)
-                if hits.any():
-                    rep.per_layer[n.name] = int(hits.sum())
-                    flagged |= hits.any(1)
+                yield n, q, xs[0], ms[0]
                 mags[n.output] = y.abs()  # a level is exact: rounding starts afresh after a quantizer
             elif op.role == "affine":
                 absp = {k: v.abs() for k, v in p.items()}
@@ -85,6 +78,20 @@ def find_boundary_cases(graph: Graph, x: np.ndarray, factor: float = ROUNDING_FA
             else:  # Relu, Clip, MaxPool: monotone, the rounding of the input passes through
                 mags[n.output] = op.forward(n, ms, p).abs() if op.role != "activation" else ms[0]
             values[n.output] = y
+
+
+def find_boundary_cases(graph: Graph, x: np.ndarray, factor: float = ROUNDING_FACTOR) -> BoundaryReport:
+    """Boundary cases of an ANN-level graph (CQReLU nodes, or a converted graph's CIF/IF nodes, whose ANN
+    meaning is the same) on inputs ``x`` of shape (N, ...)."""
+    flagged = torch.zeros(len(x), dtype=torch.bool)
+    rep = BoundaryReport()
+    for n, (levels, lam, shift), z, m in quantizer_inputs(graph, x):
+        r = z * (levels / lam) + shift
+        k = torch.round(r)
+        hits = (((r - k).abs() * (lam / levels) <= factor * U32 * m) & (k >= 1) & (k <= levels)).reshape(len(x), -1)
+        if hits.any():
+            rep.per_layer[n.name] = int(hits.sum())
+            flagged |= hits.any(1)
     rep.samples = [int(i) for i in torch.nonzero(flagged).reshape(-1)]
     rep.neurons = int(sum(rep.per_layer.values()))
     return rep

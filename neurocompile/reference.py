@@ -147,15 +147,15 @@ def _evaluator(model: onnx.ModelProto, why: str, time_steps: int | None = None) 
     inits = {t.name for t in m64.graph.initializer}
     name = next(vi.name for vi in m64.graph.input if vi.name not in inits)
     try:
-        ReferenceEvaluator(m64, new_ops=ops)
+        loaded = ReferenceEvaluator(m64, new_ops=ops)
     except Exception as exc:  # noqa: BLE001
         return Reference("none", f"{why}, and onnx's ReferenceEvaluator cannot load it either ({exc})"[:300], False)
 
     def run(x: np.ndarray) -> np.ndarray:
-        ev = ReferenceEvaluator(m64, new_ops=ops)  # fresh: neuron state starts at rest
         x = np.asarray(x, dtype=np.float64)
-        if not time_steps:
-            return ev.run(None, {name: x})[0]
+        if not time_steps:  # stateless: the loaded evaluator serves every call
+            return loaded.run(None, {name: x})[0]
+        ev = ReferenceEvaluator(m64, new_ops=ops)  # fresh: LIF membranes start at rest
         return sum(ev.run(None, {name: x})[0] for _ in range(int(time_steps))) / int(time_steps)
 
     label = "onnx ReferenceEvaluator (float64" + (f", {time_steps} steps)" if time_steps else ")")

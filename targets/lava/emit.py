@@ -26,7 +26,6 @@ from neurocompile.ops import OPS, _pair, tensors
 from neurocompile.schedule import WakeSleepSchedule
 
 
-
 def lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(tuple(shape)))
 
