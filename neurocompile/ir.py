@@ -20,6 +20,7 @@ import networkx as nx
 import numpy as np
 
 from neurocompile.errors import ModelLoadError, ValidationError
+from neurocompile.schedule import WakeSleepSchedule
 
 Shape = tuple[int, ...]
 
@@ -54,7 +55,12 @@ class Graph:
     shapes: dict[str, Shape] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
-    schedule: dict[str, Any] | None = None
+    schedule: WakeSleepSchedule | None = None  # a dict given for it (a saved IR's form) is converted
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "schedule" and value is not None and not isinstance(value, WakeSleepSchedule):
+            value = WakeSleepSchedule.from_dict(dict(value))
+        object.__setattr__(self, name, value)
 
     # ---- construction -------------------------------------------------------------------
     def add(self, node: Node, shape: Shape | None = None) -> Node:
@@ -190,7 +196,7 @@ class Graph:
             if j == 0:
                 lines.append("-" * (sum(widths) + 12 + 10))
         lines.append(f"{len(self.nodes)} nodes, {self.num_params():,} parameters, outputs: {', '.join(self.outputs)}")
-        if self.schedule:
+        if self.schedule is not None:
             s = self.schedule
             lines.append(f"schedule: T_wake={s.get('t_wake')}, T={s.get('steps')}, delay/layer={s.get('synapse_delay')}")
         return "\n".join(lines)
@@ -207,7 +213,7 @@ class Graph:
             "name": self.name,
             "outputs": self.outputs,
             "meta": self.meta,
-            "schedule": self.schedule,
+            "schedule": None if self.schedule is None else self.schedule.to_dict(),
             "shapes": {k: list(v) for k, v in self.shapes.items()},
             "nodes": [{"name": n.name, "op": n.op, "inputs": n.inputs, "output": n.output, "attrs": n.attrs,
                        "params": sorted(n.params)} for n in self.nodes.values()],
@@ -241,8 +247,6 @@ class Graph:
     @classmethod
     def _from_doc(cls, doc: dict, arrays) -> "Graph":
         if doc.get("schedule") is not None:
-            from neurocompile.schedule import WakeSleepSchedule
-
             try:
                 WakeSleepSchedule.from_dict(doc["schedule"]).check()
             except (TypeError, ValueError) as exc:

@@ -15,8 +15,11 @@ of a strided, padded, grouped convolution is better than two.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -53,6 +56,10 @@ class Op:
     quantizer = False
     calibratable = False
     spiking = False
+    stateful = False
+    sink = False
+    sleep_phase = False
+    rounding: float | None = None
 
     def attr(self, node: Node, key: str) -> Any:
         return node.attrs.get(key, self.attrs.get(key))
@@ -67,6 +74,30 @@ class Op:
 
     def bias(self, node: Node, p: dict[str, Tensor], shape: Shape) -> Tensor | None:
         """Constant term broadcastable to ``(N, *shape)``, or None."""
+        return None
+
+    def drop_constant(self, node: Node, shape: Shape) -> None:
+        """Rewrite ``node`` in place to its linear part (``linear``): lowering moves constant terms to sinks."""
+
+    def weight_map(self, node: Node, in_shape: Shape) -> "WeightMap":
+        """The node's linear map as one connection with fixed weights (what Lava runs); synaptic ops only."""
+        raise NoWeightMap("this op has no fixed-weight form")
+
+    # pattern matching (recognize_cqrelu): an elementwise map by a scalar constant
+    def bounds(self, node: Node) -> tuple[float, float] | None:
+        """(lo, hi) if the op is a clamp to [lo, hi], else None."""
+        return None
+
+    def scalar_scale(self, node: Node) -> float | None:
+        """k if the op is x * k for a scalar constant k, else None."""
+        return None
+
+    def scalar_offset(self, node: Node) -> float | None:
+        """c if the op is x + c for a scalar constant c, else None."""
+        return None
+
+    def no_spiking_form(self, node: Node) -> tuple[str, str] | None:
+        """(why, hint) if a spiking network cannot compute this node, else None: conversion refuses it."""
         return None
 
     # spiking neurons (``spiking``): the neuron spec simulators run, built on neurons.py
@@ -88,11 +119,33 @@ class Op:
         return True
 
 
-def _pair(v: Any) -> tuple[int, int]:
+class NoWeightMap(ValueError):
+    """A linear map with no fixed-weight connection form; ``hint`` says how to export one that has."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass
+class WeightMap:
+    """A linear map as one fixed-weight connection, in the IR layout: ``conv`` weights (C_out, C_in / groups,
+    kh, kw) with stride, pads [top, left, bottom, right], dilation and groups; ``dense`` weights (out, in)."""
+
+    kind: str
+    weight: np.ndarray
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+
+def pair(v: Any) -> tuple[int, int]:
+    """An ONNX 2-D attribute (one int or two) as a pair."""
     return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
 
 
-def _pad2d(x: Tensor, pads: Sequence[int], value: float = 0.0) -> tuple[Tensor, tuple[int, int]]:
+def pad2d(x: Tensor, pads: Sequence[int], value: float = 0.0) -> tuple[Tensor, tuple[int, int]]:
     """ONNX pads [top, left, bottom, right]: symmetric ones go to the op, others are applied here."""
     t, l, b, r = (int(v) for v in pads)
     if t == b and l == r:
@@ -100,9 +153,25 @@ def _pad2d(x: Tensor, pads: Sequence[int], value: float = 0.0) -> tuple[Tensor, 
     return F.pad(x, (l, r, t, b), value=value), (0, 0)
 
 
-def _channel(v: Tensor, ndim: int) -> Tensor:
+def channel(v: Tensor, ndim: int) -> Tensor:
     """Reshape a per-channel vector to broadcast over (N, C, ...)."""
     return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _scalar(node: Node) -> float | None:
+    c = node.params.get("const")
+    return float(np.asarray(c).reshape(())) if c is not None and np.size(c) == 1 else None
+
+
+def _channel_scale_map(node: Node, scale: np.ndarray, in_shape: Shape) -> WeightMap:
+    """A scalar or per-channel factor as a diagonal map: depthwise 1x1 conv on (C, H, W), diagonal dense on (C,)."""
+    C = int(in_shape[0])
+    v = np.asarray(scale, np.float64).reshape(-1)
+    if v.size not in (1, C) or len(in_shape) not in (1, 3):
+        raise NoWeightMap(f"a factor of shape {np.shape(scale)} on a tensor of shape {tuple(in_shape)} is neither "
+                          "scalar nor per-channel")
+    v = np.broadcast_to(v, (C,))
+    return WeightMap("conv", v.reshape(C, 1, 1, 1).copy(), groups=C) if len(in_shape) == 3 else WeightMap("dense", np.diag(v))
 
 
 class Input(Op):
@@ -117,16 +186,24 @@ class Conv(Op):
     attrs = {"stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1], "groups": 1}
 
     def linear(self, node, xs, p):
-        x, pad = _pad2d(xs[0], self.attr(node, "pads"))
-        return F.conv2d(x, p["weight"], None, _pair(self.attr(node, "stride")), pad,
-                        _pair(self.attr(node, "dilation")), int(self.attr(node, "groups")))
+        x, pad = pad2d(xs[0], self.attr(node, "pads"))
+        return F.conv2d(x, p["weight"], None, pair(self.attr(node, "stride")), pad,
+                        pair(self.attr(node, "dilation")), int(self.attr(node, "groups")))
 
     def bias(self, node, p, shape):
-        return _channel(p["bias"], 1 + len(shape)) if "bias" in p else None
+        return channel(p["bias"], 1 + len(shape)) if "bias" in p else None
+
+    def drop_constant(self, node, shape):
+        node.params.pop("bias", None)
+
+    def weight_map(self, node, in_shape):
+        return WeightMap("conv", node.params["weight"].astype(np.float64), pair(self.attr(node, "stride")),
+                         tuple(int(v) for v in self.attr(node, "pads")), pair(self.attr(node, "dilation")),
+                         int(self.attr(node, "groups")))
 
     def forward(self, node, xs, p):
         y = self.linear(node, xs, p)
-        return y + _channel(p["bias"], y.ndim) if "bias" in p else y
+        return y + channel(p["bias"], y.ndim) if "bias" in p else y
 
 
 class Dense(Op):
@@ -141,6 +218,12 @@ class Dense(Op):
 
     def bias(self, node, p, shape):
         return p.get("bias")
+
+    def drop_constant(self, node, shape):
+        node.params.pop("bias", None)
+
+    def weight_map(self, node, in_shape):
+        return WeightMap("dense", node.params["weight"].astype(np.float64))
 
     def forward(self, node, xs, p):
         return F.linear(xs[0], p["weight"], p.get("bias"))
@@ -177,14 +260,18 @@ class BatchNorm(Op):
         return s, p["bias"] - p["mean"] * s
 
     def linear(self, node, xs, p):
-        return xs[0] * _channel(self._scale_shift(node, p)[0], xs[0].ndim)
+        return xs[0] * channel(self._scale_shift(node, p)[0], xs[0].ndim)
 
     def bias(self, node, p, shape):
-        return _channel(self._scale_shift(node, p)[1], 1 + len(shape))
+        return channel(self._scale_shift(node, p)[1], 1 + len(shape))
+
+    def drop_constant(self, node, shape):
+        s, _ = self._scale_shift(node, tensors(node, torch.float64))
+        _to_channel_mul(node, s.numpy(), shape)
 
     def forward(self, node, xs, p):
         s, t = self._scale_shift(node, p)
-        return xs[0] * _channel(s, xs[0].ndim) + _channel(t, xs[0].ndim)
+        return xs[0] * channel(s, xs[0].ndim) + channel(t, xs[0].ndim)
 
 
 class Affine(Op):
@@ -194,13 +281,25 @@ class Affine(Op):
     params = ("scale", "shift")
 
     def linear(self, node, xs, p):
-        return xs[0] * _channel(p["scale"], xs[0].ndim)
+        return xs[0] * channel(p["scale"], xs[0].ndim)
 
     def bias(self, node, p, shape):
-        return _channel(p["shift"], 1 + len(shape))
+        return channel(p["shift"], 1 + len(shape))
+
+    def drop_constant(self, node, shape):
+        _to_channel_mul(node, node.params["scale"], shape)
+
+    def weight_map(self, node, in_shape):
+        return _channel_scale_map(node, node.params["scale"], in_shape)
 
     def forward(self, node, xs, p):
-        return self.linear(node, xs, p) + _channel(p["shift"], xs[0].ndim)
+        return self.linear(node, xs, p) + channel(p["shift"], xs[0].ndim)
+
+
+def _to_channel_mul(node: Node, scale: np.ndarray, shape: Shape) -> None:
+    """Make ``node`` the Mul by a per-channel factor (its linear part)."""
+    c = np.asarray(scale, np.float32).reshape((-1,) + (1,) * (len(shape) - 1))
+    node.op, node.attrs, node.params = "Mul", {}, {"const": c}
 
 
 class Add(Op):
@@ -217,6 +316,12 @@ class Add(Op):
 
     def bias(self, node, p, shape):
         return p.get("const")
+
+    def drop_constant(self, node, shape):
+        node.params.pop("const", None)
+
+    def scalar_offset(self, node):
+        return _scalar(node)
 
     def forward(self, node, xs, p):
         y = self.linear(node, xs, p)
@@ -240,6 +345,20 @@ class Sub(Op):
             return None
         return p["const"] if self.attr(node, "reverse") else -p["const"]
 
+    def drop_constant(self, node, shape):
+        node.params.pop("const", None)  # const - x keeps ``reverse``: its linear part is -x
+
+    def scalar_offset(self, node):
+        k = None if self.attr(node, "reverse") else _scalar(node)
+        return None if k is None else -k
+
+    def no_spiking_form(self, node):
+        if len(node.inputs) == 2:
+            return ("a difference of two data tensors has no spiking form",
+                    "neurocompile removes the straight-through estimator c + (q - c).detach(); other Sub nodes "
+                    "between two branches are not supported")
+        return None
+
     def forward(self, node, xs, p):
         if len(xs) == 2:
             return xs[0] - xs[1]
@@ -249,6 +368,12 @@ class Sub(Op):
 class Mul(Op):
     synaptic = homogeneous = True  # a scalar or per-channel scaling: a diagonal weight map
     params = ("const",)
+
+    def weight_map(self, node, in_shape):
+        return _channel_scale_map(node, node.params["const"], in_shape)
+
+    def scalar_scale(self, node):
+        return _scalar(node)
 
     def forward(self, node, xs, p):
         return xs[0] * p["const"]
@@ -260,6 +385,13 @@ class Div(Op):
     synaptic = homogeneous = True
     params = ("const",)
 
+    def weight_map(self, node, in_shape):
+        return _channel_scale_map(node, 1.0 / node.params["const"].astype(np.float64), in_shape)
+
+    def scalar_scale(self, node):
+        k = _scalar(node)
+        return None if k is None else 1.0 / k
+
     def forward(self, node, xs, p):
         return xs[0] / p["const"]
 
@@ -267,6 +399,9 @@ class Div(Op):
 class Relu(Op):
     calibratable = True
     role = "activation"
+
+    def bounds(self, node):
+        return 0.0, math.inf
 
     def forward(self, node, xs, p):
         return torch.relu(xs[0])
@@ -277,6 +412,10 @@ class Clip(Op):
     role = "activation"
     attrs = {"min": None, "max": None}
 
+    def bounds(self, node):
+        lo, hi = self.attr(node, "min"), self.attr(node, "max")
+        return (-math.inf if lo is None else float(lo)), (math.inf if hi is None else float(hi))
+
     def forward(self, node, xs, p):
         lo, hi = self.attr(node, "min"), self.attr(node, "max")
         return xs[0] if lo is None and hi is None else torch.clamp(xs[0], lo, hi)  # ONNX: no bounds, no-op
@@ -284,6 +423,7 @@ class Clip(Op):
 
 class Floor(Op):
     role = "activation"
+    rounding = 0.0
 
     def forward(self, node, xs, p):
         return torch.floor(xs[0])
@@ -293,6 +433,7 @@ class Round(Op):
     """ONNX Round: to the nearest integer, ties to even (torch.round does the same)."""
 
     role = "activation"
+    rounding = 0.5  # round(y) = floor(y + 0.5) but at exact ties
 
     def forward(self, node, xs, p):
         return torch.round(xs[0])
@@ -312,8 +453,9 @@ class _Neuron(Op):
     """A spiking neuron. Its ANN meaning is the CQReLU it stands for: levels L, clip = threshold;
     a spike carries ``amplitude`` (default: the threshold; 1 in fixed point, where spikes are counts)."""
 
-    quantizer = spiking = True
+    quantizer = spiking = stateful = sink = sleep_phase = True
     role = "neuron"
+    optional = ("bias",)  # set by lowering: the constant current reaching the neuron (see Op.sink)
     attrs = {"threshold": 1.0, "levels": 8, "shift": 0.0, "amplitude": None}
 
     def init_state(self, node, x):
@@ -328,6 +470,7 @@ class _Neuron(Op):
     def forward(self, node, xs, p):
         theta, levels = float(self.attr(node, "threshold")), int(self.attr(node, "levels"))
         amp = self.attr(node, "amplitude")
+        xs = [xs[0] + p["bias"]] if "bias" in p else xs
         if amp is None:
             return cqrelu(xs[0], levels, theta, float(self.attr(node, "shift")), divide=True)
         # spikes of another amplitude (fixed point: 1 per spike); q * (amp / L) stays exact in integers
@@ -351,6 +494,8 @@ class CIF(_Neuron):
 class IF(_Neuron):
     """Soft-reset IF baseline: no clip, no negative spikes, no sleep phase. Lossy by design."""
 
+    sleep_phase = False
+
     def step(self, node, state, x, wake_seen):
         s, state["m"] = neurons.if_step(state["m"], x, state["theta"])
         return s * state["amp"]
@@ -359,8 +504,9 @@ class IF(_Neuron):
 class LIF(Op):
     """Leaky IF with hard reset (IDSNN students). Has no ANN meaning; only simulators run it."""
 
-    spiking = True
+    spiking = stateful = sink = True
     role = "neuron"
+    optional = ("bias",)
     attrs = {"beta": 0.25, "threshold": 0.5}
 
     def forward(self, node, xs, p):
@@ -394,7 +540,7 @@ class _Pool(Op):
 
     def geometry(self, node: Node, hw: Sequence[int]) -> list[tuple[int, int, int, int, int]]:
         """Per spatial axis (kernel, stride, begin pad, end pad, number of windows)."""
-        k, s = _pair(self.attr(node, "kernel")), _pair(self.attr(node, "stride"))
+        k, s = pair(self.attr(node, "kernel")), pair(self.attr(node, "stride"))
         t, l, b, r = (int(v) for v in self.attr(node, "pads"))
         if max(t, b) >= k[0] or max(l, r) >= k[1]:  # a window could then lie in padding only
             raise ValueError(f"pads {[t, l, b, r]} must be smaller than the kernel {list(k)}")
@@ -414,13 +560,16 @@ class AvgPool(_Pool):
     too, so every window divides by kh*kw: what onnxruntime does for AveragePool opsets < 19."""
 
     synaptic = homogeneous = True
-    attrs = {**_Pool.attrs, "count_include_pad": 0, "count_overhang": 0}
+    attrs = {**_Pool.attrs, "count_include_pad": 0, "count_overhang": 0, "divisor_override": None}
 
     def divisor(self, node: Node, hw: Sequence[int], device: Any = None, dtype: Any = None) -> Tensor:
         """(Ho, Wo): how many elements each window averages. The input elements it covers; with
         count_include_pad also its explicit padding, but not the ceil_mode overhang past the end pads (the
         ONNX spec's, PyTorch's and onnxruntime's rule from opset 19) unless ``count_overhang``."""
         cip, overhang = bool(self.attr(node, "count_include_pad")), bool(self.attr(node, "count_overhang"))
+        override = self.attr(node, "divisor_override")
+        if override is not None:  # fixed point: window sums (the unit takes the 1/window)
+            return torch.full([g[4] for g in self.geometry(node, hw)], float(override), device=device, dtype=dtype)
         counts = []
         for size, (k, s, pb, pe, n) in zip(hw, self.geometry(node, hw)):
             start = torch.arange(n, device=device, dtype=dtype) * s - pb
@@ -435,8 +584,27 @@ class AvgPool(_Pool):
         geo = self.geometry(node, hw)
         if any((n - 1) * s + k > size + pb + pe for size, (k, s, pb, pe, n) in zip(hw, geo)):
             return False  # a ceil_mode window overhangs the end pads: no convolution has it
-        kh, kw = _pair(self.attr(node, "kernel"))
-        return bool((self.divisor(node, hw, dtype=torch.float64) == kh * kw).all())
+        if self.attr(node, "divisor_override") is not None:  # set (by fixed point) on such pools only
+            return True
+        return bool((self.divisor(node, hw, dtype=torch.float64) == self.window(node)).all())
+
+    def window(self, node: Node, hw: Sequence[int] | None = None) -> int:
+        """Elements per window (kh*kw): the one divisor of a pool that is a convolution."""
+        kh, kw = pair(self.attr(node, "kernel"))
+        return kh * kw
+
+    def weight_map(self, node, in_shape):
+        C, H, W = in_shape
+        if not self.is_conv(node, (H, W)):
+            raise NoWeightMap("this AvgPool is not a fixed-weight Conv: its windows average over different counts "
+                              "(padding with count_include_pad=0) or one overhangs the end pads (ceil_mode)",
+                              hint="Export the pool with count_include_pad=1 and no ceil_mode overhang, or run on "
+                                   "the reference target")
+        kh, kw = pair(self.attr(node, "kernel"))
+        override = self.attr(node, "divisor_override")
+        w = 1.0 / (kh * kw if override is None else float(override))
+        return WeightMap("conv", np.full((C, 1, kh, kw), w), pair(self.attr(node, "stride")),
+                         tuple(int(v) for v in self.attr(node, "pads")), groups=C)
 
     def forward(self, node, xs, p):
         x, k, s = self.padded(node, xs[0], 0.0)
@@ -457,13 +625,58 @@ class InhibitionMaxPool(MaxPool):
     """MaxPool of a spiking network, done by lateral inhibition per window (same ANN meaning)."""
 
     exact_in_integers = True  # selects one input of its window per step
+    stateful = sink = True
     role = "neuron"
+    optional = ("bias",)
+
+    def windows(self, node: Node, x: Tensor) -> Tensor:
+        """(N, C, Ho*Wo, kh*kw) view of each pooling window: the ANN's own windows (``padded``); padding and
+        ceil_mode overhang are -inf (every window holds an input)."""
+        xp, (kh, kw), (sh, sw) = self.padded(node, x, float("-inf"))
+        cols = xp.unfold(2, kh, sh).unfold(3, kw, sw)  # N, C, Ho, Wo, kh, kw
+        return cols.reshape(x.shape[0], x.shape[1], cols.shape[2] * cols.shape[3], kh * kw)
+
+    def _tiles(self, node: Node, hw: Sequence[int]) -> bool:
+        """Non-overlapping unpadded windows that tile the input exactly."""
+        geo = self.geometry(node, hw)
+        return all(k == s and pb == pe == 0 and n * k == size for size, (k, s, pb, pe, n) in zip(hw, geo))
+
+    def init_state(self, node, x):
+        tiles = self._tiles(node, x.shape[-2:])
+        return {"A": torch.zeros_like(x if tiles else self.windows(node, x)), "tiles": tiles}
+
+    def step(self, node, state, x, wake_seen):
+        """Lateral inhibition: each window accumulates its inputs and sends (and subtracts) the largest
+        accumulator. Tiling windows keep the accumulator in the input's own layout (no copies)."""
+        (kh, _, _, _, Ho), (kw, _, _, _, Wo) = self.geometry(node, x.shape[-2:])
+        N, C = x.shape[:2]
+        if state["tiles"]:
+            acc = state["A"].add_(x)
+            out = F.max_pool2d(acc, (kh, kw), (kh, kw))
+            acc.view(N, C, Ho, kh, Wo, kw).sub_(out.view(N, C, Ho, 1, Wo, 1))
+            return out
+        return neurons.inhibition_maxpool_step_(state["A"], self.windows(node, x)).reshape(N, C, Ho, Wo)
 
 
 class GlobalAvgPool(Op):
+    """Mean over the spatial axes; ``divisor_override`` (fixed point) divides the sum by it instead."""
+
     synaptic = homogeneous = True
+    attrs = {"divisor_override": None}
+
+    def window(self, node: Node, hw: Sequence[int]) -> int:
+        return int(np.prod(hw))
+
+    def weight_map(self, node, in_shape):
+        C, H, W = in_shape
+        override = self.attr(node, "divisor_override")
+        return WeightMap("conv", np.full((C, 1, H, W), 1.0 / (H * W if override is None else float(override))),
+                         groups=C)
+
     def forward(self, node, xs, p):
-        return xs[0].mean(dim=tuple(range(2, xs[0].ndim)), keepdim=True)
+        override = self.attr(node, "divisor_override")
+        dims = tuple(range(2, xs[0].ndim))
+        return xs[0].mean(dim=dims, keepdim=True) if override is None else xs[0].sum(dim=dims, keepdim=True) / override
 
 
 class Flatten(Op):
@@ -502,10 +715,22 @@ class Dropout(Identity):
     pass
 
 
+class Readout(Op):
+    """A graph output of a lowered graph (a sink): sums the currents reaching it plus its ``bias``, the
+    constant current of the layers before it, gated to its wake window."""
+
+    role = "readout"
+    sink = True
+    optional = ("bias",)
+
+    def forward(self, node, xs, p):
+        return xs[0] + p["bias"] if "bias" in p else xs[0]
+
+
 OPS: dict[str, Op] = {cls.__name__: cls() for cls in (
     Input, Conv, Dense, Gemm, MatMul, BatchNorm, Affine, Add, Sub, Mul, Div, Relu, Clip, Floor, Round, CQReLU,
     CIF, IF, LIF, AvgPool, MaxPool, InhibitionMaxPool, GlobalAvgPool, Flatten, Reshape, Concat, Identity,
-    Dropout)}
+    Dropout, Readout)}
 
 
 def op_of(node: Node) -> Op:

@@ -1,14 +1,15 @@
 """WakeSleepSchedule: when input flows, when biases are on, and how late each layer's data arrives.
 
-Stored in the IR (``Graph.schedule``) as a plain dict so that targets read it and never re-derive it.
+Stored in the IR as ``Graph.schedule`` (saved and loaded by ir.py as its dict form) so that targets read it
+and never re-derive it; it also reads like that dict (``schedule["steps"]``), the form saved IRs have.
 Step indices are 0-based. Node ``n``'s data from wake step 0 reaches its output at step
 ``arrival[n]``; its bias (if any) is added on steps ``[arrival[n], arrival[n] + t_wake)`` (always,
 for the IF baseline, which has no sleep phase); a CIF neuron counts its wake steps in that window.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Iterator
 
 
 def in_wake_window(t: int, arrival: int, t_wake: int, sleep: bool) -> bool:
@@ -66,8 +67,34 @@ class WakeSleepSchedule:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "WakeSleepSchedule":
-        return cls(**d)
+    def from_dict(cls, d: "dict[str, Any] | WakeSleepSchedule") -> "WakeSleepSchedule":
+        return d if isinstance(d, cls) else cls(**d)
+
+    # the mapping view: fields by name, read and written as in the dict form
+    def keys(self) -> list[str]:
+        return [f.name for f in fields(self)]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self.keys():
+            raise KeyError(key)
+        setattr(self, key, value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.keys() else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
 
     def check(self) -> None:
         """Raise ValueError unless the step counts are integers that make sense (a saved IR may be edited)."""

@@ -5,7 +5,7 @@ import numpy as np
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph
-from neurocompile.ops import OPS, _pair, is_level_neuron, op_of
+from neurocompile.ops import NoWeightMap, is_level_neuron, op_of
 
 WEIGHT_MAX = 254      # lava's Dense truncates the LSB of 8-bit mixed-sign weights: even values in [-256, 254]
 STATE_BITS = 24       # Loihi 2 membrane / current width (signed)
@@ -17,10 +17,10 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
     The input is rounded to ``x * input_scale`` (255: images in [0, 1] as 8-bit pixels). A Conv or
     Dense picks its output unit so its largest weight is WEIGHT_MAX: W_int = 2 * round(W u_out /
     (2 u_in)) (even, as lava's fixed-point Dense needs), b_int = round(b u_out); an AvgPool /
-    GlobalAvgPool multiplies the unit by its window so its weights are exactly 1. A CIF/IF neuron
-    gets threshold round(θ u_in) and sends spikes of amplitude 1: its output unit is 1/θ (spike
-    counts), so units never compound with depth. The readout divides by its unit
-    (``schedule['readout_scale']``). Feed-forward CIF/IF graphs only; merges are refused.
+    GlobalAvgPool sums its window instead (``divisor_override`` 1, so its Lava weights are exactly 1)
+    and its unit takes the 1/window. A CIF/IF neuron gets threshold round(θ u_in) and sends spikes of
+    amplitude 1: its output unit is 1/θ (spike counts), so units never compound with depth. The readout
+    divides by its unit (``schedule['readout_scale']``). Feed-forward CIF/IF graphs only; merges are refused.
     Invariant: the simulators compute in exact integer arithmetic (all values < 2**23); the function
     approximates the float graph within the weight rounding (lossy, reported by the caller).
     """
@@ -29,12 +29,13 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
     unit: dict[str, float] = {}
     bound: dict[str, float] = {}  # largest |stored value| a tensor can take per step
     for n in g.topo():
-        if n.op == "Input":
+        op = op_of(n)
+        if not n.inputs:  # the input
             unit[n.output], bound[n.output] = input_scale, input_scale * 1.0
             n.attrs["scale"] = float(input_scale)
             continue
         u_in, b_in = unit[n.inputs[0]], bound[n.inputs[0]]
-        if n.op in ("Conv", "Dense"):
+        if op.synaptic and op.rescalable == ("weight", "bias"):  # Conv, Dense
             w = n.params["weight"].astype(np.float64)
             wmax = float(np.abs(w).max()) or 1.0
             u_out = WEIGHT_MAX * u_in / wmax
@@ -45,24 +46,16 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
             fan_in = np.abs(w_int).reshape(w_int.shape[0], -1).sum(1).max()
             bias = float(np.abs(n.params.get("bias", np.zeros(1))).max())
             unit[n.output], bound[n.output] = u_out, fan_in * b_in + bias
-        elif n.op in ("AvgPool", "GlobalAvgPool"):
-            # becomes a depthwise Conv with weights 1 (a sum; zero padding adds nothing): the unit takes the
-            # 1/window instead, which needs the same window size kh*kw everywhere
-            C, H, W = g.shapes[n.inputs[0]]
-            kh, kw, stride, pads = H, W, [1, 1], [0, 0, 0, 0]
-            if n.op == "AvgPool":
-                pool = OPS["AvgPool"]
-                if not pool.is_conv(n, (H, W)):
-                    raise ConversionError("this AvgPool is no fixed-weight convolution, so it has no integer form: "
-                                          "its windows average over different counts (padding with "
-                                          "count_include_pad=0) or one overhangs the end pads (ceil_mode)",
-                                          node=n.name, op=n.op,
-                                          hint="Export it with count_include_pad=1 and no ceil_mode overhang")
-                (kh, kw), stride = _pair(pool.attr(n, "kernel")), list(_pair(pool.attr(n, "stride")))
-                pads = [int(v) for v in pool.attr(n, "pads")]
-            n.op, n.attrs = "Conv", {"stride": stride, "pads": pads, "dilation": [1, 1], "groups": C}
-            n.params = {"weight": np.ones((C, 1, kh, kw), np.float32)}
-            unit[n.output], bound[n.output] = u_in * kh * kw, b_in * kh * kw
+        elif op.synaptic and hasattr(op, "window"):  # averaging pools: window sums, one divisor for all windows
+            in_shape = g.shapes[n.inputs[0]]
+            try:
+                op.weight_map(n, in_shape)
+            except NoWeightMap as exc:
+                raise ConversionError(f"{exc}, so it has no integer form", node=n.name, op=n.op,
+                                      hint=exc.hint) from None
+            window = op.window(n, in_shape[1:])
+            n.attrs["divisor_override"] = 1
+            unit[n.output], bound[n.output] = u_in * window, b_in * window
         elif is_level_neuron(n):
             theta_real = float(n.attrs["threshold"])
             theta_int = max(1.0, float(np.round(theta_real * u_in)))
@@ -71,7 +64,7 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
             if (b_in + theta_int) * 2 >= 2 ** (STATE_BITS - 1):
                 raise ConversionError(f"membrane could reach {b_in + theta_int:.3g}, beyond {STATE_BITS}-bit state",
                                       node=n.name, op=n.op)
-        elif op_of(n).exact_in_integers:
+        elif op.exact_in_integers:
             unit[n.output], bound[n.output] = u_in, b_in
         else:
             raise ConversionError("fixed point supports feed-forward Conv/Dense/pool/CIF/IF graphs only",

@@ -85,7 +85,7 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
         balance=extra, depth=max(depth.values(), default=0), predicted_settle=int(settle))
     if sched.steps < 1:
         raise ConversionError(f"steps must be >= 1, got {sched.steps}")
-    g.schedule = sched.to_dict()
+    g.schedule = sched
     return g
 
 

@@ -1,28 +1,29 @@
-"""IR -> a graph of Lava processes.
+"""IR -> a graph of Lava processes: one emitter per op kind, in the table ``EMITTERS``.
 
+Emission reads the lowered graph (passes/lower_to_blocks.py), the same one the reference simulator runs.
 Layout: an IR tensor of per-sample shape (C, H, W) lives in Lava as (W, H, C), Lava's convolution
 layout; in general the Lava shape is the IR shape reversed, so flattening and reshaping go through
 virtual transpose ports.
 
 Where the currents go: every *sink* (a neuron layer, a lateral-inhibition pool, the readout) is a
-process with an ``a_in`` port; every affine IR node is either a lava connection process (Conv, Dense,
-pools and scalings: one step of delay each, as the schedule's ``synapse_delay = 1`` says) or no
-process at all (Add = several ports into one ``a_in``, which Lava sums; Flatten/Reshape/Concat =
-virtual ports; a constant term = bias). Constant terms (conv/dense biases, BN shifts) are moved to
-the sink they reach, gated to that sink's wake window: on a balanced schedule every upstream bias
-arrives exactly in that window, so the sum is what the reference simulator computes.
+process with an ``a_in`` port and the sink's ``bias``, gated to its wake window; every other IR node is
+either a lava connection process (an op's ``weight_map``: Conv, Dense, pools and scalings; one step of
+delay each, as the schedule's ``synapse_delay = 1`` says) or no process at all (Add = several ports
+into one ``a_in``, which Lava sums; Flatten/Reshape/Concat = virtual ports).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from neurocompile import ops
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import OPS, _pair, tensors
+from neurocompile.ops import NoWeightMap, WeightMap, op_of
+from neurocompile.passes.lower_to_blocks import lowered
 from neurocompile.schedule import WakeSleepSchedule
 
 
@@ -41,144 +42,212 @@ def from_lava(a: np.ndarray, lead: int) -> np.ndarray:
     return np.transpose(a, axes)
 
 
-def sink_biases(g: Graph) -> dict[str, np.ndarray]:
-    """Constant current reaching each sink (and each graph output) per step of its wake window:
-    the graph evaluated on a zero input with every sink's output held at zero."""
-    vals: dict[str, torch.Tensor] = {}
-    out: dict[str, np.ndarray] = {}
-    with torch.no_grad():
-        for n in g.topo():
-            shape = (1, *g.shapes[n.output])
-            if n.op == "Input":
-                vals[n.output] = torch.zeros(shape, dtype=torch.float64)
-                continue
-            xs = [vals[t] for t in n.inputs]
-            if OPS[n.op].role == "neuron":  # a sink: the current stops there
-                out[n.name] = xs[0][0].numpy()
-                vals[n.output] = torch.zeros(shape, dtype=torch.float64)
-            else:
-                vals[n.output] = OPS[n.op].forward(n, xs, tensors(n, torch.float64))
-    for t in g.outputs:
-        out[f"readout:{t}"] = vals[t][0].numpy()
-    return out
-
-
 @dataclass
 class Emitted:
     """The process graph for one batch, and where to read results."""
 
     input: Any
     readouts: dict[str, Any]               # graph output tensor -> Readout process
-    neurons: dict[str, Any]                # IR neuron node -> SpikingNeuron process
+    neurons: dict[str, Any]                # IR neuron node -> process with spike ``counts``
     processes: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class _Build:
+    """What the emitters share while one process graph is built."""
+
+    g: Graph
+    s: WakeSleepSchedule
+    timing: dict[str, Any]
+    n_samples: int
+    period: int
+    data: np.ndarray
+    out: Emitted
+
+    def add(self, p):
+        self.out.processes.append(p)
+        return p
+
+    def gating(self, n: Node) -> dict[str, Any]:
+        """The wake-window arguments of a sink's process (its arrival; the shared timing)."""
+        return dict(arrival=self.s.arrival.get(n.name, 0), **self.timing)
+
+    def bias(self, n: Node) -> np.ndarray:
+        """The sink's constant current in Lava layout (zeros if it has none)."""
+        b = n.params.get("bias")
+        return to_lava(np.zeros(self.g.shapes[n.inputs[0]]) if b is None else np.asarray(b, np.float64))
+
+
+def _into(port_in, terms: list) -> None:
+    for t in terms:
+        t.connect(port_in)
+
+
+Ports = list  # the Lava out ports whose sum is one IR tensor
 
 
 def emit(g: Graph, n_samples: int, steps: int, period: int, data: np.ndarray) -> Emitted:
     """Build the processes (not yet compiled) for ``n_samples`` samples of ``data`` (IR layout)."""
-    from lava.proc.conv.process import Conv
-    from lava.proc.dense.process import Dense
+    from neurocompile.targets.lava.processes.routing import DelayLine
 
-    from neurocompile.targets.lava.processes.neurons import SpikingNeuron
-    from neurocompile.targets.lava.processes.pooling import InhibitionMaxPool
-    from lava.proc.lif.process import LIFReset
-
-    from neurocompile.targets.lava.processes.routing import (DelayLine, GatedBias, Readout, SpikeCounter,
-                                                             WakeInput)
-
-    s = WakeSleepSchedule.from_dict(g.schedule)
-    timing = dict(t_wake=s.t_wake, steps=steps, period=period, sleep=s.sleep)
-    biases = sink_biases(g)
-    terms: dict[str, list] = {}   # tensor -> Lava out ports whose sum is the tensor
-    procs: list = []
-    neurons: dict[str, Any] = {}
-    inp = None
-
-    def add(p):
-        procs.append(p)
-        return p
-
-    def into(port_in, ts):
-        for t in ts:
-            t.connect(port_in)
-
+    g = lowered(g)
+    s = g.schedule
+    b = _Build(g, s, dict(t_wake=s.t_wake, steps=steps, period=period, sleep=s.sleep), n_samples, period, data,
+               Emitted(input=None, readouts={}, neurons={}))
+    terms: dict[str, Ports] = {}
     for n in g.topo():
-        shape = g.shapes[n.output]
         ins = [terms[t] for t in n.inputs]
-        in_shapes = [g.shapes[t] for t in n.inputs]
         if n.name in s.balance:  # delay the early branches of a merge
             for i, d in enumerate(s.balance[n.name]):
                 if d:
-                    line = add(DelayLine(shape=lava_shape(in_shapes[i]), delay=d, name=f"{n.name}/delay{i}"))
-                    into(line.a_in, ins[i])
+                    line = b.add(DelayLine(shape=lava_shape(g.shapes[n.inputs[i]]), delay=d, name=f"{n.name}/delay{i}"))
+                    _into(line.a_in, ins[i])
                     ins[i] = [line.s_out]
-        if n.op == "Input":
-            inp = add(WakeInput(data=np.stack([to_lava(x) for x in s.encode_input(data)]), name=n.name, **timing))
-            terms[n.output] = [inp.s_out]
-        elif n.op in ("CIF", "IF"):
-            p = add(SpikingNeuron(shape=lava_shape(shape), kind=n.op, threshold=float(n.attrs["threshold"]),
-                                  bias=to_lava(biases[n.name]), gamma=int(n.attrs.get("gamma", 1)),
-                                  shift=float(n.attrs.get("shift", 0.0)), amplitude=n.attrs.get("amplitude"),
-                                  arrival=s.arrival.get(n.name, 0),
-                                  n_samples=n_samples, name=n.name, **timing))
-            into(p.a_in, ins[0])
-            neurons[n.name] = p
-            terms[n.output] = [p.s_out]
-        elif n.op == "LIF":
-            # lava's own LIF: du = 1 (current = this step's input), dv = 1 - β, hard reset; LIFReset
-            # clears u and v at the first step of every period (Lava's time_step is 1-based)
-            lshape = lava_shape(shape)
-            p = add(LIFReset(shape=lshape, du=1.0, dv=1.0 - float(n.attrs["beta"]), vth=float(n.attrs["threshold"]),
-                             bias_mant=0.0, reset_interval=period, reset_offset=1 % period, name=n.name))
-            into(p.a_in, ins[0])
-            if np.any(biases[n.name]):
-                src = add(GatedBias(bias=to_lava(biases[n.name]), arrival=s.arrival.get(n.name, 0),
-                                    name=f"{n.name}/bias", **timing))
-                src.s_out.connect(p.a_in)
-            counter = add(SpikeCounter(shape=lshape, steps=steps, period=period, n_samples=n_samples,
-                                       name=f"{n.name}/count"))
-            p.s_out.connect(counter.s_in)
-            neurons[n.name] = counter
-            terms[n.output] = [p.s_out]
-        elif n.op == "InhibitionMaxPool":
-            p = add(InhibitionMaxPool(in_shape=lava_shape(in_shapes[0]), out_shape=lava_shape(shape),
-                                      index=_pool_index(n, in_shapes[0], shape), bias=to_lava(biases[n.name]),
-                                      arrival=s.arrival.get(n.name, 0), name=n.name, **timing))
-            into(p.a_in, ins[0])
-            terms[n.output] = [p.s_out]
-        elif n.op in ("Add", "Sub") and not n.attrs.get("reverse"):
-            terms[n.output] = [t for ts in ins for t in ts]  # Lava sums ports into one a_in; consts are biases
-        elif n.op in ("Flatten", "Reshape"):
-            terms[n.output] = [_reshape_port(t, in_shapes[0], shape) for t in ins[0]]
-        elif n.op == "Concat":
-            if any(len(ts) != 1 for ts in ins):
-                raise TargetError("Concat of summed currents is not supported on Lava", node=n.name, op=n.op)
-            axis = len(shape) - int(n.attrs.get("axis", 1))
-            terms[n.output] = [ins[0][0].concat_with([ts[0] for ts in ins[1:]], axis=axis)]
-        elif n.op in ("Conv", "AvgPool", "GlobalAvgPool") or (n.op in ("Affine", "Mul", "Div") and len(shape) == 3):
-            p = add(Conv(**_conv_args(n, in_shapes[0], shape), num_message_bits=24, name=n.name))
-            into(p.s_in, ins[0])
-            if tuple(p.a_out.shape) != lava_shape(shape):
-                raise TargetError(f"Lava Conv gives shape {p.a_out.shape}, expected {lava_shape(shape)}",
-                                  node=n.name, op=n.op)
-            terms[n.output] = [p.a_out]
-        elif n.op == "Dense" or (n.op in ("Affine", "Mul", "Div") and len(shape) == 1):
-            p = add(Dense(weights=_dense_weights(n, shape[0]), num_message_bits=24, num_weight_bits=8, weight_exp=0,
-                          name=n.name))
-            into(p.s_in, ins[0])
-            terms[n.output] = [p.a_out]
-        else:
-            raise TargetError("no Lava mapping for this op", node=n.name, op=n.op,
-                              hint="Supported: Conv, Dense, AvgPool, GlobalAvgPool, Affine, Mul/Div by constants, "
-                                   "Add, Sub, Flatten, Reshape, Concat, CIF, IF, InhibitionMaxPool")
-    readouts = {}
-    prod = g.producers()
-    for t in g.outputs:
-        r = add(Readout(shape=lava_shape(g.shapes[t]), bias=to_lava(biases[f"readout:{t}"]),
-                        arrival=s.arrival.get(prod[t].name, 0) + s.delay.get(prod[t].name, 0),
-                        n_samples=n_samples, name=f"readout:{t}", **timing))
-        into(r.a_in, terms[t])
-        readouts[t] = r
-    return Emitted(input=inp, readouts=readouts, neurons=neurons, processes=procs)
+        terms[n.output] = emitter(n)(b, n, ins)
+    return b.out
+
+
+def _input(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    from neurocompile.targets.lava.processes.routing import WakeInput
+
+    b.out.input = b.add(WakeInput(data=np.stack([to_lava(x) for x in b.s.encode_input(b.data)]), name=n.name,
+                                  **b.timing))
+    return [b.out.input.s_out]
+
+
+def _level_neuron(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    from neurocompile.targets.lava.processes.neurons import SpikingNeuron
+
+    op = op_of(n)
+    p = b.add(SpikingNeuron(shape=lava_shape(b.g.shapes[n.output]), sleep_phase=op.sleep_phase,
+                            threshold=float(op.attr(n, "threshold")), bias=b.bias(n), gamma=int(op.attr(n, "gamma") or 1),
+                            shift=float(op.attr(n, "shift")), amplitude=op.attr(n, "amplitude"),
+                            n_samples=b.n_samples, name=n.name, **b.gating(n)))
+    _into(p.a_in, ins[0])
+    b.out.neurons[n.name] = p
+    return [p.s_out]
+
+
+def _lif(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    """lava's own LIF: du = 1 (current = this step's input), dv = 1 - β, hard reset; LIFReset clears u and v
+    at the first step of every period (Lava's time_step is 1-based); the bias comes from a gated source."""
+    from lava.proc.lif.process import LIFReset
+
+    from neurocompile.targets.lava.processes.routing import GatedBias, SpikeCounter
+
+    op, lshape = op_of(n), lava_shape(b.g.shapes[n.output])
+    p = b.add(LIFReset(shape=lshape, du=1.0, dv=1.0 - float(op.attr(n, "beta")), vth=float(op.attr(n, "threshold")),
+                       bias_mant=0.0, reset_interval=b.period, reset_offset=1 % b.period, name=n.name))
+    _into(p.a_in, ins[0])
+    if "bias" in n.params:
+        src = b.add(GatedBias(bias=b.bias(n), name=f"{n.name}/bias", **b.gating(n)))
+        src.s_out.connect(p.a_in)
+    counter = b.add(SpikeCounter(shape=lshape, steps=b.timing["steps"], period=b.period, n_samples=b.n_samples,
+                                 name=f"{n.name}/count"))
+    p.s_out.connect(counter.s_in)
+    b.out.neurons[n.name] = counter
+    return [p.s_out]
+
+
+def _inhibition_pool(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    from neurocompile.targets.lava.processes.pooling import InhibitionMaxPool
+
+    in_shape, shape = b.g.shapes[n.inputs[0]], b.g.shapes[n.output]
+    p = b.add(InhibitionMaxPool(in_shape=lava_shape(in_shape), out_shape=lava_shape(shape),
+                                index=_pool_index(n, in_shape, shape), bias=b.bias(n), name=n.name, **b.gating(n)))
+    _into(p.a_in, ins[0])
+    return [p.s_out]
+
+
+def _readout(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    from neurocompile.targets.lava.processes.routing import Readout
+
+    r = b.add(Readout(shape=lava_shape(b.g.shapes[n.output]), bias=b.bias(n), n_samples=b.n_samples, name=n.name,
+                      **b.gating(n)))
+    _into(r.a_in, ins[0])
+    b.out.readouts[n.output] = r
+    return []
+
+
+def _sum(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    if op_of(n).attr(n, "reverse"):
+        raise TargetError("const - x has no Lava mapping", node=n.name, op=n.op,
+                          hint="Export x - const or a Mul by -1 instead")
+    return [t for ts in ins for t in ts]  # Lava sums ports into one a_in
+
+
+def _reshape(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    return [_reshape_port(t, b.g.shapes[n.inputs[0]], b.g.shapes[n.output]) for t in ins[0]]
+
+
+def _concat(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    if any(len(ts) != 1 for ts in ins):
+        raise TargetError("Concat of summed currents is not supported on Lava", node=n.name, op=n.op)
+    axis = len(b.g.shapes[n.output]) - int(op_of(n).attr(n, "axis"))
+    return [ins[0][0].concat_with([ts[0] for ts in ins[1:]], axis=axis)]
+
+
+def _connection(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    """A synaptic op as lava's Conv or Dense with the op's fixed weights (one step of delay)."""
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+
+    if b.s.delay.get(n.name, 0) != 1:  # e.g. an unfolded BatchNorm: the schedule gave it no synapse
+        raise TargetError("the schedule does not delay this connection by Lava's one step", node=n.name, op=n.op,
+                          hint="Convert the graph for target='lava-sim'")
+    kind, args = lava_connection(b.g, n)
+    if kind == "dense":
+        p = b.add(Dense(weights=args["weight"], num_message_bits=24, num_weight_bits=8, weight_exp=0, name=n.name))
+    else:
+        p = b.add(Conv(**args, num_message_bits=24, name=n.name))
+        if tuple(p.a_out.shape) != lava_shape(b.g.shapes[n.output]):
+            raise TargetError(f"Lava Conv gives shape {p.a_out.shape}, expected {lava_shape(b.g.shapes[n.output])}",
+                              node=n.name, op=n.op)
+    _into(p.s_in, ins[0])
+    return [p.a_out]
+
+
+Emitter = Callable[[_Build, Node, list], Ports]
+
+# op class -> emitter (looked up along the class hierarchy); other synaptic ops are connections
+EMITTERS: dict[type, Emitter] = {
+    ops.Input: _input, ops._Neuron: _level_neuron, ops.LIF: _lif, ops.InhibitionMaxPool: _inhibition_pool,
+    ops.Readout: _readout, ops.Add: _sum, ops.Sub: _sum, ops.Flatten: _reshape, ops.Reshape: _reshape,
+    ops.Concat: _concat}
+
+
+def emitter(n: Node) -> Emitter:
+    """The emitter of ``n``'s op, or the TargetError that says Lava has none."""
+    op = op_of(n)
+    for cls in type(op).__mro__:
+        if cls in EMITTERS:
+            return EMITTERS[cls]
+    if op.synaptic:
+        return _connection
+    raise TargetError("no Lava mapping for this op", node=n.name, op=n.op,
+                      hint="Supported: Conv, Dense, AvgPool, GlobalAvgPool, Affine, Mul/Div by constants, Add, Sub, "
+                           "Flatten, Reshape, Concat, CIF, IF, LIF, InhibitionMaxPool")
+
+
+def lava_connection(g: Graph, n: Node) -> tuple[str, dict[str, Any]]:
+    """("conv" | "dense", arguments of lava's Conv / Dense) for a synaptic node: its op's weight map in Lava's
+    layout. Lava's Conv is a true convolution in (C_out, W, H, C_in) with symmetric padding."""
+    in_shape = g.shapes[n.inputs[0]]
+    try:
+        wm: WeightMap = op_of(n).weight_map(n, in_shape)
+    except NoWeightMap as exc:
+        raise TargetError(f"{exc}, so Lava cannot run it", node=n.name, op=n.op,
+                          hint=exc.hint or "Run it on the reference target") from None
+    if wm.kind == "dense":
+        return "dense", dict(weight=wm.weight)
+    t, l, bt, r = wm.pads
+    if (t, l) != (bt, r):
+        raise TargetError(f"asymmetric pads {list(wm.pads)} have no Lava Conv equivalent", node=n.name, op=n.op,
+                          hint="Export with symmetric pads, or run on the reference target")
+    C, H, W = in_shape
+    w = np.transpose(wm.weight, (0, 3, 2, 1))[:, ::-1, ::-1, :]  # transpose, then flip W and H
+    return "conv", dict(weight=np.ascontiguousarray(w), input_shape=(W, H, C), padding=(l, t),
+                        stride=wm.stride[::-1], dilation=wm.dilation[::-1], groups=wm.groups)
 
 
 def _reshape_port(port, src: tuple[int, ...], dst: tuple[int, ...]):
@@ -191,70 +260,21 @@ def _reshape_port(port, src: tuple[int, ...], dst: tuple[int, ...]):
     return port
 
 
-def _scale_vector(n: Node, channels: int) -> np.ndarray:
-    """Per-channel factor of an Affine / Mul / Div node (its constant term goes to the sink)."""
-    if n.op == "Affine":
-        return n.params["scale"].astype(np.float64)
-    c = n.params["const"].astype(np.float64)
-    if c.size == 1:
-        v = np.full(channels, float(c.reshape(())))
-    elif c.size == channels:
-        v = c.reshape(channels)
-    else:
-        raise TargetError(f"constant of shape {c.shape} is neither scalar nor per-channel", node=n.name, op=n.op)
-    return v if n.op == "Mul" else 1.0 / v
-
-
-def _dense_weights(n: Node, width: int) -> np.ndarray:
-    if n.op == "Dense":
-        return n.params["weight"].astype(np.float64)
-    return np.diag(_scale_vector(n, width))
-
-
-def _conv_args(n: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> dict:
-    op = OPS[n.op]
-    C, H, W = in_shape
-    if n.op == "Conv":
-        t, l, b, r = (int(v) for v in op.attr(n, "pads"))
-        if (t, l) != (b, r):
-            raise TargetError("asymmetric padding has no Lava Conv equivalent", node=n.name, op=n.op)
-        sh, sw = _pair(op.attr(n, "stride"))
-        dh, dw = _pair(op.attr(n, "dilation"))
-        # lava's Conv is a true convolution in (C_out, W, H, C_in): transpose, then flip W and H
-        w = np.transpose(n.params["weight"].astype(np.float64), (0, 3, 2, 1))[:, ::-1, ::-1, :]
-        return dict(weight=np.ascontiguousarray(w), input_shape=(W, H, C), padding=(l, t), stride=(sw, sh), dilation=(dw, dh),
-                    groups=int(op.attr(n, "groups")))
-    if n.op == "AvgPool":  # a depthwise Conv with weights 1/(kh*kw): only where every window has that divisor
-        kh, kw = _pair(op.attr(n, "kernel"))
-        t, l, b, r = (int(v) for v in op.attr(n, "pads"))
-        if (t, l) != (b, r) or not op.is_conv(n, (H, W)):
-            raise TargetError("this AvgPool is not a fixed-weight Conv on Lava: " + (
-                f"its pads {[t, l, b, r]} are asymmetric" if (t, l) != (b, r) else
-                "its windows average over different counts (padding with count_include_pad=0) or one overhangs "
-                "the end pads (ceil_mode)"), node=n.name, op=n.op,
-                hint="Export the pool with symmetric pads, count_include_pad=1 and no ceil_mode overhang, or run "
-                     "on the reference target")
-        sh, sw = _pair(op.attr(n, "stride"))
-        w = np.full((C, kw, kh, 1), 1.0 / (kh * kw))
-        return dict(weight=w, input_shape=(W, H, C), padding=(l, t), stride=(sw, sh), groups=C)
-    if n.op == "GlobalAvgPool":
-        return dict(weight=np.full((C, W, H, 1), 1.0 / (H * W)), input_shape=(W, H, C), groups=C)
-    return dict(weight=_scale_vector(n, C).reshape(C, 1, 1, 1), input_shape=(W, H, C), groups=C)
-
-
 def _pool_index(n: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> np.ndarray:
     """(Wo, Ho, C, kh*kw) flat indices into the Lava-layout (W, H, C) input; -1 marks padding. The windows
     are the op table's own (``padded``: pads, ceil_mode overhang and end crop), taken over an index map."""
     C, H, W = in_shape
     lava_index = np.arange(W * H * C, dtype=np.float64).reshape(W, H, C)  # exact in float64
     ir_index = torch.from_numpy(np.ascontiguousarray(lava_index.transpose(2, 1, 0)))[None]  # (1, C, H, W)
-    xp, (kh, kw), (sh, sw) = OPS[n.op].padded(n, ir_index, -1.0)
+    xp, (kh, kw), (sh, sw) = op_of(n).padded(n, ir_index, -1.0)
     cols = xp.unfold(2, kh, sh).unfold(3, kw, sw)[0]  # C, Ho, Wo, kh, kw
     return np.ascontiguousarray(cols.reshape(*out_shape, kh * kw).permute(2, 1, 0, 3).numpy().astype(np.int64))
 
 
 def check_lowering(g: Graph) -> None:
-    """Raise the TargetError that emission would, before Lava starts: pools Lava cannot compute exactly."""
+    """Raise the TargetError that emission would, before Lava starts: ops without a Lava mapping, connections
+    without a Lava form (pools Lava cannot compute exactly, asymmetric pads)."""
+    g = lowered(g)
     for n in g.topo():
-        if n.op == "AvgPool":
-            _conv_args(n, g.shapes[n.inputs[0]], g.shapes[n.output])
+        if emitter(n) is _connection:
+            lava_connection(g, n)

@@ -15,6 +15,7 @@ import numpy as np
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph
 from neurocompile.ops import OPS
+from neurocompile.passes.lower_to_blocks import lowered
 from neurocompile.schedule import WakeSleepSchedule
 from neurocompile.targets.lava.emit import Emitted, check_lowering, emit, from_lava, lava_shape
 from neurocompile.targets import SimResult
@@ -28,7 +29,8 @@ class LavaExecutable:
     def __init__(self, graph: Graph, select_tag: str = "floating_pt"):
         if graph.schedule is None:
             raise TargetError("graph has no schedule: convert it for the lava-sim target first")
-        s = WakeSleepSchedule.from_dict(graph.schedule)
+        graph = lowered(graph)  # the graph every target runs; the worker gets it as is
+        s = graph.schedule
         check_lowering(graph)  # what emission would refuse, refused here rather than in the worker
         if s.synapse_delay != 1:
             raise TargetError(f"the schedule models {s.synapse_delay} step(s) of synaptic delay; Lava's Dense and "

@@ -1,8 +1,9 @@
 """Reference SNN simulator: runs a converted graph step by step with its WakeSleepSchedule.
 
-Vectorized over the batch in torch (CPU, or CUDA when asked). Affine ops use the op table's
-``linear``/``bias`` split so the constant term can be gated to wake steps; neurons use
-``neurocompile.neurons``. Two shortcuts keep it fast without changing a single value: an affine
+Vectorized over the batch in torch (CPU, or CUDA when asked). It runs the lowered graph
+(passes/lower_to_blocks.py) every target runs: connections are linear maps (the op table's ``linear``),
+each sink (neuron, inhibition pool, readout) adds its ``bias`` in its wake window, and stateful ops step
+by their op's ``init_state``/``step`` (built on ``neurocompile.neurons``). Two shortcuts keep it fast without changing a single value: an affine
 node whose inputs are the very same tensors as on the previous step reuses its linear output (the
 input current is constant during wake), and one whose inputs are all zero skips the map.
 """
@@ -13,13 +14,11 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from neurocompile import neurons
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import OPS, _pair, tensors
-from neurocompile.schedule import WakeSleepSchedule
+from neurocompile.ops import OPS, op_of, tensors
+from neurocompile.passes.lower_to_blocks import lowered
 from neurocompile.targets import SimResult
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -43,8 +42,8 @@ class ReferenceSimulator:
     def __init__(self, graph: Graph, device: str | None = None, dtype: str = "float64"):
         if graph.schedule is None:
             raise TargetError("graph has no wake/sleep schedule: convert it first (neurocompile.api.convert)")
-        self.g = graph
-        self.sched = WakeSleepSchedule.from_dict(graph.schedule)
+        self.g = graph = lowered(graph)
+        self.sched = graph.schedule
         self.device = torch.device(device or "cpu")
         self.dtype = DTYPES[dtype]
         self.order = graph.topo()
@@ -56,7 +55,7 @@ class ReferenceSimulator:
             if role in ("activation", "maxpool"):
                 raise TargetError("node is not spiking-ready", node=n.name, op=n.op,
                                   hint="Run the conversion passes (encode_spikes) first")
-        # a tensor listed twice among the outputs (an Identity alias) is read out once
+        # a tensor listed twice among the outputs (an Identity alias) is read out once (one Readout)
         self.out_tensors = list(dict.fromkeys(graph.outputs))
         self.out_names = [prod[t].name for t in self.out_tensors]
         self._zero_cache: dict[str, torch.Tensor] = {}
@@ -96,7 +95,7 @@ class ReferenceSimulator:
             check = early_stop and s.sleep and t >= s.wake_end
             active = False
             for n in self.order:
-                if n.op == "Input":
+                if not n.inputs:  # the input
                     y = xin if s.input_on(t) else zero_in
                 else:
                     xs = [vals[src] for src in self.srcs[n.name]]
@@ -105,7 +104,7 @@ class ReferenceSimulator:
                     y, _ = self._step(n, xs, t, state, cache, counts)
                     if layers is not None and n.name in layers:  # spikes as sent, before any delay line
                         layers[n.name].append((y / OPS[n.op].spike_amplitude(n)).to(torch.float32).cpu())
-                    if check and not active and OPS[n.op].role == "neuron":
+                    if check and not active and OPS[n.op].stateful:
                         active = bool(y.any())
                 if n.name in delays:
                     y = delays[n.name](y)
@@ -135,33 +134,31 @@ class ReferenceSimulator:
     # ------------------------------------------------------------------------------------
     def _step(self, n: Node, xs: list[torch.Tensor], t: int, state: dict, cache: dict, counts: dict):
         op, p, s = OPS[n.op], self.params[n.name], self.sched
-        if op.role == "affine":
+        if op.sink:
+            x = xs[0] + p["bias"] if "bias" in p and s.bias_on(n.name, t) else xs[0]
+            if not op.stateful:  # the readout
+                return x, None
+            st = state.get(n.name)
+            if st is None:
+                st = state[n.name] = op.init_state(n, x)
+            val = op.step(n, st, x, s.wake_steps_seen(n.name, t))
+            if op.spiking:
+                flat = val.reshape(-1)
+                # sum |s| * amplitude: for binary/ternary spikes s*s = |s| and a dot product is the cheapest pass
+                mag = torch.dot(flat, flat) / op.spike_amplitude(n) if op.binary_spikes(n) else flat.abs().sum()
+                counts[n.name] += torch.stack([mag, flat.sum()]).double()
+            return val, None
+        if op.role == "affine":  # linear in a lowered graph: constant terms live at the sinks
             key = tuple(id(x) for x in xs)
             hit = cache.get(n.name)
-            b = op.bias(n, p, self.g.shapes[n.output]) if s.bias_on(n.name, t) else None
             if hit is not None and hit[0] == key:  # same input tensors as last step: reuse (read-only)
-                return (hit[1] + b if b is not None else hit[1]), None
-            shape = (xs[0].shape[0], *self.g.shapes[n.output])
-            if not any(bool(x.any()) for x in xs):  # silent input: the output is the gated bias
-                zero = self._zeros(n.name, shape)
-                return (zero + b if b is not None else zero), None
+                return hit[1], None
+            if not any(bool(x.any()) for x in xs):  # silent input: silent output
+                return self._zeros(n.name, (xs[0].shape[0], *self.g.shapes[n.output])), None
             y = op.linear(n, xs, p)
             if n.name in self.reads_input:  # the input current repeats every wake step: keep the result
                 cache[n.name] = (key, y, xs)  # (xs kept alive so their ids stay unique)
-                return (y + b if b is not None else y), None
-            return (y.add_(b) if b is not None else y), None
-        if op.spiking:
-            st = state.get(n.name)
-            if st is None:
-                st = state[n.name] = op.init_state(n, xs[0])
-            val = op.step(n, st, xs[0], s.wake_steps_seen(n.name, t))
-            flat = val.reshape(-1)
-            # sum |s| * amplitude: for binary/ternary spikes s*s = |s| and a dot product is the cheapest pass
-            mag = torch.dot(flat, flat) / op.spike_amplitude(n) if op.binary_spikes(n) else flat.abs().sum()
-            counts[n.name] += torch.stack([mag, flat.sum()]).double()
-            return val, None
-        if n.op == "InhibitionMaxPool":
-            return self._maxpool(n, xs[0], state), None
+            return y, None
         raise TargetError("the reference simulator cannot run this op", node=n.name, op=n.op)
 
     def _zeros(self, name: str, shape: tuple) -> torch.Tensor:
@@ -178,30 +175,3 @@ class ReferenceSimulator:
             total, net = (float(x) / OPS[n.op].spike_amplitude(n) for x in v.cpu())
             out[k] = {"pos": int(round((total + net) / 2)), "neg": int(round((total - net) / 2))}
         return out
-
-    def _maxpool(self, n: Node, x: torch.Tensor, state: dict) -> torch.Tensor:
-        """Lateral-inhibition max pool. Non-overlapping unpadded windows keep the accumulator in the
-        input's own layout (no copies); other pools work on unfolded windows."""
-        op = OPS[n.op]
-        k, stride = _pair(op.attr(n, "kernel")), _pair(op.attr(n, "stride"))
-        C, Ho, Wo = self.g.shapes[n.output]
-        N, _, H, W = x.shape
-        st = state.get(n.name)
-        if k == stride and not any(op.attr(n, "pads")) and H == Ho * k[0] and W == Wo * k[1]:
-            if st is None:
-                st = state[n.name] = {"A": torch.zeros_like(x)}
-            acc = st["A"].add_(x)
-            out = F.max_pool2d(acc, k, stride)
-            acc.view(N, C, Ho, k[0], Wo, k[1]).sub_(out.view(N, C, Ho, 1, Wo, 1))
-            return out
-        win = self._windows(n, x)
-        if st is None:
-            st = state[n.name] = {"A": torch.zeros_like(win)}
-        return neurons.inhibition_maxpool_step_(st["A"], win).reshape(N, C, Ho, Wo)
-
-    def _windows(self, n: Node, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, Ho*Wo, k*k) view of each pooling window: the op table's windows (``padded``), so the SNN
-        pools exactly what the ANN does; padding and ceil_mode overhang are -inf (every window holds an input)."""
-        xp, (kh, kw), (sh, sw) = OPS[n.op].padded(n, x, float("-inf"))
-        cols = xp.unfold(2, kh, sh).unfold(3, kw, sw)  # N, C, Ho, Wo, kh, kw
-        return cols.reshape(x.shape[0], x.shape[1], cols.shape[2] * cols.shape[3], kh * kw)

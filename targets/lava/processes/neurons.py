@@ -15,14 +15,14 @@ from neurocompile.targets.lava.processes.common import (CPU, INT, LavaPyType, Lo
 
 
 class SpikingNeuron(AbstractProcess):
-    """A layer of CIF or IF neurons. ``a_in`` takes currents, ``s_out`` sends signed graded spikes
+    """A layer of CIF neurons (``sleep_phase``) or IF neurons (without one). ``a_in`` takes currents, ``s_out`` sends signed graded spikes
     of value s * threshold. ``bias`` (array of ``shape``) is added in the wake window only.
     ``counts[k] = (positive, negative)`` spikes of sample k, summed over the layer."""
 
-    def __init__(self, *, shape, kind: str, threshold: float, bias: np.ndarray, gamma: int = 1, shift: float = 0.0,
+    def __init__(self, *, shape, sleep_phase: bool, threshold: float, bias: np.ndarray, gamma: int = 1, shift: float = 0.0,
                  amplitude: float | None = None, t_wake: int, arrival: int, steps: int, period: int, sleep: bool,
                  n_samples: int, name=None):
-        super().__init__(shape=shape, kind=kind, threshold=threshold, gamma=gamma, shift=shift, t_wake=t_wake,
+        super().__init__(shape=shape, sleep_phase=sleep_phase, threshold=threshold, gamma=gamma, shift=shift, t_wake=t_wake,
                          amplitude=threshold if amplitude is None else amplitude,
                          arrival=arrival, steps=steps, period=period, sleep=sleep, name=name)
         self.a_in = InPort(shape=shape)
@@ -57,7 +57,7 @@ class PySpikingNeuronFloat(PhasedModel):
         if self.in_window(phase):
             x = x + self.bias
         theta = p["threshold"]
-        if p["kind"] == "CIF":
+        if p["sleep_phase"]:  # CIF
             s, self.m[:], self.count[:] = neurons.cif_step(self.m, self.count, x, theta, self.wake_steps_seen(phase),
                                                            p["gamma"])
         else:

@@ -1,0 +1,130 @@
+"""lower_to_blocks: the graph every target runs, with each constant current stored once, at its sink.
+
+A *sink* is where currents stop (``Op.sink``): a neuron layer, a lateral-inhibition pool, a readout. A
+*block* is a sink with the connections whose currents reach it without passing another sink (nengo-loihi's
+compartment with its incoming synapses). Constant terms (Conv/Dense biases, BatchNorm shifts, added or
+subtracted constants) of a block are one constant current per sink neuron: lowering computes it once and
+stores it as the sink's ``bias``, gated by the schedule to the sink's wake window, so the reference
+simulator, Lava (float and fixed point) and later targets read the same numbers from the same place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from neurocompile.errors import ConversionError
+from neurocompile.ir import Graph, Node
+from neurocompile.ops import op_of, tensors
+
+
+@dataclass
+class Block:
+    """A sink with its incoming connections (``synapses``: synaptic nodes, in topological order)."""
+
+    sink: str
+    synapses: list[str]
+    bias: np.ndarray | None
+    arrival: int
+
+
+def lowered(g: Graph) -> Graph:
+    """``g`` lowered (a lowered copy; ``g`` itself when it is lowered already): what targets compile."""
+    return g if g.meta.get("lowered") else lower_to_blocks(g.copy())
+
+
+def lower_to_blocks(g: Graph) -> Graph:
+    """Make every graph output the output of a Readout sink, move every constant term to the sinks it
+    reaches (their ``bias``: the graph evaluated on a zero input with every sink's output held at zero),
+    and leave every other node its linear part (``Op.drop_constant``). The schedule gains each readout's
+    arrival (its source's arrival plus the source's delay), the step its data first arrives.
+
+    On a balanced schedule every upstream constant arrives exactly in the sink's wake window, so gating
+    the sum there is what gating each term at its own layer did.
+    Invariant: the interpreter's output is unchanged up to float rounding (each bias is added once, at the
+    sink); afterwards no non-sink node has a constant term and ``meta['lowered']`` is set.
+    """
+    if g.meta.get("lowered"):
+        return g
+    if g.schedule is None:
+        raise ConversionError("lower_to_blocks runs after schedule_wake_sleep")
+    _add_readouts(g)
+    currents = _sink_currents(g)  # before any constant term is dropped
+    for n in g.topo():
+        op = op_of(n)
+        if op.sink:
+            n.params.pop("bias", None)
+            if np.any(currents[n.name]):
+                n.params["bias"] = currents[n.name]
+        elif op.bias(n, tensors(n), g.shapes[n.output]) is not None:
+            op.drop_constant(n, g.shapes[n.output])
+            if op_of(n).bias(n, tensors(n), g.shapes[n.output]) is not None:
+                raise ConversionError("lowering left a constant term on this node", node=n.name, op=n.op)
+    g.schedule.gated_bias = [n.name for n in g.topo() if "bias" in n.params and op_of(n).sink]
+    g.meta["lowered"] = True
+    return g
+
+
+def _add_readouts(g: Graph) -> None:
+    """One Readout per distinct graph output, writing the output tensor (its source now writes ``<t>:current``)."""
+    s = g.schedule
+    for t in dict.fromkeys(g.outputs):
+        src = g.producers()[t]
+        if not src.inputs:
+            raise ConversionError(f"graph output '{t}' is the graph input itself: there is no network to run",
+                                  node=src.name, op=src.op)
+        current = g.unique_name(f"{t}:current")
+        outputs = list(g.outputs)
+        g.rename_tensor(t, current)
+        g.outputs = outputs
+        src.output = current
+        g.shapes[current] = g.shapes[t]
+        name = g.unique_name(f"readout:{t}")
+        g.add(Node(name, "Readout", [current], t))
+        arrival = s.arrival.get(src.name, 0) + s.delay.get(src.name, 0)
+        if arrival:
+            s.arrival[name] = arrival
+
+
+def _sink_currents(g: Graph) -> dict[str, np.ndarray]:
+    """Constant current reaching each sink per step of its wake window (float64, per-sample shape)."""
+    vals: dict[str, torch.Tensor] = {}
+    out: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for n in g.topo():
+            shape = (1, *g.shapes[n.output])
+            op = op_of(n)
+            if not n.inputs:  # the input: zero
+                vals[n.output] = torch.zeros(shape, dtype=torch.float64)
+            elif op.sink:  # the current stops here
+                out[n.name] = vals[n.inputs[0]][0].numpy().copy()
+                vals[n.output] = torch.zeros(shape, dtype=torch.float64)
+            else:
+                vals[n.output] = op.forward(n, [vals[t] for t in n.inputs], tensors(n, torch.float64))
+    return out
+
+
+def blocks(g: Graph) -> list[Block]:
+    """The blocks of a lowered graph, in topological order of their sinks."""
+    if not g.meta.get("lowered"):
+        raise ConversionError("blocks() reads a lowered graph (lower_to_blocks)")
+    prod = g.producers()
+    out = []
+    for n in g.topo():
+        if not op_of(n).sink:
+            continue
+        synapses, stack, seen = [], list(n.inputs), set()
+        while stack:
+            t = stack.pop()
+            src = prod[t]
+            if src.name in seen or op_of(src).sink or not src.inputs:
+                continue
+            seen.add(src.name)
+            if op_of(src).synaptic:
+                synapses.append(src.name)
+            stack.extend(src.inputs)
+        order = {m.name: i for i, m in enumerate(g.topo())}
+        out.append(Block(n.name, sorted(synapses, key=order.__getitem__), n.params.get("bias"),
+                         g.schedule.arrival.get(n.name, 0)))
+    return out
