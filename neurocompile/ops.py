@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from neurocompile import neurons
 from neurocompile.neurons import cqrelu
-from neurocompile.ir import Node, Shape
+from neurocompile.ir import Graph, Node, Shape
 
 Tensor = torch.Tensor
 
@@ -41,7 +41,13 @@ class Op:
     quantize); ``rescalable``: the (weight, bias) parameters a change of unit rescales, or None;
     ``quantizer``: the ANN meaning is a CQReLU (attributes give L and λ); ``calibratable``: a plain
     activation that data-based λ turns into a CQReLU (lossy); ``spiking``: a neuron that emits spikes
-    (role "neuron" also covers the lateral-inhibition pool, which is stateful but sends values).
+    (role "neuron" also covers the lateral-inhibition pool, which is stateful but sends values);
+    ``stateful``: simulators keep state for it between steps (``init_state`` / ``step``); ``sink``: the
+    currents stop there, so a lowered graph stores the constant current reaching it as its ``bias``
+    (neurons, the inhibition pool, the readout); ``sleep_phase``: a neuron whose schedule has a sleep
+    phase after the wake steps (CIF; the IF baseline has none); ``rounding``: the offset a rounding op
+    adds inside its floor (Floor 0, Round 0.5), None for other ops; ``additive``: adds data tensors and
+    constants (Add, Sub), so a constant term is in the unit of the data it is added to.
     """
 
     role = "affine"
@@ -60,6 +66,7 @@ class Op:
     sink = False
     sleep_phase = False
     rounding: float | None = None
+    additive = False
 
     def attr(self, node: Node, key: str) -> Any:
         return node.attrs.get(key, self.attrs.get(key))
@@ -305,7 +312,7 @@ def _to_channel_mul(node: Node, scale: np.ndarray, shape: Shape) -> None:
 class Add(Op):
     """Sum of two or more data tensors, or one tensor plus a constant ``const`` (ONNX broadcasting)."""
 
-    merge = True
+    merge = additive = True
     optional = ("const",)
 
     def linear(self, node, xs, p):
@@ -332,6 +339,7 @@ class Sub(Op):
     """x - const, const - x when ``reverse``, or x0 - x1 of two data tensors (the ``q - c`` of a
     straight-through estimator ``c + (q - c).detach()``, which canonicalize removes)."""
 
+    additive = True
     optional = ("const",)
     attrs = {"reverse": 0}
 
@@ -390,7 +398,7 @@ class Div(Op):
 
     def scalar_scale(self, node):
         k = _scalar(node)
-        return None if k is None else 1.0 / k
+        return None if not k else 1.0 / k
 
     def forward(self, node, xs, p):
         return xs[0] / p["const"]
@@ -742,6 +750,16 @@ def is_level_neuron(node: Node) -> bool:
     """A spiking neuron whose ANN meaning is a CQReLU with L levels (CIF, IF; not LIF)."""
     op = OPS[node.op]
     return op.spiking and op.quantizer
+
+
+def refuse_no_spiking_form(g: Graph) -> None:
+    """Raise the ConversionError of the first node a spiking network cannot compute (``Op.no_spiking_form``)."""
+    from neurocompile.errors import ConversionError
+
+    for n in g.topo():
+        why = OPS[n.op].no_spiking_form(n)
+        if why is not None:
+            raise ConversionError(why[0], node=n.name, op=n.op, hint=why[1])
 
 
 def tensors(node: Node, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> dict[str, Tensor]:

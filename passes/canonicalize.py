@@ -5,8 +5,10 @@ import math
 
 import numpy as np
 
+from neurocompile import ops
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph, Node
+from neurocompile.ops import op_of
 
 
 def canonicalize(g: Graph) -> Graph:
@@ -24,50 +26,64 @@ def canonicalize(g: Graph) -> Graph:
     for node in list(g.topo()):
         if node.name not in g.nodes:  # removed with a straight-through pair
             continue
-        if node.op == "Clip":
-            _drop_infinite_bounds(node)
-        if node.op in ("Identity", "Dropout") or (node.op == "Clip" and node.attrs.get("min") is None
-                                                  and node.attrs.get("max") is None):
+        if op_of(node).role == "identity":
             _bypass(g, node)
-        elif node.op in ("Add", "Sub") and len(node.inputs) == 2 and not node.params:
-            _collapse_straight_through(g, node)
-        elif node.op == "Gemm":
-            b = node.params["B"].T if node.attrs.get("transB", 0) else node.params["B"]
-            w = float(node.attrs.get("alpha", 1.0)) * b.T
-            params = {"weight": w.astype(np.float32)}
-            if "C" in node.params:
-                params["bias"] = _vector(float(node.attrs.get("beta", 1.0)) * node.params["C"], w.shape[0], node)
-            _replace(g, node, "Dense", params)
-        elif node.op == "MatMul" and len(g.shapes[node.inputs[0]]) == 1:
-            params = {"weight": np.ascontiguousarray(node.params["B"].T)}
-            readers = g.consumers()[node.output]
-            add = readers[0] if len(readers) == 1 else None
-            if (add is not None and add.op == "Add" and "const" in add.params and len(add.inputs) == 1
-                    and node.output not in g.outputs and _fits(add.params["const"], params["weight"].shape[0])):
-                params["bias"] = _vector(add.params["const"], params["weight"].shape[0], add)
-                _bypass(g, add)
-            _replace(g, node, "Dense", params)
-        elif node.op == "Clip" and node.attrs.get("min") == 0 and node.attrs.get("max") is None:
-            node.op, node.attrs = "Relu", {}
+            continue
+        for cls in type(op_of(node)).__mro__:
+            if cls in RULES:
+                RULES[cls](g, node)
+                break
     return g
 
 
-def _drop_infinite_bounds(node: Node) -> None:
+def _clip(g: Graph, node: Node) -> None:
+    """Infinite bounds are no bounds; no bounds is the identity; [0, inf) is Relu."""
     for key, inf in (("min", -math.inf), ("max", math.inf)):
         if node.attrs.get(key) is not None and float(node.attrs[key]) == inf:
             node.attrs[key] = None
+    lo, hi = node.attrs.get("min"), node.attrs.get("max")
+    if lo is None and hi is None:
+        _bypass(g, node)
+    elif lo == 0 and hi is None:
+        node.op, node.attrs = "Relu", {}
+
+
+def _gemm(g: Graph, node: Node) -> None:
+    b = node.params["B"].T if node.attrs.get("transB", 0) else node.params["B"]
+    w = float(node.attrs.get("alpha", 1.0)) * b.T
+    params = {"weight": w.astype(np.float32)}
+    if "C" in node.params:
+        params["bias"] = _vector(float(node.attrs.get("beta", 1.0)) * node.params["C"], w.shape[0], node)
+    _replace(g, node, "Dense", params)
+
+
+def _matmul(g: Graph, node: Node) -> None:
+    """x @ B of a vector -> Dense, taking a following Add of a constant vector as its bias."""
+    if len(g.shapes[node.inputs[0]]) != 1:
+        return
+    params = {"weight": np.ascontiguousarray(node.params["B"].T)}
+    readers = g.consumers()[node.output]
+    add = readers[0] if len(readers) == 1 else None
+    if (add is not None and isinstance(op_of(add), ops.Add) and "const" in add.params and len(add.inputs) == 1
+            and node.output not in g.outputs and _fits(add.params["const"], params["weight"].shape[0])):
+        params["bias"] = _vector(add.params["const"], params["weight"].shape[0], add)
+        _bypass(g, add)
+    _replace(g, node, "Dense", params)
 
 
 def _collapse_straight_through(g: Graph, node: Node) -> None:
     """``c + (q - c)`` or ``(q - c) + c`` or ``c - (c - q)`` -> ``q`` when the inner Sub has no other reader."""
+    if len(node.inputs) != 2 or node.params:
+        return
     prod, readers = g.producers(), g.consumers()
-    for i in (1, 0) if node.op == "Add" else (1,):
+    is_add = isinstance(op_of(node), ops.Add)
+    for i in (1, 0) if is_add else (1,):
         inner, outer = prod.get(node.inputs[i]), node.inputs[1 - i]
-        if (inner is None or inner.op != "Sub" or len(inner.inputs) != 2 or inner.params
+        if (inner is None or not isinstance(op_of(inner), ops.Sub) or len(inner.inputs) != 2 or inner.params
                 or len(readers[inner.output]) != 1 or inner.output in g.outputs):
             continue
-        q = inner.inputs[0] if node.op == "Add" else inner.inputs[1]
-        c = inner.inputs[1] if node.op == "Add" else inner.inputs[0]
+        q = inner.inputs[0] if is_add else inner.inputs[1]
+        c = inner.inputs[1] if is_add else inner.inputs[0]
         if c == outer and q != c:
             out = node.output
             g.remove(node.name)
@@ -96,3 +112,8 @@ def _vector(c: np.ndarray, n: int, node: Node) -> np.ndarray:
     if not _fits(np.asarray(c), n):
         raise ConversionError(f"bias of shape {np.shape(c)} does not broadcast to ({n},)", node=node.name, op=node.op)
     return np.broadcast_to(np.asarray(c, dtype=np.float32).reshape(-1), (n,)).copy()
+
+
+# op class -> its rewrite (looked up along the class hierarchy); ops of role "identity" are removed
+RULES = {ops.Clip: _clip, ops.Gemm: _gemm, ops.MatMul: _matmul, ops.Add: _collapse_straight_through,
+         ops.Sub: _collapse_straight_through}

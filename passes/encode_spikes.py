@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph
-from neurocompile.ops import OPS
+from neurocompile.ops import op_of, refuse_no_spiking_form
 
 NEURONS = ("cif", "if")
 
@@ -20,16 +20,18 @@ def encode_spikes(g: Graph, neuron: str = "cif", gamma: int = 1) -> Graph:
         raise ConversionError(f"unknown neuron '{neuron}' (choose from {', '.join(NEURONS)})")
     if gamma < 1:
         raise ConversionError(f"gamma must be >= 1, got {gamma}")
+    refuse_no_spiking_form(g)
     for node in g.topo():
-        if node.op == "CQReLU":
+        op = op_of(node)
+        if op.quantizer and not op.spiking:  # a CQReLU
             a = node.attrs
             node.op = "CIF" if neuron == "cif" else "IF"
             node.attrs = {"threshold": float(a["clip"]), "levels": int(a["levels"]), "shift": float(a.get("shift", 0.0))}
             if neuron == "cif":
                 node.attrs["gamma"] = int(gamma)
-        elif node.op == "MaxPool":
+        elif op.role == "maxpool":
             node.op = "InhibitionMaxPool"
-        elif OPS[node.op].role in ("activation", "maxpool"):
+        elif op.role == "activation":
             raise ConversionError("activation left after threshold normalization", node=node.name, op=node.op,
                                   hint="Run recognize_cqrelu and normalize_thresholds first")
     g.meta["neuron"] = neuron

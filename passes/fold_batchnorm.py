@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurocompile import ops
 from neurocompile.ir import Graph
+from neurocompile.ops import op_of
 
 
 def fold_batchnorm(g: Graph) -> Graph:
@@ -16,12 +18,13 @@ def fold_batchnorm(g: Graph) -> Graph:
     """
     prod = g.producers()
     readers = g.consumers()
-    for bn in [n for n in g.topo() if n.op == "BatchNorm"]:
+    for bn in [n for n in g.topo() if isinstance(op_of(n), ops.BatchNorm)]:
         p = {k: v.astype(np.float64) for k, v in bn.params.items()}
         s = p["scale"] / np.sqrt(p["var"] + float(bn.attrs.get("eps", 1e-5)))
         shift = p["bias"] - p["mean"] * s
         src = prod.get(bn.inputs[0])
-        foldable = (src is not None and src.op in ("Conv", "Dense") and len(readers[src.output]) == 1
+        # a Conv/Dense: its (weight, bias) are what a per-output-channel change of scale rescales
+        foldable = (src is not None and op_of(src).rescalable == ("weight", "bias") and len(readers[src.output]) == 1
                     and src.output not in g.outputs)
         if foldable:
             w = src.params["weight"].astype(np.float64)

@@ -1,6 +1,8 @@
 """normalize_thresholds: give every activation a clip value λ (its spiking threshold)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from neurocompile import interpreter
@@ -38,12 +40,14 @@ def normalize_thresholds(g: Graph, calibration: np.ndarray | None = None, percen
     values = interpreter.run(g, calibration.astype(np.float32), keep=True)
     for name in plain:
         node = g.nodes[name]
-        if node.op == "Clip" and node.attrs.get("min") not in (0, 0.0):
-            raise ConversionError("only Clip with min 0 can become a spiking activation", node=name, op="Clip")
+        lo, hi = op_of(node).bounds(node)
+        if lo != 0:
+            raise ConversionError(f"only a {node.op} with lower bound 0 can become a spiking activation", node=name,
+                                  op=node.op)
         act = values[node.output]
         lam = float(np.percentile(act[act > 0], percentile)) if np.any(act > 0) else 1.0
-        if node.op == "Clip" and node.attrs.get("max") is not None:
-            lam = min(lam, float(node.attrs["max"]))
+        if hi < math.inf:  # a ReLU6-style Clip: λ at most its upper bound
+            lam = min(lam, hi)
         node.op = "CQReLU"
         node.attrs = {"levels": int(levels), "clip": lam, "shift": 0.0, "calibrated": True}
     g.meta["lossy_layers"] = plain
@@ -60,7 +64,7 @@ QUANTIZER_FORMS = ("(λ/L)·floor(clip(x, 0, λ)·L/λ) (CQReLU, with Clip, Relu
 def _refuse_unrecognized_quantizers(g: Graph) -> None:
     """A Floor/Round that recognize_cqrelu could not match is a quantizer of another form: converting
     it as anything else would give wrong numbers, so say which forms are known."""
-    left = [n for n in g.topo() if n.op in ("Floor", "Round")]
+    left = [n for n in g.topo() if op_of(n).rounding is not None]
     if left:
         prod, readers = g.producers(), g.consumers()
         n = left[0]

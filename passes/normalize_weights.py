@@ -21,7 +21,7 @@ def normalize_weights(g: Graph) -> Graph:
     readers = g.consumers()
     unit: dict[str, float] = {}
     for n in g.topo():
-        if n.op == "Input":
+        if not n.inputs:  # the input
             unit[n.output] = 1.0
             continue
         u_in = [unit[t] for t in n.inputs]
@@ -32,11 +32,11 @@ def normalize_weights(g: Graph) -> Graph:
         elif op_of(n).quantizer:
             n.attrs["clip"] = float(n.attrs["clip"]) / u_in[0]
             unit[n.output] = u_in[0]
-        elif op_of(n).merge or op_of(n).homogeneous or n.op == "Sub":
+        elif op_of(n).merge or op_of(n).homogeneous or op_of(n).additive:
             if len(set(u_in)) > 1:
                 raise ConversionError(f"merge inputs arrive in different units {sorted(set(u_in))}", node=n.name,
                                       op=n.op, hint="Convert without weight normalization")
-            if "const" in n.params and n.op in ("Add", "Sub"):  # a constant term is in the data's unit
+            if "const" in n.params and op_of(n).additive:  # a constant term is in the data's unit
                 n.params["const"] = (n.params["const"] / u_in[0]).astype(np.float32)
             unit[n.output] = u_in[0]
         else:
@@ -65,7 +65,7 @@ def _wanted_unit(g: Graph, n: Node, readers: dict, unit: dict) -> float:
             fixed = [unit[i] for i in r.inputs if i != t and i in unit and not _adjustable(g, i)]
             if fixed:
                 return fixed[0]
-        elif not op_of(r).homogeneous and not (r.op in ("Add", "Sub") and len(r.inputs) == 1):
+        elif not op_of(r).homogeneous and not (op_of(r).additive and len(r.inputs) == 1):
             return 1.0
         t = r.output
 

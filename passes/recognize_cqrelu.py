@@ -4,9 +4,19 @@ from __future__ import annotations
 import math
 
 from neurocompile.ir import Graph, Node
+from neurocompile.ops import op_of
 
-_PRE = ("Relu", "Clip", "Mul", "Div", "Add", "Sub")   # may stand before the Floor
-_POST = ("Clip", "Mul", "Div", "Relu")                 # may stand after it
+
+def _pre(n: Node) -> bool:
+    """May stand before the Floor: a clamp, or a scaling or shift by a scalar constant."""
+    op = op_of(n)
+    return op.bounds(n) is not None or op.scalar_scale(n) is not None or op.scalar_offset(n) is not None
+
+
+def _post(n: Node) -> bool:
+    """May stand after it: a clamp or a scaling by a scalar constant."""
+    op = op_of(n)
+    return len(n.inputs) == 1 and (op.bounds(n) is not None or op.scalar_scale(n) is not None)
 
 
 def recognize_cqrelu(g: Graph) -> Graph:
@@ -20,7 +30,7 @@ def recognize_cqrelu(g: Graph) -> Graph:
     Invariant: interpreter outputs are unchanged up to float rounding at quantization steps
     (x*(L/λ) vs. the chain's own order of operations; Round's ties go to even, a neuron's up).
     """
-    for floor in [n for n in g.topo() if n.op in ("Floor", "Round")]:
+    for floor in [n for n in g.topo() if op_of(n).rounding is not None]:
         if floor.name not in g.nodes:
             continue
         before, after = _run(g, floor, backward=True), _run(g, floor, backward=False)
@@ -28,7 +38,7 @@ def recognize_cqrelu(g: Graph) -> Graph:
         for i in range(len(before) + 1):           # longest match wins
             for j in range(len(after), -1, -1):
                 chain = before[i:] + [floor] + after[:j]
-                match = _match(before[i:], after[:j], 0.5 if floor.op == "Round" else 0.0)
+                match = _match(before[i:], after[:j], op_of(floor).rounding)
                 if match and (best is None or len(chain) > len(best[0])):
                     best = (chain, match)
         if best:
@@ -46,11 +56,6 @@ def _single_reader(g: Graph, n: Node) -> bool:
     return len(g.consumers()[n.output]) == 1 and n.output not in g.outputs
 
 
-def _scalar(n: Node) -> float | None:
-    c = n.params.get("const")
-    return float(c.reshape(())) if c is not None and c.size == 1 else None
-
-
 def _run(g: Graph, floor: Node, backward: bool) -> list[Node]:
     """Maximal run of candidate nodes before (in order) or after the Floor."""
     prod, out = g.producers(), []
@@ -58,57 +63,46 @@ def _run(g: Graph, floor: Node, backward: bool) -> list[Node]:
     while True:
         if backward:
             nxt = prod.get(cur.inputs[0])
-            ok = nxt is not None and nxt.op in _PRE and _single_reader(g, nxt)
+            ok = nxt is not None and _pre(nxt) and _single_reader(g, nxt)
         else:
             if not _single_reader(g, cur):
                 break
             readers = g.consumers()[cur.output]
             nxt = readers[0] if readers else None
-            ok = nxt is not None and nxt.op in _POST and len(nxt.inputs) == 1
-        if not ok or (nxt.op in ("Mul", "Div", "Add", "Sub") and _scalar(nxt) is None):
-            break
-        if nxt.op == "Sub" and nxt.attrs.get("reverse"):
+            ok = nxt is not None and _post(nxt)
+        if not ok:
             break
         out.append(nxt)
         cur = nxt
     return out[::-1] if backward else out
 
 
-def _bounds(n: Node) -> tuple[float, float]:
-    if n.op == "Relu":
-        return 0.0, math.inf
-    lo, hi = n.attrs.get("min"), n.attrs.get("max")
-    return (-math.inf if lo is None else float(lo)), (math.inf if hi is None else float(hi))
-
-
 def _match(pre: list[Node], post: list[Node], offset: float = 0.0) -> tuple[int, float, float] | None:
     """``offset`` is added inside the floor (0.5 for Round)."""
     a, c, lo, hi = 1.0, 0.0, -math.inf, math.inf     # value = clamp(a*x + c, lo, hi)
     for n in pre:
-        if n.op in ("Relu", "Clip"):
-            l2, h2 = _bounds(n)
+        op = op_of(n)
+        k, d = op.scalar_scale(n), op.scalar_offset(n)
+        if op.bounds(n) is not None:
+            l2, h2 = op.bounds(n)
             lo, hi = max(lo, l2), min(hi, h2)
+        elif k is not None:
+            if k <= 0:
+                return None
+            a, c, lo, hi = a * k, c * k, lo * k, hi * k
         else:
-            k = _scalar(n)
-            if n.op in ("Mul", "Div"):
-                k = k if n.op == "Mul" else 1.0 / k
-                if k <= 0:
-                    return None
-                a, c, lo, hi = a * k, c * k, lo * k, hi * k
-            else:
-                d = k if n.op == "Add" else -k
-                c, lo, hi = c + d, lo + d, hi + d
+            c, lo, hi = c + d, lo + d, hi + d
         if lo > hi:
             return None
     c, lo, hi = c + offset, lo + offset, hi + offset  # q = floor(value + offset)
     b, lo2, hi2 = 1.0, -math.inf, math.inf           # value = clamp(b*q, lo2, hi2), q = floor(...)
     for n in post:
-        if n.op in ("Relu", "Clip"):
-            l2, h2 = _bounds(n)
+        op = op_of(n)
+        if op.bounds(n) is not None:
+            l2, h2 = op.bounds(n)
             lo2, hi2 = max(lo2, l2), min(hi2, h2)
         else:
-            k = _scalar(n)
-            k = k if n.op == "Mul" else 1.0 / k
+            k = op.scalar_scale(n)
             if k <= 0:
                 return None
             b, lo2, hi2 = b * k, lo2 * k, hi2 * k

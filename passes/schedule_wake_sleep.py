@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph
-from neurocompile.ops import is_level_neuron, op_of, tensors
+from neurocompile.ops import is_level_neuron, op_of, refuse_no_spiking_form, tensors
 from neurocompile.schedule import WakeSleepSchedule
 
 SETTLE_MARGIN = 4  # sleep steps beyond the last arrival for a single neuron layer
@@ -29,13 +29,9 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
     the predicted settling step: T_wake + longest-path delay + :func:`settle_margin`. The IF baseline has no sleep phase: input and biases run for all T.
     Invariant: the interpreter's output is unchanged; the schedule references existing nodes only.
     """
-    diff = [n for n in g.topo() if n.op == "Sub" and len(n.inputs) == 2]
-    if diff:
-        raise ConversionError("a difference of two data tensors has no spiking form", node=diff[0].name, op="Sub",
-                              hint="neurocompile removes the straight-through estimator c + (q - c).detach(); "
-                                   "other Sub nodes between two branches are not supported")
+    refuse_no_spiking_form(g)
     neurons = [n for n in g.topo() if is_level_neuron(n)]
-    lif = [n for n in g.topo() if n.op == "LIF"]
+    lif = [n for n in g.topo() if op_of(n).spiking and not is_level_neuron(n)]
     if lif and neurons:
         raise ConversionError("a graph mixes LIF with CIF/IF neurons: convert one kind of network at a time",
                               node=lif[0].name, op="LIF")
@@ -50,7 +46,7 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
     if len(levels) > 1:
         raise ConversionError(f"layers use different quantization levels {levels}; CIF conversion needs one L "
                               "(T_wake = L)", node=neurons[0].name, op=neurons[0].op)
-    is_if = any(n.op == "IF" for n in neurons)
+    is_if = any(not op_of(n).sleep_phase for n in neurons)
     L = levels[0] if levels else (t_wake or 8)
     if t_wake is None:
         t_wake = L
