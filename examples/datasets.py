@@ -142,13 +142,11 @@ def load_or_exit(name: str):
 
 # ---- shared by the example scripts ----------------------------------------------------------------
 def run_snn(snn, target: str, x: np.ndarray, chunk: int = 500) -> np.ndarray:
-    """The compiled SNN's logits on ``x`` (reference in chunks, to bound memory; Lava in one worker run)."""
+    """The compiled SNN's logits on ``x`` (at most ``chunk`` samples at a time on the reference target, to bound
+    memory; Lava streams them all through one worker run)."""
     from neurocompile import api
 
-    exe = api.compile(snn, target)
-    if target != "reference":
-        return exe.run(x, record=False).output
-    return np.concatenate([exe.run(x[i:i + chunk], record=False).output for i in range(0, len(x), chunk)])
+    return api.compile(snn, target).run(x, record=False, batch=chunk).output
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:

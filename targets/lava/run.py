@@ -48,10 +48,11 @@ class LavaExecutable:
 
     def run(self, x: np.ndarray, steps: int | None = None, early_stop: bool = False, record: bool = True,
             progress: Callable[[int], None] | None = None, timeout: float | None = None,
-            record_layers: bool = False) -> SimResult:
+            record_layers: bool = False, batch: int | None = None) -> SimResult:
         """Run in a worker process of its own session: Lava's runtime (and every process it forks)
         is killed as a group if the run fails, hangs past ``timeout`` or is interrupted, so nothing
-        is left behind. ``early_stop`` is ignored: Lava runs the fixed T."""
+        is left behind. ``early_stop`` is ignored: Lava runs the fixed T; so is ``batch``: the samples
+        run back to back through one process graph."""
         if record_layers:
             raise TargetError("per-layer records are kept by the reference target only (so far)",
                               hint="Run api.simulate(graph, x, record_layers=True) on target='reference'")

@@ -65,11 +65,14 @@ class ReferenceSimulator:
     # ------------------------------------------------------------------------------------
     def run(self, x: np.ndarray | torch.Tensor, steps: int | None = None, early_stop: bool = False,
             record: bool = True, progress: Callable[[int], None] | None = None,
-            record_layers: bool = False) -> SimResult:
+            record_layers: bool = False, batch: int | None = None) -> SimResult:
         """Simulate ``steps`` (default: the schedule's T). With ``early_stop`` the run ends once the
         network is quiescent after the wake phase; the readout is then final and is reported for all
         remaining steps, so the result equals a full run. ``record_layers`` keeps every spiking layer's
-        signed spike count per neuron after each step (``SimResult.layers``; memory grows with T)."""
+        signed spike count per neuron after each step (``SimResult.layers``; memory grows with T).
+        ``batch`` runs at most that many samples at a time (bounded memory; the same result)."""
+        if batch is not None and len(x) > batch:
+            return self._run_in_batches(x, steps, early_stop, record, progress, record_layers, int(batch))
         s, g = self.sched, self.g
         T = int(steps if steps is not None else s.steps)
         xin = s.encode_input(torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
@@ -130,6 +133,24 @@ class ReferenceSimulator:
                          per_step=np.stack(per_step) if record else None,
                          spikes=self._spike_counts(counts),
                          quiescent_at=quiescent_at, layers=layers)
+
+    def _run_in_batches(self, x, steps, early_stop, record, progress, record_layers, batch: int) -> SimResult:
+        chunks = range(0, len(x), batch)
+        T = int(steps if steps is not None else self.sched.steps)
+        parts = []
+        for k, i in enumerate(chunks):  # progress in steps of the whole run: chunk k's step t is (k*T + t)/chunks
+            tick = None if progress is None else (lambda t, k=k: progress((k * T + t) // len(chunks)))
+            parts.append(self.run(x[i:i + batch], steps, early_stop, record, tick, record_layers))
+            if progress is not None:  # an early-stopped chunk is done with all its steps
+                progress(((k + 1) * T) // len(chunks))
+        quiet = [p.quiescent_at for p in parts]
+        return SimResult(
+            outputs={t: np.concatenate([p.outputs[t] for p in parts]) for t in parts[0].outputs}, steps=T,
+            t_wake=parts[0].t_wake, per_step=np.concatenate([p.per_step for p in parts], axis=1) if record else None,
+            spikes={k: {sign: sum(p.spikes[k][sign] for p in parts) for sign in ("pos", "neg")} for k in parts[0].spikes},
+            quiescent_at=None if None in quiet else max(quiet),
+            layers={k: np.concatenate([p.layers[k] for p in parts], axis=1) for k in parts[0].layers}
+            if record_layers else None)
 
     # ------------------------------------------------------------------------------------
     def _step(self, n: Node, xs: list[torch.Tensor], t: int, state: dict, cache: dict, counts: dict):

@@ -1,0 +1,79 @@
+"""lower_to_blocks: the graph every target runs (constant terms at their sinks, explicit readouts)."""
+import numpy as np
+import pytest
+
+from neurocompile import api, interpreter
+from neurocompile.errors import ConversionError
+from neurocompile.ir import Graph
+from neurocompile.ops import op_of, tensors
+from neurocompile.passes.lower_to_blocks import blocks, lower_to_blocks, lowered
+from neurocompile.schedule import WakeSleepSchedule
+
+
+# fixed point is feed-forward only so far (issue 15): no residual net there
+@pytest.mark.parametrize("arch, fixed_point", [("mlp", False), ("vgg", False), ("resnet", False), ("mlp", True),
+                                               ("vgg", True)])
+def test_lowering_keeps_the_function_and_moves_every_constant_to_a_sink(onnx_model, arch, fixed_point):
+    path, shape = onnx_model(arch, "cqrelu", "bn", 8)
+    snn = api.convert(api.load(path), fixed_point=fixed_point)
+    low = lower_to_blocks(snn.copy())
+    low.validate()
+    assert low.meta["lowered"] and lowered(low) is low and not snn.meta.get("lowered")
+    x = np.random.default_rng(0).uniform(0, 1, (32, *shape)).astype(np.float32)
+    want = interpreter.run1(snn, x, "float64")
+    got = interpreter.run1(low, x, "float64")
+    assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()  # the same function, each bias added once
+    for n in low.topo():
+        op = op_of(n)
+        if not op.sink:
+            assert op.bias(n, tensors(n), low.shapes[n.output]) is None, n.name
+    readouts = [n for n in low.topo() if n.op == "Readout"]
+    assert [n.output for n in readouts] == snn.outputs
+    assert low.schedule.gated_bias == [n.name for n in low.topo() if "bias" in n.params]
+    if fixed_point:  # integer currents stay integers at the sinks
+        assert all(np.array_equal(n.params["bias"], np.round(n.params["bias"])) for n in low.topo() if "bias" in n.params)
+    # every synaptic node feeds exactly one block
+    fed = [s for b in blocks(low) for s in b.synapses]
+    assert sorted(fed) == sorted(n.name for n in low.topo() if op_of(n).synaptic)
+
+
+def test_the_readout_arrives_after_its_layers_delay(onnx_model):
+    path, _ = onnx_model("vgg", "cqrelu", "bn", 8)
+    snn = api.convert(api.load(path), synapse_delay=1)
+    low = lower_to_blocks(snn.copy())
+    (r,) = [n for n in low.topo() if n.op == "Readout"]
+    src = low.producers()[r.inputs[0]]
+    assert low.schedule.arrival[r.name] == snn.schedule.arrival[src.name] + 1
+
+
+def test_lowering_needs_a_schedule(onnx_model):
+    path, _ = onnx_model("mlp", "cqrelu", "bn", 8)
+    with pytest.raises(ConversionError, match="after schedule_wake_sleep"):
+        lower_to_blocks(api.load(path))
+
+
+def test_the_schedule_is_typed_and_reads_like_its_dict(onnx_model, tmp_path):
+    path, _ = onnx_model("mlp", "cqrelu", "bn", 8)
+    snn = api.convert(api.load(path))
+    assert isinstance(snn.schedule, WakeSleepSchedule)
+    assert snn.schedule["steps"] == snn.schedule.steps and dict(snn.schedule) == snn.schedule.to_dict()
+    snn.schedule = {**snn.schedule, "sleep": False}  # a dict given is converted
+    assert isinstance(snn.schedule, WakeSleepSchedule) and snn.schedule.sleep is False
+    with pytest.raises(KeyError):
+        snn.schedule["no_such_field"]
+    snn.save(str(tmp_path / "g.json"))
+    assert Graph.load(str(tmp_path / "g.json")).schedule == snn.schedule
+
+
+def test_batched_runs_equal_one_run(onnx_model):
+    path, shape = onnx_model("resnet", "cqrelu", "bn", 4)
+    snn = api.convert(api.load(path))
+    x = np.random.default_rng(1).uniform(0, 1, (10, *shape)).astype(np.float32)
+    exe = api.compile(snn)
+    one = exe.run(x, early_stop=True, record_layers=True)
+    ticks = []
+    parts = exe.run(x, early_stop=True, record_layers=True, batch=4, progress=ticks.append)
+    assert np.array_equal(one.output, parts.output) and np.array_equal(one.per_step, parts.per_step)
+    assert one.spikes == parts.spikes
+    assert all(np.array_equal(one.layers[k], parts.layers[k]) for k in one.layers)
+    assert ticks == sorted(ticks) and ticks[-1] == one.steps
