@@ -429,6 +429,21 @@ class Clip(Op):
         return xs[0] if lo is None and hi is None else torch.clamp(xs[0], lo, hi)  # ONNX: no bounds, no-op
 
 
+class LeakyRelu(Op):
+    """x for x >= 0, alpha * x below: imported so the ANN can be inspected and run, refused by conversion."""
+
+    role = "activation"
+    attrs = {"alpha": 0.01}
+
+    def forward(self, node, xs, p):
+        return F.leaky_relu(xs[0], float(self.attr(node, "alpha")))
+
+    def no_spiking_form(self, node):
+        return (f"LeakyRelu (alpha={float(self.attr(node, 'alpha')):.7g}) has no spiking form: its negative outputs alpha*x have "
+                "no equivalent in CIF/IF neurons, whose spike counts stand for the levels 0..L of a clipped ReLU",
+                "Train with ReLU, or with CQReLU (neurocompile.torch.CQReLU) for a lossless conversion")
+
+
 class Floor(Op):
     role = "activation"
     rounding = 0.0
@@ -736,8 +751,8 @@ class Readout(Op):
 
 
 OPS: dict[str, Op] = {cls.__name__: cls() for cls in (
-    Input, Conv, Dense, Gemm, MatMul, BatchNorm, Affine, Add, Sub, Mul, Div, Relu, Clip, Floor, Round, CQReLU,
-    CIF, IF, LIF, AvgPool, MaxPool, InhibitionMaxPool, GlobalAvgPool, Flatten, Reshape, Concat, Identity,
+    Input, Conv, Dense, Gemm, MatMul, BatchNorm, Affine, Add, Sub, Mul, Div, Relu, LeakyRelu, Clip, Floor, Round,
+    CQReLU, CIF, IF, LIF, AvgPool, MaxPool, InhibitionMaxPool, GlobalAvgPool, Flatten, Reshape, Concat, Identity,
     Dropout, Readout)}
 
 

@@ -177,6 +177,27 @@ def test_unrecognized_quantizers_and_branch_differences_are_refused_with_what_to
         api.convert(g)
 
 
+def test_leaky_relu_is_imported_and_run_but_refused_by_conversion_with_a_hint(tmp_path):
+    """An op with no spiking form is one class in ops.py (its meaning and its refusal) plus one frontend entry."""
+    m = _dense([helper.make_node("LeakyRelu", ["h"], ["y"], alpha=0.2)])
+    path = tmp_path / "leaky.onnx"
+    onnx.save(m, path)
+    g = api.load(str(path))
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    np.testing.assert_allclose(interpreter.run1(g, x), ort_run(str(path), x), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ConversionError, match="LeakyRelu .alpha=0.2. has no spiking form") as info:
+        api.convert(g)
+    assert info.value.op == "LeakyRelu" and "CQReLU" in info.value.hint
+    r = cli(path, "--input", _save_x(tmp_path, x))
+    assert r.returncode == 1 and "no spiking form" in r.stderr and "Traceback" not in r.stderr
+
+
+def _save_x(tmp_path, x):
+    p = tmp_path / "x.npy"
+    np.save(p, x)
+    return p
+
+
 # -- the reference is named, and independent wherever possible ----------------------------------------
 def test_fixed_batch_exports_run_onnxruntime_sample_by_sample(tmp_path):
     net, x = _trained_digits_net()

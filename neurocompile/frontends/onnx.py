@@ -318,6 +318,11 @@ def _relu(im, name, n, inputs, attrs):
     return "Relu", [inputs[0]], {}, {}
 
 
+@handles("LeakyRelu")
+def _leaky_relu(im, name, n, inputs, attrs):
+    return "LeakyRelu", [inputs[0]], {k: float(v) for k, v in attrs.items() if k == "alpha"}, {}
+
+
 @handles("Floor", "Round")
 def _floor(im, name, n, inputs, attrs):
     return n.op_type, [inputs[0]], {}, {}
