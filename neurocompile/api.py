@@ -77,7 +77,7 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
     if calibration is not None:  # checked only: the passes get the caller's array unchanged
         _checked_samples(np.asarray(calibration), "calibration array")
     delay = get_target(target).synapse_delay if synapse_delay is None else int(synapse_delay)
-    if any(n.op == "LIF" for n in graph.nodes.values()):  # an IDSNN student is spiking already
+    if is_student(graph):  # an IDSNN student is spiking already
         if fixed_point:
             raise ConversionError("fixed point is not available for LIF students yet")
         return _run(graph, idsnn_pipeline(steps=steps, synapse_delay=delay, balance=balance), log)
@@ -91,6 +91,17 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
         raise ConversionError(f"--levels {levels} differs from the network's trained levels L={sorted(trained)}",
                               hint="CQReLU networks convert losslessly only at their own L; omit --levels")
     return out
+
+
+def is_student(graph: Graph) -> bool:
+    """An IDSNN student: a network of neurons without an ANN meaning (LIF), spiking as imported, which
+    converts by the idsnn pipeline rather than by CIF encoding."""
+    return any(OPS[n.op].spiking and not is_level_neuron(n) for n in graph.nodes.values())
+
+
+def lossless_kind(graph: Graph) -> bool:
+    """A converted CIF network: neurons with a sleep phase, lossless once settled."""
+    return any(is_level_neuron(n) and OPS[n.op].sleep_phase for n in graph.nodes.values())
 
 
 def compile(graph: Graph, target: str = "reference", **options: Any):

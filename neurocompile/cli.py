@@ -316,7 +316,9 @@ def _refuse_conversion_options(a: argparse.Namespace) -> None:
 
 def _warn_unused_options(a: argparse.Namespace, snn: Any) -> None:
     """Say so when an option given cannot act on this network, instead of ignoring it silently."""
-    if any(n.op == "LIF" for n in snn.nodes.values()):
+    from neurocompile import api
+
+    if api.is_student(snn):
         unused = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
                                    ("--calibrate", a.calibrate)) if on]
         if unused:
@@ -331,8 +333,10 @@ def _warn_unused_options(a: argparse.Namespace, snn: Any) -> None:
 def _warn_schedule(a: argparse.Namespace, snn: Any) -> None:
     """Warn when an explicit --steps ends a lossless (CIF) network's run before it has settled; the
     IF baseline and LIF students claim no losslessness, and the default T is the settling step."""
+    from neurocompile import api
+
     s = snn.schedule
-    if a.steps is None or not s.get("sleep", True) or not any(n.op == "CIF" for n in snn.nodes.values()):
+    if a.steps is None or not s.get("sleep", True) or not api.lossless_kind(snn):
         return
     if a.steps < s["t_wake"]:
         _warn(f"the result is not lossless: T={a.steps} is shorter than the wake phase T_wake={s['t_wake']}, "
@@ -389,7 +393,7 @@ def _run(a: argparse.Namespace) -> int:
         options["fixed_point"] = True
     exe = api.compile(snn, a.target, **options)
     res = _with_progress(exe, x, steps, a)
-    a.neuron = "lif" if any(n.op == "LIF" for n in snn.nodes.values()) else snn.meta.get("neuron", a.neuron)
+    a.neuron = "lif" if api.is_student(snn) else snn.meta.get("neuron", a.neuron)
     _check_finite(res.output, f"the {a.target} run's outputs", x)
     ann = ref.outputs(x)
     if ann is not None:
