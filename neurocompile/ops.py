@@ -121,6 +121,10 @@ class Op:
         """The value one spike sends: spike counts are sent values divided by it."""
         return 1.0
 
+    def membrane(self, node: Node, state: dict[str, Any]) -> Tensor:
+        """The membrane potential in ``state`` (for per-layer records)."""
+        return state["m"]
+
     def binary_spikes(self, node: Node) -> bool:
         """At most one spike (of either sign) per neuron and step."""
         return True
@@ -537,6 +541,9 @@ class LIF(Op):
 
     def init_state(self, node, x):
         return {"u": torch.zeros_like(x)}
+
+    def membrane(self, node, state):
+        return state["u"]
 
     def step(self, node, state, x, wake_seen):
         f, state["u"] = neurons.lif_step(state["u"], x, float(self.attr(node, "beta")), float(self.attr(node, "threshold")))

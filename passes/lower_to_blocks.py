@@ -36,7 +36,8 @@ def lowered(g: Graph) -> Graph:
 
 def lower_to_blocks(g: Graph) -> Graph:
     """Make every graph output the output of a Readout sink, move every constant term to the sinks it
-    reaches (their ``bias``: the graph evaluated on a zero input with every sink's output held at zero),
+    reaches (their ``bias``: the graph evaluated on a zero input with every sink's output held at zero;
+    (C, 1, 1) where it is the same at every position),
     and leave every other node its linear part (``Op.drop_constant``). The schedule gains each readout's
     arrival (its source's arrival plus the source's delay), the step its data first arrives.
 
@@ -56,7 +57,7 @@ def lower_to_blocks(g: Graph) -> Graph:
         if op.sink:
             n.params.pop("bias", None)
             if np.any(currents[n.name]):
-                n.params["bias"] = currents[n.name]
+                n.params["bias"] = _compact(currents[n.name])
         elif op.bias(n, tensors(n), g.shapes[n.output]) is not None:
             op.drop_constant(n, g.shapes[n.output])
             if op_of(n).bias(n, tensors(n), g.shapes[n.output]) is not None:
@@ -85,6 +86,14 @@ def _add_readouts(g: Graph) -> None:
         arrival = s.arrival.get(src.name, 0) + s.delay.get(src.name, 0)
         if arrival:
             s.arrival[name] = arrival
+
+
+def _compact(b: np.ndarray) -> np.ndarray:
+    """A (C, H, W) current that is the same at every position (a conv bias reaching the sink unchanged) as
+    (C, 1, 1): the same numbers, broadcast, at a fraction of the memory traffic per step."""
+    if b.ndim == 3 and np.array_equal(b, np.broadcast_to(b[:, :1, :1], b.shape)):
+        return np.ascontiguousarray(b[:, :1, :1])
+    return b
 
 
 def _sink_currents(g: Graph) -> dict[str, np.ndarray]:

@@ -24,7 +24,8 @@ class SimResult:
     ``spikes``: per neuron node, total positive and negative spike counts over batch and time.
     ``quiescent_at``: step after which nothing changed any more (None if not detected).
     ``layers``: on request (``record_layers=True``), per spiking layer the signed cumulative spike count
-    per neuron after every step, shape (steps, N, *shape): what per-layer diagnosis reads.
+    per neuron after every step, shape (steps, N, *shape): what per-layer diagnosis reads; ``membranes``
+    with them, per spiking layer the membrane potential per neuron after the last step, (N, *shape).
     """
 
     outputs: dict[str, np.ndarray]
@@ -34,6 +35,7 @@ class SimResult:
     spikes: dict[str, dict[str, int]] = field(default_factory=dict)
     quiescent_at: int | None = None
     layers: dict[str, np.ndarray] | None = None
+    membranes: dict[str, np.ndarray] | None = None
 
     @property
     def output(self) -> np.ndarray:

@@ -74,8 +74,9 @@ class _Build:
 
     def bias(self, n: Node) -> np.ndarray:
         """The sink's constant current in Lava layout (zeros if it has none)."""
+        shape = self.g.shapes[n.inputs[0]]
         b = n.params.get("bias")
-        return to_lava(np.zeros(self.g.shapes[n.inputs[0]]) if b is None else np.asarray(b, np.float64))
+        return to_lava(np.zeros(shape) if b is None else np.broadcast_to(np.asarray(b, np.float64), shape))
 
 
 def _into(port_in, terms: list) -> None:

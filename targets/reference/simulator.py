@@ -59,6 +59,7 @@ class ReferenceSimulator:
         self.out_tensors = list(dict.fromkeys(graph.outputs))
         self.out_names = [prod[t].name for t in self.out_tensors]
         self._zero_cache: dict[str, torch.Tensor] = {}
+        self._buffers: dict[str, torch.Tensor] = {}
         inputs = {n.name for n in graph.input_nodes}
         self.reads_input = {n.name for n in self.order if self.srcs[n.name] and set(self.srcs[n.name]) <= inputs}
 
@@ -69,7 +70,8 @@ class ReferenceSimulator:
         """Simulate ``steps`` (default: the schedule's T). With ``early_stop`` the run ends once the
         network is quiescent after the wake phase; the readout is then final and is reported for all
         remaining steps, so the result equals a full run. ``record_layers`` keeps every spiking layer's
-        signed spike count per neuron after each step (``SimResult.layers``; memory grows with T).
+        signed spike count per neuron after each step (``SimResult.layers``; memory grows with T) and its
+        membrane potential after the last step (``SimResult.membranes``: what is left unsent).
         ``batch`` runs at most that many samples at a time (bounded memory; the same result)."""
         if batch is not None and len(x) > batch:
             return self._run_in_batches(x, steps, early_stop, record, progress, record_layers, int(batch))
@@ -132,7 +134,10 @@ class ReferenceSimulator:
         return SimResult(outputs=outputs, steps=T, t_wake=s.t_wake,
                          per_step=np.stack(per_step) if record else None,
                          spikes=self._spike_counts(counts),
-                         quiescent_at=quiescent_at, layers=layers)
+                         quiescent_at=quiescent_at, layers=layers,
+                         membranes=None if layers is None else
+                         {k: OPS[self.g.nodes[k].op].membrane(self.g.nodes[k], state[k]).cpu().numpy().copy()
+                          for k in layers if k in state})
 
     def _run_in_batches(self, x, steps, early_stop, record, progress, record_layers, batch: int) -> SimResult:
         chunks = range(0, len(x), batch)
@@ -150,13 +155,17 @@ class ReferenceSimulator:
             spikes={k: {sign: sum(p.spikes[k][sign] for p in parts) for sign in ("pos", "neg")} for k in parts[0].spikes},
             quiescent_at=None if None in quiet else max(quiet),
             layers={k: np.concatenate([p.layers[k] for p in parts], axis=1) for k in parts[0].layers}
+            if record_layers else None,
+            membranes={k: np.concatenate([p.membranes[k] for p in parts]) for k in parts[0].membranes}
             if record_layers else None)
 
     # ------------------------------------------------------------------------------------
     def _step(self, n: Node, xs: list[torch.Tensor], t: int, state: dict, cache: dict, counts: dict):
         op, p, s = OPS[n.op], self.params[n.name], self.sched
         if op.sink:
-            x = xs[0] + p["bias"] if "bias" in p and s.bias_on(n.name, t) else xs[0]
+            x = xs[0]
+            if "bias" in p and s.bias_on(n.name, t):  # into a buffer of the node's own: no allocation per step
+                x = torch.add(x, p["bias"], out=self._buffer(n.name, x.shape))
             if not op.stateful:  # the readout
                 return x, None
             st = state.get(n.name)
@@ -181,6 +190,13 @@ class ReferenceSimulator:
                 cache[n.name] = (key, y, xs)  # (xs kept alive so their ids stay unique)
             return y, None
         raise TargetError("the reference simulator cannot run this op", node=n.name, op=n.op)
+
+    def _buffer(self, name: str, shape: torch.Size) -> torch.Tensor:
+        """A scratch tensor per sink for its biased input current (a step reads it before the next writes)."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers[name] = torch.empty(shape, dtype=self.dtype, device=self.device)
+        return buf
 
     def _zeros(self, name: str, shape: tuple) -> torch.Tensor:
         """A zero tensor per node, shared between steps (never written to)."""

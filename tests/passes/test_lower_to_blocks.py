@@ -76,4 +76,5 @@ def test_batched_runs_equal_one_run(onnx_model):
     assert np.array_equal(one.output, parts.output) and np.array_equal(one.per_step, parts.per_step)
     assert one.spikes == parts.spikes
     assert all(np.array_equal(one.layers[k], parts.layers[k]) for k in one.layers)
+    assert all(np.array_equal(one.membranes[k], parts.membranes[k]) for k in one.membranes) and one.membranes
     assert ticks == sorted(ticks) and ticks[-1] == one.steps

@@ -106,3 +106,19 @@ def test_layer_records_end_at_the_anns_quantized_levels(onnx_model, early_stop):
         levels = acts[n.output] * n.attrs["levels"] / n.attrs["threshold"]  # the CQReLU level, 0..L
         np.testing.assert_allclose(rec[-1], levels, atol=1e-6)
         assert round(float(rec[-1].sum())) == res.spikes[n.name]["pos"] - res.spikes[n.name]["neg"]
+
+
+def test_membrane_records_hold_what_each_layer_has_not_sent(onnx_model):
+    """science.md: a CIF neuron ends with m = shift·θ + Σx - θ·S, and Σx = T_wake·z for its ANN input z once
+    the network has settled: the residue per neuron that per-layer diagnosis reads."""
+    path, shape = onnx_model("resnet", "cqrelu", "bn", 4)
+    snn = api.convert(api.load(path))
+    x = np.random.default_rng(4).uniform(0, 1, (8, *shape)).astype(np.float32)
+    res = api.simulate(snn, x, record_layers=True)
+    acts = interpreter.run(snn, x, dtype="float64", keep=True)
+    cif = [n for n in snn.topo() if n.op == "CIF"]
+    assert set(res.membranes) == {n.name for n in cif}
+    for n in cif:
+        theta, S = n.attrs["threshold"], res.layers[n.name][-1]
+        want = n.attrs.get("shift", 0.0) * theta + snn.schedule.t_wake * acts[n.inputs[0]] - theta * S
+        np.testing.assert_allclose(res.membranes[n.name], want, atol=1e-9 * max(1.0, np.abs(want).max()))
