@@ -43,11 +43,57 @@ def from_lava(a: np.ndarray, lead: int) -> np.ndarray:
 
 
 @dataclass
-class Emitted:
-    """The process graph for one batch, and where to read results."""
+class Stream:
+    """How samples stream through the process graph: one every ``period`` steps, each run for ``steps``.
 
-    input: Any
-    readouts: dict[str, Any]               # graph output tensor -> Readout process
+    With a sleep phase (CIF, LIF students) every process is ``staggered``: it starts each sample at its own
+    arrival step, when the sample's first data reaches it, exactly one synaptic delay after its sources do.
+    A layer's work on a sample then fits in ``period`` = steps - (earliest readout arrival) steps (what it
+    does later reaches no readout within the sample's steps), so samples follow each other with no flush
+    and overlap in depth. Without a sleep phase (the IF baseline: biases on from step 0, before any data
+    arrives) processes are not staggered and each period ends with flush steps that drain what is in flight.
+    """
+
+    steps: int
+    period: int
+    staggered: bool
+    arrival: dict[str, int]
+
+    @classmethod
+    def plan(cls, g: Graph, steps: int | None = None) -> "Stream":
+        """The stream of a lowered graph run for ``steps`` (default: the schedule's T) per sample."""
+        s = g.schedule
+        T = int(steps if steps is not None else s.steps)
+        first = min(s.arrival.get(n.name, 0) for n in g.topo() if isinstance(op_of(n), ops.Readout))
+        if not s.sleep:
+            return cls(T, T + flush_steps(s), False, dict(s.arrival))
+        if T <= first:
+            raise TargetError(f"{T} steps end before any current reaches the readout (step {first})",
+                              hint=f"Run at least {first + 1} steps (the default is the schedule's {s.steps})")
+        if g.meta.get("fixed_point") and T >= 2 ** 8:  # readout sums of 24-bit currents must fit int32
+            raise TargetError(f"{T} steps: Lava's fixed-point readout sums T currents below 2**23 in int32, so T "
+                              "must stay below 256", hint="Run fewer steps")
+        return cls(T, T - first, True, dict(s.arrival))
+
+    def offset(self, name: str) -> int:
+        return self.arrival.get(name, 0) if self.staggered else 0
+
+    def total_steps(self, n_samples: int) -> int:
+        """Steps until the last of ``n_samples`` samples has been read out."""
+        return n_samples * self.period + (max(self.arrival.values(), default=0) if self.staggered else 0)
+
+
+def flush_steps(s: WakeSleepSchedule) -> int:
+    """Steps after an unstaggered sample during which in-flight currents drain (longest path delay, and margin)."""
+    return 2 + max([a + s.delay.get(k, 0) for k, a in s.arrival.items()] + [0]) + s.max_delay
+
+
+@dataclass
+class Emitted:
+    """The process graph, and where to read results."""
+
+    input: Any                             # InputGate: its ``a_in`` takes the input current
+    readouts: dict[str, Any]               # graph output tensor -> Readout process (``s_out``: running sums)
     neurons: dict[str, Any]                # IR neuron node -> process with spike ``counts``
     processes: list[Any] = field(default_factory=list)
 
@@ -58,19 +104,21 @@ class _Build:
 
     g: Graph
     s: WakeSleepSchedule
-    timing: dict[str, Any]
+    stream: Stream
     n_samples: int
-    period: int
-    data: np.ndarray
     out: Emitted
+
+    @property
+    def timing(self) -> dict[str, Any]:
+        return dict(t_wake=self.s.t_wake, steps=self.stream.steps, period=self.stream.period, sleep=self.s.sleep)
 
     def add(self, p):
         self.out.processes.append(p)
         return p
 
     def gating(self, n: Node) -> dict[str, Any]:
-        """The wake-window arguments of a sink's process (its arrival; the shared timing)."""
-        return dict(arrival=self.s.arrival.get(n.name, 0), **self.timing)
+        """The wake-window arguments of a sink's process (its arrival and stagger; the shared timing)."""
+        return dict(arrival=self.s.arrival.get(n.name, 0), offset=self.stream.offset(n.name), **self.timing)
 
     def bias(self, n: Node) -> np.ndarray:
         """The sink's constant current in Lava layout (zeros if it has none)."""
@@ -87,14 +135,14 @@ def _into(port_in, terms: list) -> None:
 Ports = list  # the Lava out ports whose sum is one IR tensor
 
 
-def emit(g: Graph, n_samples: int, steps: int, period: int, data: np.ndarray) -> Emitted:
-    """Build the processes (not yet compiled) for ``n_samples`` samples of ``data`` (IR layout)."""
+def emit(g: Graph, stream: Stream, n_samples: int = 1) -> Emitted:
+    """Build the processes (not yet compiled) of a stream of samples; spike counts are kept for the first
+    ``n_samples``. The input current enters at ``Emitted.input.a_in``."""
     from neurocompile.targets.lava.processes.routing import DelayLine
 
     g = lowered(g)
     s = g.schedule
-    b = _Build(g, s, dict(t_wake=s.t_wake, steps=steps, period=period, sleep=s.sleep), n_samples, period, data,
-               Emitted(input=None, readouts={}, neurons={}))
+    b = _Build(g, s, stream, n_samples, Emitted(input=None, readouts={}, neurons={}))
     terms: dict[str, Ports] = {}
     for n in g.topo():
         ins = [terms[t] for t in n.inputs]
@@ -109,10 +157,11 @@ def emit(g: Graph, n_samples: int, steps: int, period: int, data: np.ndarray) ->
 
 
 def _input(b: _Build, n: Node, ins: list[Ports]) -> Ports:
-    from neurocompile.targets.lava.processes.routing import WakeInput
+    from neurocompile.targets.lava.processes.routing import InputGate
 
-    b.out.input = b.add(WakeInput(data=np.stack([to_lava(x) for x in b.s.encode_input(b.data)]), name=n.name,
-                                  **b.timing))
+    if b.out.input is not None:
+        raise TargetError("Lava runs single-input graphs", node=n.name, op=n.op)
+    b.out.input = b.add(InputGate(shape=lava_shape(b.g.shapes[n.output]), name=n.name, **b.timing))
     return [b.out.input.s_out]
 
 
@@ -137,14 +186,16 @@ def _lif(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     from neurocompile.targets.lava.processes.routing import GatedBias, SpikeCounter
 
     op, lshape = op_of(n), lava_shape(b.g.shapes[n.output])
+    period = b.stream.period  # reset at the sample's first step: Lava's time_step is 1-based
     p = b.add(LIFReset(shape=lshape, du=1.0, dv=1.0 - float(op.attr(n, "beta")), vth=float(op.attr(n, "threshold")),
-                       bias_mant=0.0, reset_interval=b.period, reset_offset=1 % b.period, name=n.name))
+                       bias_mant=0.0, reset_interval=period, reset_offset=(b.stream.offset(n.name) + 1) % period,
+                       name=n.name))
     _into(p.a_in, ins[0])
     if "bias" in n.params:
         src = b.add(GatedBias(bias=b.bias(n), name=f"{n.name}/bias", **b.gating(n)))
         src.s_out.connect(p.a_in)
-    counter = b.add(SpikeCounter(shape=lshape, steps=b.timing["steps"], period=b.period, n_samples=b.n_samples,
-                                 name=f"{n.name}/count"))
+    counter = b.add(SpikeCounter(shape=lshape, offset=b.stream.offset(n.name), steps=b.stream.steps, period=period,
+                                 n_samples=b.n_samples, name=f"{n.name}/count"))
     p.s_out.connect(counter.s_in)
     b.out.neurons[n.name] = counter
     return [p.s_out]
@@ -163,8 +214,7 @@ def _inhibition_pool(b: _Build, n: Node, ins: list[Ports]) -> Ports:
 def _readout(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     from neurocompile.targets.lava.processes.routing import Readout
 
-    r = b.add(Readout(shape=lava_shape(b.g.shapes[n.output]), bias=b.bias(n), n_samples=b.n_samples, name=n.name,
-                      **b.gating(n)))
+    r = b.add(Readout(shape=lava_shape(b.g.shapes[n.output]), bias=b.bias(n), name=n.name, **b.gating(n)))
     _into(r.a_in, ins[0])
     b.out.readouts[n.output] = r
     return []

@@ -17,33 +17,40 @@ from neurocompile.ir import Graph
 from neurocompile.ops import OPS
 from neurocompile.passes.lower_to_blocks import lowered
 from neurocompile.schedule import WakeSleepSchedule
-from neurocompile.targets.lava.emit import Emitted, check_lowering, emit, from_lava, lava_shape
+from neurocompile.targets.lava.emit import Stream, check_lowering
 from neurocompile.targets import SimResult
 
 
+def check_for_lava(graph: Graph) -> Graph:
+    """The lowered graph Lava runs, or the TargetError that says why it cannot (before Lava starts)."""
+    if graph.schedule is None:
+        raise TargetError("graph has no schedule: convert it for the lava-sim target first")
+    graph = lowered(graph)  # the graph every target runs; the worker gets it as is
+    s = graph.schedule
+    check_lowering(graph)  # what emission would refuse
+    if s.synapse_delay != 1:
+        raise TargetError(f"the schedule models {s.synapse_delay} step(s) of synaptic delay; Lava's Dense and "
+                          "Conv delay by 1", hint="Convert with target='lava-sim' (or synapse_delay=1)")
+    unbalanced = [n for n in graph.nodes.values() if OPS[n.op].merge and n.name not in s.balance
+                  and _branches_differ(graph, s, n)]
+    if unbalanced:
+        raise TargetError("merge branches are not delay-balanced", node=unbalanced[0].name, op=unbalanced[0].op,
+                          hint="Convert with balance=True")
+    return graph
+
+
 class LavaExecutable:
-    """``run(x, steps)`` builds the process graph for the batch, runs it in ``Loihi2SimCfg`` and
-    always stops the Lava runtime (errors and Ctrl-C included). Samples run back to back, one
-    period each; ``build_seconds`` / ``run_seconds`` time the last call."""
+    """``run(x, steps)`` streams all samples through one ``Network`` process (one build, one compile, one
+    run) in ``Loihi2SimCfg`` and always stops the Lava runtime (errors and Ctrl-C included):
+    ``RingBuffer`` source -> Network -> ``RingBuffer`` sink per output. ``build_seconds`` /
+    ``run_seconds`` time the last call (the run includes Lava's compilation)."""
 
     def __init__(self, graph: Graph, select_tag: str = "floating_pt"):
-        if graph.schedule is None:
-            raise TargetError("graph has no schedule: convert it for the lava-sim target first")
-        graph = lowered(graph)  # the graph every target runs; the worker gets it as is
-        s = graph.schedule
-        check_lowering(graph)  # what emission would refuse, refused here rather than in the worker
-        if s.synapse_delay != 1:
-            raise TargetError(f"the schedule models {s.synapse_delay} step(s) of synaptic delay; Lava's Dense and "
-                              "Conv delay by 1", hint="Convert with target='lava-sim' (or synapse_delay=1)")
-        unbalanced = [n for n in graph.nodes.values() if OPS[n.op].merge
-                      and len({len(x) for x in [n.inputs]}) and n.name not in s.balance and _branches_differ(graph, s, n)]
-        if unbalanced:
-            raise TargetError("merge branches are not delay-balanced", node=unbalanced[0].name, op=unbalanced[0].op,
-                              hint="Convert with balance=True")
+        graph = check_for_lava(graph)
         if select_tag == "fixed_pt" and not graph.meta.get("fixed_point"):
             raise TargetError("Lava's fixed_pt models need integer weights and thresholds",
                               hint="Convert with fixed_point=True (CLI: --fixed-point)")
-        self.g, self.sched, self.select_tag = graph, s, select_tag
+        self.g, self.sched, self.select_tag = graph, graph.schedule, select_tag
         self.build_seconds = self.run_seconds = 0.0
 
     def run(self, x: np.ndarray, steps: int | None = None, early_stop: bool = False, record: bool = True,
@@ -52,13 +59,14 @@ class LavaExecutable:
         """Run in a worker process of its own session: Lava's runtime (and every process it forks)
         is killed as a group if the run fails, hangs past ``timeout`` or is interrupted, so nothing
         is left behind. ``early_stop`` is ignored: Lava runs the fixed T; so is ``batch``: the samples
-        run back to back through one process graph."""
+        stream through one process graph."""
         if record_layers:
             raise TargetError("per-layer records are kept by the reference target only (so far)",
                               hint="Run api.simulate(graph, x, record_layers=True) on target='reference'")
         from neurocompile import limits
 
         T = int(steps if steps is not None else self.sched.steps)
+        Stream.plan(self.g, T)  # refuse here what the worker would
         x = np.asarray(x, dtype=np.float64)
         limits.check_work(self.g, len(x), T, "lava-sim")  # refuse hours of Lava before starting it
         budget = timeout if timeout is not None else 120.0 + 0.5 * len(x) * T * max(len(self.g.nodes), 1)
@@ -68,45 +76,47 @@ class LavaExecutable:
         return self._result(res, len(x), T, record)
 
     def run_here(self, x: np.ndarray, steps: int) -> dict:
-        """The Lava run itself (in the worker): build, run sample by sample, read, always stop."""
+        """The Lava run itself (in the worker): build, stream, read, always stop."""
         from lava.magma.core.run_conditions import RunSteps
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.io.source import RingBuffer as Source
 
-        s, g = self.sched, self.g
+        from neurocompile.targets.lava.processes.network import Network
+
         n = len(x)
-        period = steps + flush_steps(s)
         t0 = time.perf_counter()
-        net: Emitted = emit(g, n, steps, period, x)
+        net = Network(self.g, steps=steps, n_samples=n)
+        total = net.steps_for(n)
+        src = Source(data=net.source_data(x))
+        src.s_out.connect(net.inp)
+        sinks = []
+        for i in range(len(net.output_names)):
+            port = net.out if i == 0 else getattr(net, f"out_{i}")
+            sinks.append(Sink(shape=port.shape, buffer=total))
+            port.connect(sinks[-1].a_in)
         build = time.perf_counter() - t0
-        anchor = net.processes[0]
         cfg = run_config(self.select_tag)
         t0 = time.perf_counter()
         try:
-            for k in range(n):  # one run call per sample: progress, and interrupts land between samples
-                anchor.run(condition=RunSteps(num_steps=period), run_cfg=cfg)
-                print(f"progress {(k + 1) * steps}", flush=True)
-            hist = {t: r.history.get() for t, r in net.readouts.items()}
-            counts = {k: p.counts.get() for k, p in net.neurons.items()}
+            done = 0
+            while done < total:  # a few run calls: progress, and interrupts land between them
+                chunk = min(total - done, max(net.period, total // 20))
+                src.run(condition=RunSteps(num_steps=chunk), run_cfg=cfg)
+                done += chunk
+                print(f"progress {min(n * steps, done * n * steps // total)}", flush=True)
+            hist = {t: k.data.get() for t, k in zip(net.output_names, sinks)}
+            spikes = net.spikes()
         finally:
-            anchor.stop()
-        return {"hist": hist, "counts": counts, "build_seconds": build, "run_seconds": time.perf_counter() - t0}
+            src.stop()
+        per_step = {t: net.per_step(h, n, i) for i, (t, h) in enumerate(hist.items())}
+        return {"per_step": per_step, "spikes": spikes, "build_seconds": build,
+                "run_seconds": time.perf_counter() - t0}
 
     def _result(self, res: dict, n: int, T: int, record: bool) -> SimResult:
-        s, g = self.sched, self.g
-        outputs, per_step = {}, None
-        for t, h in res["hist"].items():  # (n, T, *lava) -> cumulative readout (T, n, *ir) / T_wake
-            h = from_lava(h.reshape((n, T) + lava_shape(g.shapes[t])), 2)
-            cum = np.cumsum(h.astype(np.float64), axis=1) / (s.t_wake * s.readout_scale)
-            outputs[t] = cum[:, -1]
-            if per_step is None and record:
-                per_step = np.transpose(cum, (1, 0) + tuple(range(2, cum.ndim)))
-        spikes = {k: {"pos": int(round(c[:, 0].sum())), "neg": int(round(c[:, 1].sum()))}
-                  for k, c in res["counts"].items()}
-        return SimResult(outputs=outputs, steps=T, t_wake=s.t_wake, per_step=per_step, spikes=spikes)
-
-
-def flush_steps(s: WakeSleepSchedule) -> int:
-    """Steps after a sample during which in-flight currents drain (longest path delay, and margin)."""
-    return 2 + max([a + s.delay.get(k, 0) for k, a in s.arrival.items()] + [0]) + s.max_delay
+        outputs = {t: ps[-1] for t, ps in res["per_step"].items()}
+        first = next(iter(res["per_step"].values()))
+        return SimResult(outputs=outputs, steps=T, t_wake=self.sched.t_wake, per_step=first if record else None,
+                         spikes=res["spikes"])
 
 
 def run_isolated(job: dict, timeout: float, progress: Callable[[int], None] | None) -> dict:

@@ -14,8 +14,11 @@ from neurocompile.schedule import in_wake_window, wake_steps_counted
 
 
 class PhasedModel(PyLoihiProcessModel):
-    """Knows which sample and which step of it Lava's global time step is. Fixed-point subclasses
-    set ``DTYPE = np.int32``: values are integers there and are sent as such."""
+    """Knows which sample and which step of it Lava's global time step is. Samples stream one per
+    ``period`` steps; a process whose ``offset`` is d starts each sample d steps late (the stagger of a
+    layer whose data arrives d steps after the input's), so sample k's step t happens at global step
+    k * period + t for every process, and step t of a sample lies in [offset, offset + period).
+    Fixed-point subclasses set ``DTYPE = np.int32``: values are integers there and are sent as such."""
 
     DTYPE = float
 
@@ -23,9 +26,19 @@ class PhasedModel(PyLoihiProcessModel):
         return np.asarray(v).astype(self.DTYPE, copy=False)
 
     def sample_and_step(self) -> tuple[int, int]:
-        t = self.time_step - 1
-        period = int(self.proc_params["period"])
-        return t // period, t % period
+        """(k, t): sample k (-1 before this process's first sample) and its step t."""
+        p = self.proc_params
+        offset = int(p.get("offset", 0))
+        k, local = divmod(self.time_step - 1 - offset, int(p["period"]))
+        return k, local + offset
+
+    def starts_sample(self, phase: int) -> bool:
+        """The step at which this process starts a sample (state back to rest)."""
+        return phase == int(self.proc_params.get("offset", 0))
+
+    def active(self, k: int, phase: int) -> bool:
+        """Within one of the ``steps`` of a sample (not before the first, not in a flush)."""
+        return k >= 0 and phase < self.proc_params["steps"]
 
     def in_window(self, phase: int) -> bool:
         """Wake window of this process (biases on; CIF counts wake steps): the schedule's gating rule, for

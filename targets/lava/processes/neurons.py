@@ -20,11 +20,11 @@ class SpikingNeuron(AbstractProcess):
     ``counts[k] = (positive, negative)`` spikes of sample k, summed over the layer."""
 
     def __init__(self, *, shape, sleep_phase: bool, threshold: float, bias: np.ndarray, gamma: int = 1, shift: float = 0.0,
-                 amplitude: float | None = None, t_wake: int, arrival: int, steps: int, period: int, sleep: bool,
-                 n_samples: int, name=None):
+                 amplitude: float | None = None, t_wake: int, arrival: int, offset: int = 0, steps: int, period: int,
+                 sleep: bool, n_samples: int, name=None):
         super().__init__(shape=shape, sleep_phase=sleep_phase, threshold=threshold, gamma=gamma, shift=shift, t_wake=t_wake,
                          amplitude=threshold if amplitude is None else amplitude,
-                         arrival=arrival, steps=steps, period=period, sleep=sleep, name=name)
+                         arrival=arrival, offset=offset, steps=steps, period=period, sleep=sleep, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.bias = Var(shape=shape, init=bias)
@@ -48,10 +48,10 @@ class PySpikingNeuronFloat(PhasedModel):
         p = self.proc_params
         x = self.a_in.recv()
         k, phase = self.sample_and_step()
-        if phase == 0:  # a new sample starts from rest (QCFS pre-charge included)
+        if self.starts_sample(phase):  # a new sample starts from rest (QCFS pre-charge included)
             self.m[:] = p["shift"] * p["threshold"]
             self.count[:] = 0
-        if phase >= p["steps"]:  # flush: stay silent, drop what still arrives
+        if not self.active(k, phase):  # before the first sample or in a flush: stay silent, drop what arrives
             self.s_out.send(self.cast(np.zeros(x.shape)))
             return
         if self.in_window(phase):
@@ -62,8 +62,9 @@ class PySpikingNeuronFloat(PhasedModel):
                                                            p["gamma"])
         else:
             s, self.m[:] = neurons.if_step(self.m, x, theta)
-        self.counts[k, 0] += s[s > 0].sum()
-        self.counts[k, 1] -= s[s < 0].sum()
+        if k < self.counts.shape[0]:  # spike counts are kept for the first n_samples samples
+            self.counts[k, 0] += s[s > 0].sum()
+            self.counts[k, 1] -= s[s < 0].sum()
         self.s_out.send(self.cast(s * p["amplitude"]))
 
 

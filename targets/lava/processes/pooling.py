@@ -17,8 +17,9 @@ class InhibitionMaxPool(AbstractProcess):
     flat input indices it covers (-1: padding). ``bias`` is added to the input in the wake window."""
 
     def __init__(self, *, in_shape, out_shape, index: np.ndarray, bias: np.ndarray, t_wake: int, arrival: int,
-                 steps: int, period: int, sleep: bool, name=None):
-        super().__init__(t_wake=t_wake, arrival=arrival, steps=steps, period=period, sleep=sleep, name=name)
+                 offset: int = 0, steps: int, period: int, sleep: bool, name=None):
+        super().__init__(t_wake=t_wake, arrival=arrival, offset=offset, steps=steps, period=period, sleep=sleep,
+                         name=name)
         self.a_in = InPort(shape=in_shape)
         self.s_out = OutPort(shape=out_shape)
         self.index = Var(shape=index.shape, init=index)
@@ -40,9 +41,9 @@ class PyInhibitionMaxPoolFloat(PhasedModel):
     def run_spk(self) -> None:
         x = self.a_in.recv()
         k, phase = self.sample_and_step()
-        if phase == 0:
+        if self.starts_sample(phase):
             self.acc[:] = 0.0
-        if phase >= self.proc_params["steps"]:
+        if not self.active(k, phase):
             self.s_out.send(self.cast(np.zeros(self.acc.shape[:-1])))
             return
         if self.in_window(phase):

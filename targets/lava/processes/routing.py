@@ -1,4 +1,5 @@
-"""Processes that move currents without weights: a fixed delay line and the readout."""
+"""Processes that move currents without weights: the input gate, delay lines, gated biases, spike counters and
+the readout."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,17 +38,62 @@ class PyDelayLineFloat(PhasedModel):
         self.s_out.send(self.cast(out))
 
 
-class Readout(AbstractProcess):
-    """Receives the last layer's currents; ``history[k, t]`` = current of sample k at step t
-    (the gated bias of the readout layer included). The target sums and divides by T_wake."""
+@implements(proc=DelayLine, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyDelayLineFixed(PyDelayLineFloat):
+    DTYPE = np.int32
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, **INT)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, **INT)
+    buffer: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
 
-    def __init__(self, *, shape, bias: np.ndarray, t_wake: int, arrival: int, steps: int, period: int, sleep: bool,
-                 n_samples: int, name=None):
-        super().__init__(shape=shape, t_wake=t_wake, arrival=arrival, steps=steps, period=period, sleep=sleep,
-                         name=name)
+
+class InputGate(AbstractProcess):
+    """Passes the input current it receives on ``a_in`` on the wake steps of each sample (every step of a
+    schedule without a sleep phase) and zeros otherwise, so a source may hold each sample for its period."""
+
+    def __init__(self, *, shape, t_wake: int, steps: int, period: int, sleep: bool, name=None):
+        super().__init__(t_wake=t_wake, steps=steps, period=period, sleep=sleep, arrival=0, offset=0, name=name)
         self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+
+
+@implements(proc=InputGate, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyInputGateFloat(PhasedModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+    def run_spk(self) -> None:
+        x = self.a_in.recv()
+        k, phase = self.sample_and_step()
+        on = self.active(k, phase) and self.in_window(phase)
+        self.s_out.send(self.cast(x if on else np.zeros(x.shape)))
+
+
+@implements(proc=InputGate, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyInputGateFixed(PyInputGateFloat):
+    DTYPE = np.int32
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, **INT)
+
+
+class Readout(AbstractProcess):
+    """Sums the currents reaching a graph output over each sample's steps (its gated bias included) and
+    sends the running sum every step on ``s_out``: at a sample's last step it is the sample's readout times
+    T_wake (times the fixed-point readout scale)."""
+
+    def __init__(self, *, shape, bias: np.ndarray, t_wake: int, arrival: int, offset: int = 0, steps: int,
+                 period: int, sleep: bool, name=None):
+        super().__init__(shape=shape, t_wake=t_wake, arrival=arrival, offset=offset, steps=steps, period=period,
+                         sleep=sleep, name=name)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
         self.bias = Var(shape=shape, init=bias)
-        self.history = Var(shape=(n_samples, steps) + tuple(shape), init=0)
+        self.total = Var(shape=shape, init=0)
 
 
 @implements(proc=Readout, protocol=LoihiProtocol)
@@ -55,45 +101,41 @@ class Readout(AbstractProcess):
 @tag("floating_pt")
 class PyReadoutFloat(PhasedModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     bias: np.ndarray = LavaPyType(np.ndarray, float)
-    history: np.ndarray = LavaPyType(np.ndarray, float)
+    total: np.ndarray = LavaPyType(np.ndarray, float)
 
     def run_spk(self) -> None:
         x = self.a_in.recv()
         k, phase = self.sample_and_step()
-        if phase < self.proc_params["steps"]:
-            self.history[k, phase] = x + self.bias if self.in_window(phase) else x
+        if k >= 0 and self.starts_sample(phase):
+            self.total[:] = 0
+        if self.active(k, phase):
+            self.total[:] = self.total + (x + self.bias if self.in_window(phase) else x)
+        self.s_out.send(self.cast(self.total))
 
 
-class WakeInput(AbstractProcess):
-    """Injects sample k's analog image as current on the wake steps of period k, zeros otherwise."""
-
-    def __init__(self, *, data: np.ndarray, t_wake: int, steps: int, period: int, sleep: bool, name=None):
-        super().__init__(t_wake=t_wake, steps=steps, period=period, sleep=sleep, arrival=0, name=name)
-        self.data = Var(shape=data.shape, init=data)
-        self.s_out = OutPort(shape=data.shape[1:])
-
-
-@implements(proc=WakeInput, protocol=LoihiProtocol)
+@implements(proc=Readout, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("floating_pt")
-class PyWakeInputFloat(PhasedModel):
-    data: np.ndarray = LavaPyType(np.ndarray, float)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+@tag("fixed_pt")
+class PyReadoutFixed(PyReadoutFloat):
+    """Integer sums: below 2**31 for the steps the Network allows (values < 2**23 per step)."""
 
-    def run_spk(self) -> None:
-        k, phase = self.sample_and_step()
-        on = k < self.data.shape[0] and self.in_window(phase)
-        self.s_out.send(self.cast(self.data[k] if on else np.zeros(self.data.shape[1:])))
+    DTYPE = np.int32
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, **INT)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
+    total: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 class GatedBias(AbstractProcess):
-    """Sends ``bias`` in the wake window of each period, zeros otherwise: the constant current of a
+    """Sends ``bias`` in the wake window of each sample, zeros otherwise: the constant current of a
     layer whose neuron process (lava's LIF) applies its own bias on every step."""
 
-    def __init__(self, *, bias: np.ndarray, t_wake: int, arrival: int, steps: int, period: int, sleep: bool,
-                 name=None):
-        super().__init__(t_wake=t_wake, arrival=arrival, steps=steps, period=period, sleep=sleep, name=name)
+    def __init__(self, *, bias: np.ndarray, t_wake: int, arrival: int, offset: int = 0, steps: int, period: int,
+                 sleep: bool, name=None):
+        super().__init__(t_wake=t_wake, arrival=arrival, offset=offset, steps=steps, period=period, sleep=sleep,
+                         name=name)
         self.bias = Var(shape=bias.shape, init=bias)
         self.s_out = OutPort(shape=bias.shape)
 
@@ -106,16 +148,16 @@ class PyGatedBiasFloat(PhasedModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
 
     def run_spk(self) -> None:
-        _, phase = self.sample_and_step()
-        on = phase < self.proc_params["steps"] and self.in_window(phase)
+        k, phase = self.sample_and_step()
+        on = self.active(k, phase) and self.in_window(phase)
         self.s_out.send(self.bias if on else np.zeros(self.bias.shape))
 
 
 class SpikeCounter(AbstractProcess):
-    """Counts the binary spikes of a layer per sample: ``counts[k] = (spikes, 0)``."""
+    """Counts the binary spikes of a layer per sample: ``counts[k] = (spikes, 0)`` for the first n_samples."""
 
-    def __init__(self, *, shape, steps: int, period: int, n_samples: int, name=None):
-        super().__init__(steps=steps, period=period, name=name)
+    def __init__(self, *, shape, offset: int = 0, steps: int, period: int, n_samples: int, name=None):
+        super().__init__(offset=offset, steps=steps, period=period, name=name)
         self.s_in = InPort(shape=shape)
         self.counts = Var(shape=(n_samples, 2), init=0)
 
@@ -130,35 +172,5 @@ class PySpikeCounterFloat(PhasedModel):
     def run_spk(self) -> None:
         s = self.s_in.recv()
         k, phase = self.sample_and_step()
-        if phase < self.proc_params["steps"]:
+        if self.active(k, phase) and k < self.counts.shape[0]:
             self.counts[k, 0] += float(np.sum(s))
-
-
-
-@implements(proc=DelayLine, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyDelayLineFixed(PyDelayLineFloat):
-    DTYPE = np.int32
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, **INT)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, **INT)
-    buffer: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
-
-
-@implements(proc=Readout, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyReadoutFixed(PyReadoutFloat):
-    DTYPE = np.int32
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, **INT)
-    bias: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
-    history: np.ndarray = LavaPyType(np.ndarray, np.int64)
-
-
-@implements(proc=WakeInput, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyWakeInputFixed(PyWakeInputFloat):
-    DTYPE = np.int32
-    data: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, **INT)

@@ -1,0 +1,123 @@
+"""``Network``: a converted neurocompile network as one Lava process, with an input and a readout port.
+
+    net = Network("net.h5")                                    # or a converted Graph
+    src = RingBuffer(data=net.source_data(x)); src.s_out.connect(net.inp)
+    sink = SinkRingBuffer(shape=net.out.shape, buffer=net.steps_for(len(x))); net.out.connect(sink.a_in)
+    src.run(condition=RunSteps(num_steps=net.steps_for(len(x))), run_cfg=Loihi2SimCfg())
+    readouts = net.readouts(sink.data.get())                   # (samples, *output shape), as the reference's
+
+Samples stream one per ``period`` steps: sample k's input is read on global steps [k * period, (k + 1) *
+period) (``source_data`` holds it there; the network gates it to the wake steps itself), every layer
+starts the sample when its data arrives and returns to rest then (netx's ``reset_interval``, staggered
+per layer by the synaptic delays), and the running readout sum on ``out`` is the sample's readout at its
+last step. The SubProcessModel is the process graph ``emit`` builds: lava's Conv and Dense (and LIF)
+processes with neurocompile's neuron, pooling, delay, bias and readout processes, float or fixed point
+(``select_tag``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lava.magma.core.model.sub.model import AbstractSubProcessModel
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+
+from neurocompile.targets.lava.processes.common import LoihiProtocol, implements
+
+
+class Network(AbstractProcess):
+    """A converted network (a Graph, or the path of an artifact or saved IR) streaming samples.
+
+    ``inp``: the input current, one vector per step (Lava layout: the IR shape reversed); ``out``: the
+    running readout sum of the first graph output (``out_1``, ... for further outputs). ``steps``: steps
+    per sample (default: the schedule's T); spike counts are kept for the first ``n_samples`` samples."""
+
+    def __init__(self, net: Any, *, steps: int | None = None, n_samples: int = 1, name: str = "network"):
+        from neurocompile.targets.lava.emit import Stream, emit, lava_shape
+        from neurocompile.targets.lava.run import check_for_lava
+
+        graph = check_for_lava(_graph(net))
+        stream = Stream.plan(graph, steps)
+        super().__init__(name=name, period=stream.period, steps=stream.steps)
+        built = emit(graph, stream, n_samples)
+        self.inp = InPort(shape=lava_shape(graph.shapes[graph.input_nodes[0].output]))
+        self.inp.connect(built.input.a_in)
+        self.output_names = list(built.readouts)
+        for i, t in enumerate(self.output_names):
+            port = OutPort(shape=lava_shape(graph.shapes[t]))
+            setattr(self, "out" if i == 0 else f"out_{i}", port)
+            built.readouts[t].s_out.connect(port)
+        self.graph, self.stream, self.emitted = graph, stream, built
+
+    # ---- what a host program needs around the process --------------------------------------------
+    @property
+    def period(self) -> int:
+        """Steps between two samples."""
+        return self.stream.period
+
+    def steps_for(self, n_samples: int) -> int:
+        """Steps to run until the last of ``n_samples`` samples is read out."""
+        return self.stream.total_steps(n_samples)
+
+    def source_data(self, x: np.ndarray) -> np.ndarray:
+        """A RingBuffer's ``data`` for samples ``x`` (N, *input shape): each sample's input current (integers
+        in fixed point) held for its period, in Lava layout with time last: (*lava shape, N * period)."""
+        from neurocompile.targets.lava.emit import to_lava
+
+        enc = self.graph.schedule.encode_input(np.asarray(x, dtype=np.float64))
+        per_sample = np.stack([to_lava(a) for a in enc], axis=-1)  # (*lava, N)
+        return np.repeat(per_sample, self.period, axis=-1)
+
+    def samples_in(self, data: np.ndarray) -> int:
+        """How many samples a sink's data (recorded from step 0) holds completely."""
+        return max(0, (np.shape(data)[-1] - self.stream.total_steps(0)) // self.period)
+
+    def per_step(self, data: np.ndarray, n_samples: int | None = None, output: int = 0) -> np.ndarray:
+        """Readout after every step of each sample, (steps, N, *output shape), from the sink's data of
+        port ``output`` (``out`` = 0) recorded from step 0: exactly what the reference simulator's
+        ``per_step`` holds."""
+        from neurocompile.targets.lava.emit import from_lava
+
+        g, s, st = self.graph, self.graph.schedule, self.stream
+        n_samples = self.samples_in(data) if n_samples is None else n_samples
+        t_name = self.output_names[output]
+        readout = g.producers()[t_name]
+        start = st.offset(readout.name)  # before it the column belongs to the previous sample: nothing yet
+        data = np.asarray(data, dtype=np.float64)
+        cols = np.arange(n_samples)[None, :] * st.period + np.arange(st.steps)[:, None]  # (steps, N)
+        out = np.moveaxis(data[..., np.minimum(cols, data.shape[-1] - 1)], (-2, -1), (0, 1))  # (steps, N, *lava)
+        out[:start] = 0.0
+        return from_lava(out, 2) / (s.t_wake * s.readout_scale)
+
+    def readouts(self, data: np.ndarray, n_samples: int | None = None, output: int = 0) -> np.ndarray:
+        """Each sample's readout (N, *output shape): its running sum at its last step."""
+        return self.per_step(data, n_samples, output)[-1]
+
+    def spikes(self) -> dict[str, dict[str, int]]:
+        """Positive and negative spike counts per neuron layer over the first ``n_samples`` samples (read
+        after a run, before the runtime stops)."""
+        out = {}
+        for k, p in self.emitted.neurons.items():
+            c = np.asarray(p.counts.get())
+            out[k] = {"pos": int(round(c[:, 0].sum())), "neg": int(round(c[:, 1].sum()))}
+        return out
+
+
+def _graph(net: Any):
+    from neurocompile.ir import Graph
+
+    if isinstance(net, Graph):
+        return net
+    from neurocompile import api
+
+    return api.load(str(net))
+
+
+@implements(proc=Network, protocol=LoihiProtocol)
+class SubNetworkModel(AbstractSubProcessModel):
+    """The process graph built in ``Network.__init__`` (its ports are connected there)."""
+
+    def __init__(self, proc: AbstractProcess) -> None:
+        pass
