@@ -109,6 +109,10 @@ class _Build:
     out: Emitted
 
     @property
+    def lanes(self) -> int:
+        return int(self.g.meta.get("lanes", 1))
+
+    @property
     def timing(self) -> dict[str, Any]:
         return dict(t_wake=self.s.t_wake, steps=self.stream.steps, period=self.stream.period, sleep=self.s.sleep)
 
@@ -172,7 +176,7 @@ def _level_neuron(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     p = b.add(SpikingNeuron(shape=lava_shape(b.g.shapes[n.output]), sleep_phase=op.sleep_phase,
                             threshold=float(op.attr(n, "threshold")), bias=b.bias(n), gamma=int(op.attr(n, "gamma") or 1),
                             shift=float(op.attr(n, "shift")), amplitude=op.attr(n, "amplitude"),
-                            n_samples=b.n_samples, name=n.name, **b.gating(n)))
+                            n_samples=b.n_samples, lanes=b.lanes, name=n.name, **b.gating(n)))
     _into(p.a_in, ins[0])
     b.out.neurons[n.name] = p
     return [p.s_out]
@@ -195,7 +199,7 @@ def _lif(b: _Build, n: Node, ins: list[Ports]) -> Ports:
         src = b.add(GatedBias(bias=b.bias(n), name=f"{n.name}/bias", **b.gating(n)))
         src.s_out.connect(p.a_in)
     counter = b.add(SpikeCounter(shape=lshape, offset=b.stream.offset(n.name), steps=b.stream.steps, period=period,
-                                 n_samples=b.n_samples, name=f"{n.name}/count"))
+                                 n_samples=b.n_samples, lanes=b.lanes, name=f"{n.name}/count"))
     p.s_out.connect(counter.s_in)
     b.out.neurons[n.name] = counter
     return [p.s_out]

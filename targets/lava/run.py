@@ -81,11 +81,12 @@ class LavaExecutable:
         from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
 
+        from neurocompile.targets.lava.lanes import max_lanes
         from neurocompile.targets.lava.processes.network import Network
 
         n = len(x)
         t0 = time.perf_counter()
-        net = Network(self.g, steps=steps, n_samples=n)
+        net = Network(self.g, steps=steps, n_samples=n, lanes=min(max_lanes(self.g), n))
         total = net.steps_for(n)
         src = Source(data=net.source_data(x))
         src.s_out.connect(net.inp)
@@ -186,13 +187,13 @@ def _kill_session(proc: subprocess.Popen, tmp: str) -> None:
 
 
 def run_config(select_tag: str):
-    """Loihi2SimCfg with lava's Conv mapped to neurocompile's float64 model in floating point."""
+    """Loihi2SimCfg with lava's Conv mapped to neurocompile's models (float64; int32 group counts)."""
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.conv.process import Conv
 
-    from neurocompile.targets.lava.processes.conv64 import PyConvModelFloat64
+    from neurocompile.targets.lava.processes.conv64 import PyConvModelFixedWideGroups, PyConvModelFloat64
 
-    exceptions = {Conv: PyConvModelFloat64} if select_tag == "floating_pt" else {}
+    exceptions = {Conv: PyConvModelFloat64 if select_tag == "floating_pt" else PyConvModelFixedWideGroups}
     return Loihi2SimCfg(select_tag=select_tag, exception_proc_model_map=exceptions)
 
 

@@ -1,9 +1,11 @@
-"""A float64 ProcessModel for lava's own ``Conv`` process.
+"""ProcessModels for lava's own ``Conv`` process that the Lava target maps to (the run config's
+``exception_proc_model_map``).
 
 lava's floating_pt Conv model computes in float32 (torch.FloatTensor); a lossless conversion is
-checked in float64, so the Lava target maps ``Conv`` to this model through the run config's
-``exception_proc_model_map``. Same weight convention as lava (a true convolution: kernel flipped
-in W and H, layout (C_out, W, H, C_in)), same one-step delay.
+checked in float64, hence a float64 model. Both lava models also read ``groups`` as int8, so a
+depthwise convolution (an average pool) over 128 channels or more would run with a negative group
+count; these models read it as int32. Same weight convention as lava (a true convolution: kernel
+flipped in W and H, layout (C_out, W, H, C_in)), same one-step delay, same fixed-point arithmetic.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lava.proc.conv.models import AbstractPyConvModel
+from lava.proc.conv.models import AbstractPyConvModel, PyConvModelFixed
 from lava.proc.conv.process import Conv
 
 from neurocompile.targets.lava.processes.common import (CPU, LavaPyType, LoihiProtocol, PyInPort, PyOutPort,
@@ -26,6 +28,7 @@ class PyConvModelFloat64(AbstractPyConvModel):
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     a_buf: np.ndarray = LavaPyType(np.ndarray, float)
     weight: np.ndarray = LavaPyType(np.ndarray, float)
+    groups: np.ndarray = LavaPyType(np.ndarray, np.int32)
 
     def run_spk(self) -> None:
         if torch.get_num_threads() != 1:
@@ -40,3 +43,12 @@ class PyConvModelFloat64(AbstractPyConvModel):
                      padding=tuple(int(v) for v in self.padding[::-1]),
                      dilation=tuple(int(v) for v in self.dilation[::-1]), groups=int(self.groups[0]))
         self.a_buf = y[0].numpy().transpose(2, 1, 0)
+
+
+@implements(proc=Conv, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt", "wide_groups")
+class PyConvModelFixedWideGroups(PyConvModelFixed):
+    """lava's fixed-point Conv model, with ``groups`` read as int32."""
+
+    groups: np.ndarray = LavaPyType(np.ndarray, np.int32)

@@ -32,16 +32,23 @@ class Network(AbstractProcess):
 
     ``inp``: the input current, one vector per step (Lava layout: the IR shape reversed); ``out``: the
     running readout sum of the first graph output (``out_1``, ... for further outputs). ``steps``: steps
-    per sample (default: the schedule's T); spike counts are kept for the first ``n_samples`` samples."""
+    per sample (default: the schedule's T); spike counts are kept for the first ``n_samples`` samples.
+    ``lanes`` B > 1 runs B samples side by side (targets/lava/lanes.py: about B times fewer seconds per
+    sample; the ports then carry B lane-major samples, which ``source_data`` and ``per_step`` pack and
+    unpack)."""
 
-    def __init__(self, net: Any, *, steps: int | None = None, n_samples: int = 1, name: str = "network"):
+    def __init__(self, net: Any, *, steps: int | None = None, n_samples: int = 1, lanes: int = 1,
+                 name: str = "network"):
         from neurocompile.targets.lava.emit import Stream, emit, lava_shape
+        from neurocompile.targets.lava.lanes import lane_graph
         from neurocompile.targets.lava.run import check_for_lava
 
-        graph = check_for_lava(_graph(net))
+        self.base = check_for_lava(_graph(net))
+        graph = lane_graph(self.base, int(lanes))
         stream = Stream.plan(graph, steps)
         super().__init__(name=name, period=stream.period, steps=stream.steps)
-        built = emit(graph, stream, n_samples)
+        self.lanes = int(lanes)
+        built = emit(graph, stream, -(-int(n_samples) // self.lanes))
         self.inp = InPort(shape=lava_shape(graph.shapes[graph.input_nodes[0].output]))
         self.inp.connect(built.input.a_in)
         self.output_names = list(built.readouts)
@@ -49,7 +56,7 @@ class Network(AbstractProcess):
             port = OutPort(shape=lava_shape(graph.shapes[t]))
             setattr(self, "out" if i == 0 else f"out_{i}", port)
             built.readouts[t].s_out.connect(port)
-        self.graph, self.stream, self.emitted = graph, stream, built
+        self.graph, self.stream, self.emitted, self.n_samples = graph, stream, built, int(n_samples)
 
     # ---- what a host program needs around the process --------------------------------------------
     @property
@@ -57,22 +64,29 @@ class Network(AbstractProcess):
         """Steps between two samples."""
         return self.stream.period
 
+    def periods(self, n_samples: int) -> int:
+        return -(-int(n_samples) // self.lanes)
+
     def steps_for(self, n_samples: int) -> int:
         """Steps to run until the last of ``n_samples`` samples is read out."""
-        return self.stream.total_steps(n_samples)
+        return self.stream.total_steps(self.periods(n_samples))
 
     def source_data(self, x: np.ndarray) -> np.ndarray:
         """A RingBuffer's ``data`` for samples ``x`` (N, *input shape): each sample's input current (integers
-        in fixed point) held for its period, in Lava layout with time last: (*lava shape, N * period)."""
+        in fixed point) held for its period, B samples side by side (zeros in a last period's spare lanes),
+        in Lava layout with time last: (*lava shape, periods * period)."""
         from neurocompile.targets.lava.emit import to_lava
 
-        enc = self.graph.schedule.encode_input(np.asarray(x, dtype=np.float64))
-        per_sample = np.stack([to_lava(a) for a in enc], axis=-1)  # (*lava, N)
-        return np.repeat(per_sample, self.period, axis=-1)
+        x = np.asarray(x, dtype=np.float64)
+        n, B = len(x), self.lanes
+        enc = self.graph.schedule.encode_input(np.concatenate([x, np.zeros((self.periods(n) * B - n, *x.shape[1:]))]))
+        lanes = enc.reshape(-1, B * x.shape[1], *x.shape[2:])  # lane-major along the first axis
+        per_period = np.stack([to_lava(a) for a in lanes], axis=-1)  # (*lava, periods)
+        return np.repeat(per_period, self.period, axis=-1)
 
     def samples_in(self, data: np.ndarray) -> int:
         """How many samples a sink's data (recorded from step 0) holds completely."""
-        return max(0, (np.shape(data)[-1] - self.stream.total_steps(0)) // self.period)
+        return self.lanes * max(0, (np.shape(data)[-1] - self.stream.total_steps(0)) // self.period)
 
     def per_step(self, data: np.ndarray, n_samples: int | None = None, output: int = 0) -> np.ndarray:
         """Readout after every step of each sample, (steps, N, *output shape), from the sink's data of
@@ -86,10 +100,13 @@ class Network(AbstractProcess):
         readout = g.producers()[t_name]
         start = st.offset(readout.name)  # before it the column belongs to the previous sample: nothing yet
         data = np.asarray(data, dtype=np.float64)
-        cols = np.arange(n_samples)[None, :] * st.period + np.arange(st.steps)[:, None]  # (steps, N)
-        out = np.moveaxis(data[..., np.minimum(cols, data.shape[-1] - 1)], (-2, -1), (0, 1))  # (steps, N, *lava)
+        P = self.periods(n_samples)
+        cols = np.arange(P)[None, :] * st.period + np.arange(st.steps)[:, None]  # (steps, periods)
+        out = np.moveaxis(data[..., np.minimum(cols, data.shape[-1] - 1)], (-2, -1), (0, 1))
         out[:start] = 0.0
-        return from_lava(out, 2) / (s.t_wake * s.readout_scale)
+        out = from_lava(out, 2)  # (steps, periods, B * d0, ...)
+        out = out.reshape(st.steps, P * self.lanes, out.shape[2] // self.lanes, *out.shape[3:])[:, :n_samples]
+        return out / (s.t_wake * s.readout_scale)
 
     def readouts(self, data: np.ndarray, n_samples: int | None = None, output: int = 0) -> np.ndarray:
         """Each sample's readout (N, *output shape): its running sum at its last step."""
@@ -101,6 +118,7 @@ class Network(AbstractProcess):
         out = {}
         for k, p in self.emitted.neurons.items():
             c = np.asarray(p.counts.get())
+            c = c.reshape(-1, 2)[:self.n_samples]  # (period, lane) -> sample; spare lanes left out
             out[k] = {"pos": int(round(c[:, 0].sum())), "neg": int(round(c[:, 1].sum()))}
         return out
 

@@ -17,11 +17,12 @@ from neurocompile.targets.lava.processes.common import (CPU, INT, LavaPyType, Lo
 class SpikingNeuron(AbstractProcess):
     """A layer of CIF neurons (``sleep_phase``) or IF neurons (without one). ``a_in`` takes currents, ``s_out`` sends signed graded spikes
     of value s * threshold. ``bias`` (array of ``shape``) is added in the wake window only.
-    ``counts[k] = (positive, negative)`` spikes of sample k, summed over the layer."""
+    ``counts[k, b] = (positive, negative)`` spikes of lane b's sample in period k, summed over the layer
+    (with B lanes the channel axis, last in Lava's layout, holds B lane-major blocks)."""
 
     def __init__(self, *, shape, sleep_phase: bool, threshold: float, bias: np.ndarray, gamma: int = 1, shift: float = 0.0,
                  amplitude: float | None = None, t_wake: int, arrival: int, offset: int = 0, steps: int, period: int,
-                 sleep: bool, n_samples: int, name=None):
+                 sleep: bool, n_samples: int, lanes: int = 1, name=None):
         super().__init__(shape=shape, sleep_phase=sleep_phase, threshold=threshold, gamma=gamma, shift=shift, t_wake=t_wake,
                          amplitude=threshold if amplitude is None else amplitude,
                          arrival=arrival, offset=offset, steps=steps, period=period, sleep=sleep, name=name)
@@ -30,7 +31,7 @@ class SpikingNeuron(AbstractProcess):
         self.bias = Var(shape=shape, init=bias)
         self.m = Var(shape=shape, init=shift * threshold)
         self.count = Var(shape=shape, init=0)
-        self.counts = Var(shape=(n_samples, 2), init=0)
+        self.counts = Var(shape=(n_samples, lanes, 2), init=0)  # per sample period and lane
 
 
 @implements(proc=SpikingNeuron, protocol=LoihiProtocol)
@@ -62,9 +63,10 @@ class PySpikingNeuronFloat(PhasedModel):
                                                            p["gamma"])
         else:
             s, self.m[:] = neurons.if_step(self.m, x, theta)
-        if k < self.counts.shape[0]:  # spike counts are kept for the first n_samples samples
-            self.counts[k, 0] += s[s > 0].sum()
-            self.counts[k, 1] -= s[s < 0].sum()
+        if k < self.counts.shape[0]:  # spike counts are kept for the first n_samples periods
+            lanes = s.reshape(-1, self.counts.shape[1], s.shape[-1] // self.counts.shape[1])  # (..., lane, C)
+            self.counts[k, :, 0] += np.clip(lanes, 0, None).sum(axis=(0, 2)).astype(self.counts.dtype)
+            self.counts[k, :, 1] -= np.clip(lanes, None, 0).sum(axis=(0, 2)).astype(self.counts.dtype)
         self.s_out.send(self.cast(s * p["amplitude"]))
 
 

@@ -154,12 +154,13 @@ class PyGatedBiasFloat(PhasedModel):
 
 
 class SpikeCounter(AbstractProcess):
-    """Counts the binary spikes of a layer per sample: ``counts[k] = (spikes, 0)`` for the first n_samples."""
+    """Counts the binary spikes of a layer per sample: ``counts[k, lane] = (spikes, 0)``."""
 
-    def __init__(self, *, shape, offset: int = 0, steps: int, period: int, n_samples: int, name=None):
+    def __init__(self, *, shape, offset: int = 0, steps: int, period: int, n_samples: int, lanes: int = 1,
+                 name=None):
         super().__init__(offset=offset, steps=steps, period=period, name=name)
         self.s_in = InPort(shape=shape)
-        self.counts = Var(shape=(n_samples, 2), init=0)
+        self.counts = Var(shape=(n_samples, lanes, 2), init=0)
 
 
 @implements(proc=SpikeCounter, protocol=LoihiProtocol)
@@ -173,4 +174,5 @@ class PySpikeCounterFloat(PhasedModel):
         s = self.s_in.recv()
         k, phase = self.sample_and_step()
         if self.active(k, phase) and k < self.counts.shape[0]:
-            self.counts[k, 0] += float(np.sum(s))
+            lanes = s.reshape(-1, self.counts.shape[1], s.shape[-1] // self.counts.shape[1])
+            self.counts[k, :, 0] += lanes.sum(axis=(0, 2)).astype(self.counts.dtype)

@@ -1,0 +1,68 @@
+"""Lanes: B samples side by side in one Lava process graph.
+
+Lava's simulator costs about the same per process and step whatever the process computes, so running B
+samples at once in every process divides the cost per sample by about B. ``lane_graph`` widens a lowered
+graph so that every tensor holds B samples along its first (channel) axis, lane-major (sample b owns the
+b-th block): elementwise ops, neurons, pools and delays act per channel and need nothing; a Conv becomes
+a grouped Conv with its weights repeated B times (groups x B), a Dense a block-diagonal Dense, per-channel
+constants and biases repeat B times, and a Reshape/Flatten keeps each lane's block contiguous (C order of
+(B*C, H, W) is lane-major). The schedule is unchanged: every node keeps its name and timing.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from neurocompile import ops
+from neurocompile.errors import TargetError
+from neurocompile.ir import Graph, Node
+from neurocompile.ops import op_of
+
+DENSE_BUDGET = 4_000_000  # weights of all block-diagonal Dense layers together (they grow with B**2)
+
+
+def max_lanes(g: Graph, limit: int = 16) -> int:
+    """The most lanes (at most ``limit``) the graph allows: 1 with a Concat (lane blocks would interleave),
+    fewer where block-diagonal Dense weights would pass DENSE_BUDGET."""
+    if any(isinstance(op_of(n), ops.Concat) for n in g.nodes.values()):
+        return 1
+    dense = sum(n.params["weight"].size for n in g.nodes.values() if isinstance(op_of(n), ops.Dense))
+    b = limit
+    while b > 1 and dense * b * b > DENSE_BUDGET:
+        b -= 1
+    return b
+
+
+def lane_graph(g: Graph, lanes: int) -> Graph:
+    """``g`` (lowered) with ``lanes`` samples side by side: per-sample shapes (B*d0, d1, ...)."""
+    if lanes == 1:
+        return g
+    if lanes > max_lanes(g, lanes):
+        raise TargetError(f"this graph cannot run {lanes} lanes (at most {max_lanes(g, lanes)})")
+    out = g.copy()
+    for n in out.topo():
+        _widen(n, lanes, out)
+    out.shapes = {t: (lanes * s[0], *s[1:]) for t, s in out.shapes.items()}
+    out.meta["lanes"] = lanes
+    out.validate()
+    return out
+
+
+def _widen(n: Node, B: int, g: Graph) -> None:
+    op = op_of(n)
+    if isinstance(op, ops.Input):
+        if n.attrs.get("shape"):
+            n.attrs["shape"] = [B * int(n.attrs["shape"][0]), *n.attrs["shape"][1:]]
+    elif isinstance(op, ops.Conv):
+        n.params["weight"] = np.tile(n.params["weight"], (B, 1, 1, 1))
+        n.attrs["groups"] = B * int(op.attr(n, "groups"))
+    elif isinstance(op, ops.Dense):
+        n.params["weight"] = np.kron(np.eye(B, dtype=n.params["weight"].dtype), n.params["weight"])
+    elif isinstance(op, ops.Reshape):
+        shape = g.shapes[n.output]
+        n.attrs["shape"] = [B * int(shape[0]), *map(int, shape[1:])]
+    for key in ("const", "bias"):  # per-channel constants and sink biases repeat per lane; scalars stay
+        v = n.params.get(key)
+        if v is not None and v.ndim == len(g.shapes[n.output]) + 0 and v.ndim >= 1 and v.shape[0] > 1:
+            n.params[key] = np.tile(v, (B,) + (1,) * (v.ndim - 1))
+        elif v is not None and v.ndim >= 1 and v.shape[0] > 1:
+            raise TargetError(f"a constant of shape {v.shape} has no lane form", node=n.name, op=n.op)
