@@ -43,10 +43,10 @@ class Network(AbstractProcess):
         from neurocompile.targets.lava.lanes import lane_graph
         from neurocompile.targets.lava.run import check_for_lava
 
+        super().__init__(name=name)  # first: a refusal below then leaves a process Lava can delete
         self.base = check_for_lava(_graph(net))
         graph = lane_graph(self.base, int(lanes))
         stream = Stream.plan(graph, steps)
-        super().__init__(name=name, period=stream.period, steps=stream.steps)
         self.lanes = int(lanes)
         built = emit(graph, stream, -(-int(n_samples) // self.lanes))
         self.inp = InPort(shape=lava_shape(graph.shapes[graph.input_nodes[0].output]))
