@@ -20,7 +20,11 @@ from neurocompile.targets import get_target
 
 
 def load(path: str) -> Graph:
-    """Read an ONNX model or a saved IR (``.json`` + ``.npz``)."""
+    """Read an ONNX model, a saved IR (``.json`` + ``.npz``) or an artifact (``.h5``: its converted graph)."""
+    from neurocompile import artifact
+
+    if artifact.is_artifact(path):
+        return artifact.load(str(path)).graph
     if is_saved_ir(path):
         return Graph.load(str(path))
     from neurocompile.frontends.onnx import load_onnx
@@ -228,9 +232,59 @@ def default_input(shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
     return np.random.default_rng(0).uniform(0, 1, (1, *shape)).astype(np.float32), "1 random input (seed 0)"
 
 
+def export(model: str, out: str, inputs: np.ndarray | None = None, n_reference: int = 8, target: str = "lava-sim",
+           **options: Any):
+    """Convert ``model`` (for ``target``: lava-sim models Lava's synaptic delay, and the reference target runs
+    that too) and write the single-file artifact ``out`` with provenance and ``n_reference`` reference inputs
+    (the first of ``inputs``, else random inputs in [0, 1), seed 0) with the ANN's and the SNN's outputs."""
+    from neurocompile import artifact
+    from neurocompile.reference import reference_for
+
+    g = load(model)
+    snn = g if g.schedule is not None else convert(g, target=target, **options)
+    shape = first_input_shape(g)
+    if inputs is not None:
+        x = np.asarray(inputs, dtype=np.float32)[:n_reference]
+    else:
+        x = np.random.default_rng(0).uniform(0, 1, (n_reference, *shape)).astype(np.float32)
+    ref = reference_for(model, g, target)
+    ann = ref.outputs(x)
+    art = artifact.Artifact(
+        graph=snn, inputs=x, ann_outputs=ann, ann_reference=ref.name, snn_outputs=simulate(snn, x).output,
+        provenance={"source": os.path.basename(str(model)), "source_sha256": artifact.sha256(model),
+                    "neurocompile": artifact.version(), "created": artifact.created(), "target": target,
+                    "options": {k: v for k, v in options.items() if isinstance(v, (int, float, str, bool))}})
+    artifact.save(out, art)
+    return art
+
+
+def verify(path: str, targets: tuple[str, ...] = ("reference", "lava-sim")) -> dict[str, Any]:
+    """Re-run an artifact's reference inputs on ``targets``: each must reproduce the spiking readout stored at
+    export (relative error <= 1e-9; fixed point: exactly); the error against the stored ANN outputs is reported
+    beside it. Returns {target: {"matches_export", "max_rel_error_vs_export", ... compare() keys}, "ok": bool}."""
+    from neurocompile import artifact
+
+    art = artifact.load(path)
+    report: dict[str, Any] = {"ann_reference": art.ann_reference, "samples": len(art.inputs),
+                              "provenance": art.provenance}
+    ok = True
+    for target in targets:
+        out = compile(art.graph, target).run(art.inputs.astype(np.float64), record=False).output
+        scale = max(float(np.abs(art.snn_outputs).max()), 1e-30)
+        err = float(np.abs(out - art.snn_outputs).max()) / scale
+        entry: dict[str, Any] = {"max_rel_error_vs_export": err, "matches_export": err <= 1e-9}
+        if art.ann_outputs is not None:
+            entry.update(compare(out, art.ann_outputs))
+        report[target] = entry
+        ok = ok and entry["matches_export"]
+    report["ok"] = ok
+    return report
+
+
 def first_input_shape(graph: Graph) -> tuple[int, ...]:
     return tuple(graph.shapes[graph.input_nodes[0].output])
 
 
-__all__ = ["load", "optimize", "convert", "compile", "simulate", "ann_outputs", "compare", "load_input",
+__all__ = ["load", "optimize", "convert", "compile", "simulate", "ann_outputs", "compare", "load_input", "export",
+           "verify",
 ]

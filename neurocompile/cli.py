@@ -50,6 +50,39 @@ def _inspect_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _export_parser() -> argparse.ArgumentParser:
+    from neurocompile.limits import MAX_GAMMA, MAX_LEVELS, MAX_STEPS
+    from neurocompile.targets import available
+
+    p = _Parser(prog="neurocompile export", description="Convert a model and write one deployable file (HDF5): "
+                "the converted network, its schedule, provenance and reference inputs with their ANN and SNN "
+                "outputs, so 'neurocompile verify' can check it anywhere without the ONNX file.")
+    p.add_argument("model", help="ONNX file (or saved IR .json)")
+    p.add_argument("-o", "--output", required=True, help="artifact file to write (.h5)")
+    p.add_argument("--target", default="lava-sim", choices=available(),
+                   help="convert for this target's synaptic delay (default: lava-sim; the reference target runs it too)")
+    p.add_argument("--input", help=".npy inputs; the first --samples become the reference inputs (default: random)")
+    p.add_argument("--samples", type=int, default=8, help="reference inputs to store (default 8)")
+    p.add_argument("--steps", type=int, help=f"total time steps T, at most {MAX_STEPS:,}")
+    p.add_argument("--levels", type=int, help=f"quantization levels L, at most {MAX_LEVELS:,}")
+    p.add_argument("--neuron", choices=["cif", "if"], default="cif", help="cif (lossless) or if (baseline)")
+    p.add_argument("--gamma", type=int, default=1, help=f"max spikes per step for CIF (at most {MAX_GAMMA:,})")
+    p.add_argument("--calibrate", help=".npy calibration inputs for plain-ReLU (lossy) conversion")
+    p.add_argument("--percentile", type=float, default=99.9, help="calibration percentile in (0, 100] (default 99.9)")
+    p.add_argument("--fixed-point", action="store_true", help="integer weights/thresholds (8-bit weights, lossy)")
+    return p
+
+
+def _verify_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="neurocompile verify", description="Re-run an artifact's reference inputs on the reference "
+                "simulator and on lava-sim: each must reproduce the readout stored at export; the error against "
+                "the stored ANN outputs is shown beside it. Exit 0 when every target matches, 1 otherwise.")
+    p.add_argument("artifact", help="artifact file written by 'neurocompile export' (.h5)")
+    p.add_argument("--target", choices=["reference", "lava-sim", "all"], default="all", help="default: all")
+    p.add_argument("--json", dest="json_out", help="write the report as JSON to this file")
+    return p
+
+
 def _run_parser() -> argparse.ArgumentParser:
     from neurocompile.limits import MAX_DELAY, MAX_GAMMA, MAX_LEVELS, MAX_STEPS
     from neurocompile.targets import available
@@ -198,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _install_signal_handlers()
         if argv and argv[0] == "inspect":
             code = _inspect(_inspect_parser().parse_args(argv[1:]))
+        elif argv and argv[0] == "export":
+            code = _export(_export_parser().parse_args(argv[1:]))
+        elif argv and argv[0] == "verify":
+            code = _verify(_verify_parser().parse_args(argv[1:]))
         else:
             code = _run(_run_parser().parse_args(argv))
         sys.stdout.flush()  # a full disk or a closed pipe shows here, not at interpreter exit
@@ -357,6 +394,59 @@ def _inspect(a: argparse.Namespace) -> int:
     if a.log_passes:
         print("\n".join(str(r) for r in log))
     return 0
+
+
+def _export(a: argparse.Namespace) -> int:
+    from neurocompile import api, limits
+    from neurocompile.errors import ConversionError
+
+    try:
+        limits.check_options(steps=a.steps, levels=a.levels, gamma=a.gamma, percentile=a.percentile,
+                             names=_OPTION_NAMES)
+    except ConversionError as err:
+        raise UsageError(err.message) from None
+    if a.samples < 1:
+        raise UsageError(f"--samples {a.samples}: store at least one reference input")
+    _check_output("-o", a.output)
+    g = api.load(a.model)
+    shape = api.first_input_shape(g)
+    x = api.load_input(a.input, shape) if a.input else None
+    calib = api.load_input(a.calibrate, shape) if a.calibrate else None
+    options = {} if g.schedule is not None else dict(
+        neuron=a.neuron, gamma=a.gamma, levels=a.levels, calibration=calib, percentile=a.percentile, steps=a.steps,
+        fixed_point=a.fixed_point)
+    art = api.export(a.model, a.output, inputs=x, n_reference=a.samples, target=a.target, **options)
+    s = art.graph.schedule
+    print(f"wrote {a.output}: {len(art.graph.nodes)} nodes, T={s.steps} (T_wake={s.t_wake}), "
+          f"{len(art.inputs)} reference input(s) with outputs from {art.ann_reference} and the reference simulator"
+          f"{', fixed point' if art.graph.meta.get('fixed_point') else ''}")
+    return 0
+
+
+def _verify(a: argparse.Namespace) -> int:
+    from neurocompile import api
+
+    if a.json_out:
+        _check_output("--json", a.json_out)
+    targets = ("reference", "lava-sim") if a.target == "all" else (a.target,)
+    rep = api.verify(a.artifact, targets)
+    prov = rep["provenance"]
+    print(f"artifact: {a.artifact} (from {prov.get('source')}, sha256 {str(prov.get('source_sha256'))[:12]}..., "
+          f"neurocompile {prov.get('neurocompile')}, {prov.get('created')}); {rep['samples']} reference input(s)")
+    for t in targets:
+        r = rep[t]
+        vs_ann = (f"; vs ANN ({rep['ann_reference']}): max |error| {r['max_abs_error']:.3g} of max |logit| "
+                  f"{r['max_abs_logit']:.3g}, argmax agreement {100 * r['argmax_agreement']:.1f} %"
+                  if "max_abs_error" in r else "")
+        print(f"{t:<10} {'matches' if r['matches_export'] else 'DIFFERS from'} the export "
+              f"(max rel. error {r['max_rel_error_vs_export']:.2g}){vs_ann}")
+    if a.json_out:
+        from neurocompile.atomic import write_atomic
+
+        text = json.dumps(rep, indent=1, default=float).encode()
+        write_atomic({a.json_out: lambda f: f.write(text)})
+    print("verified" if rep["ok"] else "NOT verified: a target does not reproduce the exported readout")
+    return 0 if rep["ok"] else 1
 
 
 def _run(a: argparse.Namespace) -> int:

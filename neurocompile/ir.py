@@ -208,6 +208,14 @@ class Graph:
         from neurocompile.atomic import write_atomic
 
         base = os.path.splitext(path)[0]
+        doc, arrays = self.to_doc()
+        text = json.dumps(doc, indent=1, default=_json_default).encode()  # fails before any file exists
+        write_atomic({base + ".json": lambda f: f.write(text),
+                      base + ".npz": lambda f: np.savez(f, **arrays)})  # a file object: savez adds no suffix
+
+    def to_doc(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The saved form: a JSON-able structure and the parameters by ``node/param`` (what ``from_saved``
+        reads; the .json + .npz pair and the artifact file both hold it)."""
         doc = {
             "format": "neurocompile-ir/1",
             "name": self.name,
@@ -219,9 +227,7 @@ class Graph:
                        "params": sorted(n.params)} for n in self.nodes.values()],
         }
         arrays = {f"{n.name}/{k}": v for n in self.nodes.values() for k, v in n.params.items()}
-        text = json.dumps(doc, indent=1, default=_json_default).encode()  # fails before any file exists
-        write_atomic({base + ".json": lambda f: f.write(text),
-                      base + ".npz": lambda f: np.savez(f, **arrays)})  # a file object: savez adds no suffix
+        return json.loads(json.dumps(doc, default=_json_default)), arrays
 
     @classmethod
     def load(cls, path: str) -> "Graph":
@@ -232,6 +238,11 @@ class Graph:
             arrays = np.load(base + ".npz")
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot read saved IR: {exc}", file=path) from exc
+        return cls.from_saved(doc, arrays, path)
+
+    @classmethod
+    def from_saved(cls, doc: Any, arrays: Any, path: str) -> "Graph":
+        """The graph of a saved form (``to_doc``), checked: a damaged one is a ModelLoadError naming ``path``."""
         if not isinstance(doc, dict) or doc.get("format") != "neurocompile-ir/1":
             raise ModelLoadError("not a neurocompile IR file", file=path)
         try:

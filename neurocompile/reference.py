@@ -7,7 +7,7 @@ In order of preference:
 2. onnx's own ReferenceEvaluator in float64, with neurocompile's custom ops (CQReLU, and LIF stepped
    over the student's T time steps) registered as OpRun classes built on neurocompile.neurons — for files
    onnxruntime cannot load (custom domain, IR version newer than it reads);
-3. neurocompile's own interpreter: *not independent* (a saved IR holds no original model);
+3. neurocompile's own interpreter: *not independent* (a saved IR or artifact holds no original model);
 4. none (a saved LIF student on the reference target would be compared with itself).
 A standard model that onnxruntime rejects as invalid is refused, not compared with ourselves.
 """
@@ -53,7 +53,9 @@ def reference_for(path: str, graph: Graph, target: str = "reference") -> Referen
     """Choose the reference for ``path`` (whose imported graph is ``graph``) run on ``target``."""
     spiking = any(OPS[n.op].spiking for n in graph.nodes.values())
     lif = any(n.op == "LIF" for n in graph.nodes.values())
-    if is_saved_ir(path):
+    from neurocompile.artifact import is_artifact
+
+    if is_saved_ir(path) or is_artifact(path):
         return _saved_ir(graph, lif, target)
     model = onnx.load(str(path))
     if lif:
@@ -124,15 +126,15 @@ def _ort_message(msg: str) -> str:
 def _saved_ir(graph: Graph, lif: bool, target: str) -> Reference:
     if lif:
         if target == "reference":
-            return Reference("none", "a saved IR of an LIF student holds no ANN, and the reference simulator would be "
+            return Reference("none", "a saved IR or artifact of an LIF student holds no ANN, and the reference simulator would be "
                              "compared with itself", False)
         from neurocompile import api
 
-        return Reference("reference simulator", "a saved IR holds no original model: the Lava run is compared with "
+        return Reference("reference simulator", "a saved IR or artifact holds no original model: the Lava run is compared with "
                          "neurocompile's reference simulator", False, lambda x: api.simulate(graph, x).output)
     from neurocompile import interpreter
 
-    return Reference("neurocompile interpreter (float64)", "a saved IR holds no original model: its ANN meaning is "
+    return Reference("neurocompile interpreter (float64)", "a saved IR or artifact holds no original model: its ANN meaning is "
                      "neurocompile's own interpretation", False, lambda x: interpreter.run1(graph, x, "float64"))
 
 
