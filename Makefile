@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/neurocompile examples/digits_cqrelu.onnx --target lava-sim --input examples/digits_test.npy
 
 bench: $(STAMP)
-	cd benchmarks && for b in import_speed steps_to_lossless throughput lava_sim; do ../$(BIN)/python $$b.py || exit 1; done
+	cd benchmarks && for b in import_speed steps_to_lossless throughput lava_sim lava_stream; do ../$(BIN)/python $$b.py || exit 1; done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -17,3 +17,16 @@ class LavaSimTarget:
         from neurocompile.targets.lava.run import LavaExecutable
 
         return LavaExecutable(graph, select_tag="fixed_pt" if fixed_point else "floating_pt")
+
+
+def __getattr__(name: str) -> Any:
+    """``Network`` (the deployable Lava process) and ``run_config`` load Lava on first use only."""
+    if name == "Network":
+        from neurocompile.targets.lava.processes.network import Network
+
+        return Network
+    if name == "run_config":
+        from neurocompile.targets.lava.run import run_config
+
+        return run_config
+    raise AttributeError(name)
