@@ -409,6 +409,13 @@ def _export(a: argparse.Namespace) -> int:
         raise UsageError(f"--samples {a.samples}: store at least one reference input")
     _check_output("-o", a.output)
     g = api.load(a.model)
+    if g.schedule is not None:  # converted already (a saved IR or artifact): conversion options cannot apply
+        given = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
+                                 ("--calibrate", a.calibrate), ("--fixed-point", a.fixed_point), ("--steps", a.steps))
+                 if on]
+        if given:
+            raise UsageError(f"{a.model} is a converted network: {', '.join(given)} cannot apply",
+                             hint="Export the original ONNX model with these options instead")
     shape = api.first_input_shape(g)
     x = api.load_input(a.input, shape) if a.input else None
     calib = api.load_input(a.calibrate, shape) if a.calibrate else None
@@ -435,6 +442,9 @@ def _verify(a: argparse.Namespace) -> int:
           f"neurocompile {prov.get('neurocompile')}, {prov.get('created')}); {rep['samples']} reference input(s)")
     for t in targets:
         r = rep[t]
+        if "error" in r:
+            print(f"{t:<10} cannot run the network: {r['error']}")
+            continue
         vs_ann = (f"; vs ANN ({rep['ann_reference']}): max |error| {r['max_abs_error']:.3g} of max |logit| "
                   f"{r['max_abs_logit']:.3g}, argmax agreement {100 * r['argmax_agreement']:.1f} %"
                   if "max_abs_error" in r else "")

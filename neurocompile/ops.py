@@ -309,7 +309,7 @@ class Affine(Op):
 
 def _to_channel_mul(node: Node, scale: np.ndarray, shape: Shape) -> None:
     """Make ``node`` the Mul by a per-channel factor (its linear part)."""
-    c = np.asarray(scale, np.float32).reshape((-1,) + (1,) * (len(shape) - 1))
+    c = np.asarray(scale, np.float64).reshape((-1,) + (1,) * (len(shape) - 1))  # float64: no second rounding
     node.op, node.attrs, node.params = "Mul", {}, {"const": c}
 
 
@@ -372,8 +372,8 @@ class Sub(Op):
         return None
 
     def forward(self, node, xs, p):
-        if len(xs) == 2:
-            return xs[0] - xs[1]
+        if len(xs) == 2 or "const" not in p:  # a lowered Sub is its linear part
+            return self.linear(node, xs, p)
         return p["const"] - xs[0] if self.attr(node, "reverse") else xs[0] - p["const"]
 
 
@@ -674,6 +674,9 @@ class InhibitionMaxPool(MaxPool):
     def init_state(self, node, x):
         tiles = self._tiles(node, x.shape[-2:])
         return {"A": torch.zeros_like(x if tiles else self.windows(node, x)), "tiles": tiles}
+
+    def forward(self, node, xs, p):  # a lowered pool adds its bias (the current reaching it) first
+        return super().forward(node, [xs[0] + p["bias"]] if "bias" in p else xs, p)
 
     def step(self, node, state, x, wake_seen):
         """Lateral inhibition: each window accumulates its inputs and sends (and subtracts) the largest

@@ -52,7 +52,7 @@ class Reference:
 def reference_for(path: str, graph: Graph, target: str = "reference") -> Reference:
     """Choose the reference for ``path`` (whose imported graph is ``graph``) run on ``target``."""
     spiking = any(OPS[n.op].spiking for n in graph.nodes.values())
-    lif = any(n.op == "LIF" for n in graph.nodes.values())
+    lif = any(OPS[n.op].spiking and not OPS[n.op].quantizer for n in graph.nodes.values())  # an IDSNN student
     from neurocompile.artifact import is_artifact
 
     if is_saved_ir(path) or is_artifact(path):

@@ -41,8 +41,11 @@ def lower_to_blocks(g: Graph) -> Graph:
     and leave every other node its linear part (``Op.drop_constant``). The schedule gains each readout's
     arrival (its source's arrival plus the source's delay), the step its data first arrives.
 
-    On a balanced schedule every upstream constant arrives exactly in the sink's wake window, so gating
-    the sum there is what gating each term at its own layer did.
+    With a sleep phase and a balanced schedule every upstream constant arrives exactly in the sink's wake
+    window, so gating the sum there is what gating each term at its own layer did. Without a sleep phase
+    (the IF baseline) a sink's bias is on from step 0, as a neuron's bias current is on Loihi and in Lava
+    (before this lowering the reference simulator let each layer's bias reach the sink after the path delay,
+    so with synaptic delays the IF baseline's readout changed; Lava's never did).
     Invariant: the interpreter's output is unchanged up to float rounding (each bias is added once, at the
     sink); afterwards no non-sink node has a constant term and ``meta['lowered']`` is set.
     """

@@ -98,3 +98,10 @@ def test_export_refuses_before_any_work(tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr
     r = cli("export", MODEL, "-o", tmp_path / "net.h5", "--samples", "0")
     assert r.returncode == 2 and not (tmp_path / "net.h5").exists()
+
+
+def test_a_target_that_cannot_run_the_artifact_is_reported(tmp_path):
+    api.export(MODEL, str(tmp_path / "ref.h5"), n_reference=2, target="reference")  # no Lava synaptic delay
+    r = cli("verify", tmp_path / "ref.h5")
+    assert r.returncode == 1 and "reference  matches the export" in r.stdout
+    assert "lava-sim   cannot run the network" in r.stdout and "synaptic delay" in r.stdout

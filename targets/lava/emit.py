@@ -65,14 +65,14 @@ class Stream:
         s = g.schedule
         T = int(steps if steps is not None else s.steps)
         first = min(s.arrival.get(n.name, 0) for n in g.topo() if isinstance(op_of(n), ops.Readout))
+        if g.meta.get("fixed_point") and T >= 2 ** 8:  # readout sums of 24-bit currents must fit int32
+            raise TargetError(f"{T} steps: Lava's fixed-point readout sums T currents below 2**23 in int32, so T "
+                              "must stay below 256", hint="Run fewer steps")
         if not s.sleep:
             return cls(T, T + flush_steps(s), False, dict(s.arrival))
         if T <= first:
             raise TargetError(f"{T} steps end before any current reaches the readout (step {first})",
                               hint=f"Run at least {first + 1} steps (the default is the schedule's {s.steps})")
-        if g.meta.get("fixed_point") and T >= 2 ** 8:  # readout sums of 24-bit currents must fit int32
-            raise TargetError(f"{T} steps: Lava's fixed-point readout sums T currents below 2**23 in int32, so T "
-                              "must stay below 256", hint="Run fewer steps")
         return cls(T, T - first, True, dict(s.arrival))
 
     def offset(self, name: str) -> int:
@@ -331,5 +331,8 @@ def check_lowering(g: Graph) -> None:
     without a Lava form (pools Lava cannot compute exactly, asymmetric pads)."""
     g = lowered(g)
     for n in g.topo():
-        if emitter(n) is _connection:
+        e = emitter(n)
+        if e is _connection:
             lava_connection(g, n)
+        elif e is _sum and op_of(n).attr(n, "reverse"):
+            _sum(None, n, [])  # raises its refusal

@@ -42,7 +42,7 @@ def check_for_lava(graph: Graph) -> Graph:
 class LavaExecutable:
     """``run(x, steps)`` streams all samples through one ``Network`` process (one build, one compile, one
     run) in ``Loihi2SimCfg`` and always stops the Lava runtime (errors and Ctrl-C included):
-    ``RingBuffer`` source -> Network -> ``RingBuffer`` sink per output. ``build_seconds`` /
+    a source holding each sample period's input -> Network -> ``RingBuffer`` sink per output. ``build_seconds`` /
     ``run_seconds`` time the last call (the run includes Lava's compilation)."""
 
     def __init__(self, graph: Graph, select_tag: str = "floating_pt"):
@@ -79,16 +79,16 @@ class LavaExecutable:
         """The Lava run itself (in the worker): build, stream, read, always stop."""
         from lava.magma.core.run_conditions import RunSteps
         from lava.proc.io.sink import RingBuffer as Sink
-        from lava.proc.io.source import RingBuffer as Source
 
         from neurocompile.targets.lava.lanes import max_lanes
         from neurocompile.targets.lava.processes.network import Network
+        from neurocompile.targets.lava.processes.routing import HoldSource
 
         n = len(x)
         t0 = time.perf_counter()
         net = Network(self.g, steps=steps, n_samples=n, lanes=min(max_lanes(self.g), n))
         total = net.steps_for(n)
-        src = Source(data=net.source_data(x))
+        src = HoldSource(data=net.period_data(x), period=net.period)  # one column per period, not per step
         src.s_out.connect(net.inp)
         sinks = []
         for i in range(len(net.output_names)):

@@ -78,3 +78,26 @@ def test_batched_runs_equal_one_run(onnx_model):
     assert all(np.array_equal(one.layers[k], parts.layers[k]) for k in one.layers)
     assert all(np.array_equal(one.membranes[k], parts.membranes[k]) for k in one.membranes) and one.membranes
     assert ticks == sorted(ticks) and ticks[-1] == one.steps
+
+
+@pytest.mark.parametrize("reverse", [0, 1])
+def test_constants_subtracted_at_the_input_move_to_the_sinks(onnx_model, reverse):
+    """x - c (input normalization) and c - x: the constant reaches the first sinks through the weights."""
+    from neurocompile.ir import Node
+    from neurocompile.targets.lava.lanes import lane_graph
+    from neurocompile.targets.reference.simulator import ReferenceSimulator
+
+    path, shape = onnx_model("vgg", "cqrelu", "bn", 4)
+    g = api.load(path)
+    inp = g.input_nodes[0]
+    g.rename_tensor(inp.output, "centered")
+    g.add(Node("center", "Sub", [inp.output], "centered", {"reverse": reverse},
+               {"const": np.full((shape[0], 1, 1), 0.5, np.float32)}), shape)
+    snn = api.convert(g, target="lava-sim")
+    low = lower_to_blocks(snn.copy())
+    x = np.random.default_rng(2).uniform(0, 1, (6, *shape)).astype(np.float32)
+    want = interpreter.run1(snn, x, "float64")
+    assert np.abs(interpreter.run1(low, x, "float64") - want).max() <= 1e-12 * np.abs(want).max()
+    one = ReferenceSimulator(low).run(x)
+    side = ReferenceSimulator(lane_graph(low, 3)).run(x.reshape(2, 3 * shape[0], *shape[1:]))
+    np.testing.assert_array_equal(side.output.reshape(one.output.shape), one.output)

@@ -33,10 +33,10 @@ def _stream(snn, x, select_tag, lanes=1):
     return net, data, spikes
 
 
-def _digits(fixed_point):
+def _digits(fixed_point, neuron="cif"):
     x = np.load(os.path.join(EXAMPLES, "digits_test.npy"))[:10]
     return api.convert(api.load(os.path.join(EXAMPLES, "digits_cqrelu.onnx")), target="lava-sim",
-                       fixed_point=fixed_point), x
+                       fixed_point=fixed_point, neuron=neuron), x
 
 
 # residual nets have no fixed-point form yet (issue 15): float only there
@@ -63,6 +63,16 @@ def test_a_stream_of_ten_samples_reads_out_as_the_reference(onnx_model, arch, fi
     # samples follow each other without flush steps: one period is the readout window
     s = net.graph.schedule
     assert net.period == s.steps - s.arrival[net.graph.producers()[snn.outputs[0]].name]
+
+
+def test_the_if_baseline_streams_with_flush_steps_and_the_same_numbers():
+    """No sleep phase: biases on from step 0 at every sink, so samples are not staggered but flushed."""
+    snn, x = _digits(False, neuron="if")
+    ref = api.simulate(snn, x[:4])
+    net, data, spikes = _stream(snn, x[:4], "floating_pt", lanes=2)
+    assert not net.stream.staggered and net.period > snn.schedule.steps
+    assert np.abs(net.per_step(data) - ref.per_step).max() <= 1e-9 * np.abs(ref.per_step).max()
+    assert spikes == ref.spikes and net.samples_in(data) == 4
 
 
 def test_lanes_run_samples_side_by_side_with_the_same_numbers(onnx_model):

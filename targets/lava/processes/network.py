@@ -24,6 +24,7 @@ from lava.magma.core.model.sub.model import AbstractSubProcessModel
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 
+from neurocompile.errors import TargetError
 from neurocompile.targets.lava.processes.common import LoihiProtocol, implements
 
 
@@ -75,18 +76,22 @@ class Network(AbstractProcess):
         """A RingBuffer's ``data`` for samples ``x`` (N, *input shape): each sample's input current (integers
         in fixed point) held for its period, B samples side by side (zeros in a last period's spare lanes),
         in Lava layout with time last: (*lava shape, periods * period)."""
+        return np.repeat(np.moveaxis(self.period_data(x), 0, -1), self.period, axis=-1)
+
+    def period_data(self, x: np.ndarray) -> np.ndarray:
+        """The input current of each sample period, (periods, *lava shape): what ``source_data`` repeats."""
         from neurocompile.targets.lava.emit import to_lava
 
         x = np.asarray(x, dtype=np.float64)
         n, B = len(x), self.lanes
         enc = self.graph.schedule.encode_input(np.concatenate([x, np.zeros((self.periods(n) * B - n, *x.shape[1:]))]))
         lanes = enc.reshape(-1, B * x.shape[1], *x.shape[2:])  # lane-major along the first axis
-        per_period = np.stack([to_lava(a) for a in lanes], axis=-1)  # (*lava, periods)
-        return np.repeat(per_period, self.period, axis=-1)
+        return np.stack([to_lava(a) for a in lanes])
 
     def samples_in(self, data: np.ndarray) -> int:
-        """How many samples a sink's data (recorded from step 0) holds completely."""
-        return self.lanes * max(0, (np.shape(data)[-1] - self.stream.total_steps(0)) // self.period)
+        """How many samples a sink's data (recorded from step 0) holds completely (spare lanes not counted)."""
+        periods = max(0, (np.shape(data)[-1] - self.stream.total_steps(0)) // self.period)
+        return min(self.lanes * periods, self.n_samples)
 
     def per_step(self, data: np.ndarray, n_samples: int | None = None, output: int = 0) -> np.ndarray:
         """Readout after every step of each sample, (steps, N, *output shape), from the sink's data of
@@ -101,6 +106,9 @@ class Network(AbstractProcess):
         start = st.offset(readout.name)  # before it the column belongs to the previous sample: nothing yet
         data = np.asarray(data, dtype=np.float64)
         P = self.periods(n_samples)
+        if data.shape[-1] < self.stream.total_steps(P):
+            raise TargetError(f"the sink recorded {data.shape[-1]} steps; {n_samples} samples need "
+                              f"{self.stream.total_steps(P)}", hint="Run net.steps_for(n_samples) steps")
         cols = np.arange(P)[None, :] * st.period + np.arange(st.steps)[:, None]  # (steps, periods)
         out = np.moveaxis(data[..., np.minimum(cols, data.shape[-1] - 1)], (-2, -1), (0, 1))
         out[:start] = 0.0

@@ -48,6 +48,37 @@ class PyDelayLineFixed(PyDelayLineFloat):
     buffer: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
 
 
+class HoldSource(AbstractProcess):
+    """Sends ``data[k]`` on every step of period k (zeros after the last): a RingBuffer with one column per
+    sample period instead of one per step (``Network.period_data`` gives it)."""
+
+    def __init__(self, *, data: np.ndarray, period: int, name=None):
+        super().__init__(period=period, steps=period, name=name)
+        self.data = Var(shape=data.shape, init=data)
+        self.s_out = OutPort(shape=data.shape[1:])
+
+
+@implements(proc=HoldSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyHoldSourceFloat(PhasedModel):
+    data: np.ndarray = LavaPyType(np.ndarray, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+    def run_spk(self) -> None:
+        k, _ = self.sample_and_step()
+        self.s_out.send(self.cast(self.data[k] if k < self.data.shape[0] else np.zeros(self.data.shape[1:])))
+
+
+@implements(proc=HoldSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyHoldSourceFixed(PyHoldSourceFloat):
+    DTYPE = np.int32
+    data: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
+
+
 class InputGate(AbstractProcess):
     """Passes the input current it receives on ``a_in`` on the wake steps of each sample (every step of a
     schedule without a sleep phase) and zeros otherwise, so a source may hold each sample for its period."""
