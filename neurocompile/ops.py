@@ -443,8 +443,9 @@ class LeakyRelu(Op):
         return F.leaky_relu(xs[0], float(self.attr(node, "alpha")))
 
     def no_spiking_form(self, node):
-        return (f"LeakyRelu (alpha={float(self.attr(node, 'alpha')):.7g}) has no spiking form: its negative outputs alpha*x have "
-                "no equivalent in CIF/IF neurons, whose spike counts stand for the levels 0..L of a clipped ReLU",
+        alpha = float(self.attr(node, "alpha"))
+        return (f"LeakyRelu (alpha={alpha:.7g}) has no spiking form: its negative outputs alpha*x have no "
+                "equivalent in CIF/IF neurons, whose spike counts stand for the levels 0..L of a clipped ReLU",
                 "Train with ReLU, or with CQReLU (neurocompile.torch.CQReLU) for a lossless conversion")
 
 
