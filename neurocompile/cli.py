@@ -50,8 +50,21 @@ def _inspect_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _export_parser() -> argparse.ArgumentParser:
+def _conversion_options(p: argparse.ArgumentParser) -> None:
+    """The options that decide how a model converts: a run and an export take the same ones."""
     from neurocompile.limits import MAX_GAMMA, MAX_LEVELS, MAX_STEPS
+
+    p.add_argument("--steps", type=int, help=f"total time steps T, at most {MAX_STEPS:,} (default: the schedule's predicted settling step)")
+    p.add_argument("--levels", type=int, help=f"quantization levels L, at most {MAX_LEVELS:,} (for calibrated ReLU nets; must match a CQReLU net)")
+    p.add_argument("--neuron", choices=["cif", "if"], default="cif", help="cif (lossless) or if (baseline)")
+    p.add_argument("--gamma", type=int, default=1, help=f"max spikes per step for CIF (>1: graded spikes; at most {MAX_GAMMA:,})")
+    p.add_argument("--calibrate", help=".npy calibration inputs for plain-ReLU (lossy) conversion")
+    p.add_argument("--percentile", type=float, default=99.9, help="calibration percentile in (0, 100] (default 99.9)")
+    p.add_argument("--fixed-point", action="store_true",
+                   help="integer weights/thresholds (8-bit weights, lossy); lava-sim runs Lava's fixed_pt models")
+
+
+def _export_parser() -> argparse.ArgumentParser:
     from neurocompile.targets import available
 
     p = _Parser(prog="neurocompile export", description="Convert a model and write one deployable file (HDF5): "
@@ -63,13 +76,7 @@ def _export_parser() -> argparse.ArgumentParser:
                    help="convert for this target's synaptic delay (default: lava-sim; the reference target runs it too)")
     p.add_argument("--input", help=".npy inputs; the first --samples become the reference inputs (default: random)")
     p.add_argument("--samples", type=int, default=8, help="reference inputs to store (default 8)")
-    p.add_argument("--steps", type=int, help=f"total time steps T, at most {MAX_STEPS:,}")
-    p.add_argument("--levels", type=int, help=f"quantization levels L, at most {MAX_LEVELS:,}")
-    p.add_argument("--neuron", choices=["cif", "if"], default="cif", help="cif (lossless) or if (baseline)")
-    p.add_argument("--gamma", type=int, default=1, help=f"max spikes per step for CIF (at most {MAX_GAMMA:,})")
-    p.add_argument("--calibrate", help=".npy calibration inputs for plain-ReLU (lossy) conversion")
-    p.add_argument("--percentile", type=float, default=99.9, help="calibration percentile in (0, 100] (default 99.9)")
-    p.add_argument("--fixed-point", action="store_true", help="integer weights/thresholds (8-bit weights, lossy)")
+    _conversion_options(p)
     return p
 
 
@@ -84,7 +91,7 @@ def _verify_parser() -> argparse.ArgumentParser:
 
 
 def _run_parser() -> argparse.ArgumentParser:
-    from neurocompile.limits import MAX_DELAY, MAX_GAMMA, MAX_LEVELS, MAX_STEPS
+    from neurocompile.limits import MAX_DELAY
     from neurocompile.targets import available
 
     p = _Parser(
@@ -94,19 +101,12 @@ def _run_parser() -> argparse.ArgumentParser:
                     "reference. Use 'neurocompile inspect MODEL' to look at a model.")
     p.add_argument("model", help="ONNX file (or saved IR .json)")
     p.add_argument("--target", default="reference", choices=available(), help="where to run (default: reference)")
-    p.add_argument("--steps", type=int, help=f"total time steps T, at most {MAX_STEPS:,} (default: the schedule's predicted settling step)")
-    p.add_argument("--levels", type=int, help=f"quantization levels L, at most {MAX_LEVELS:,} (for calibrated ReLU nets; must match a CQReLU net)")
-    p.add_argument("--neuron", choices=["cif", "if"], default="cif", help="cif (lossless) or if (baseline)")
-    p.add_argument("--gamma", type=int, default=1, help=f"max spikes per step for CIF (>1: graded spikes; at most {MAX_GAMMA:,})")
+    _conversion_options(p)
     p.add_argument("--delay", type=int, help=f"per-layer synaptic delay to model, 0 to {MAX_DELAY:,} (default: the target's)")
     p.add_argument("--no-balance", action="store_true", help="do not delay-balance merge branches")
     p.add_argument("--normalize-weights", action="store_true", help="rescale weights so thresholds are 1")
     p.add_argument("--input", help=".npy array of inputs, shape (N, *input_shape); compared against the ANN")
-    p.add_argument("--calibrate", help=".npy calibration inputs for plain-ReLU (lossy) conversion")
-    p.add_argument("--percentile", type=float, default=99.9, help="calibration percentile in (0, 100] (default 99.9)")
     p.add_argument("--device", help="torch device for the reference simulator (cpu, cuda, cuda:N)")
-    p.add_argument("--fixed-point", action="store_true",
-                   help="integer weights/thresholds (8-bit weights, lossy); lava-sim runs Lava's fixed_pt models")
     p.add_argument("--early-stop", action="store_true", help="stop once the network is quiescent")
     p.add_argument("--json", dest="json_out", help="write results as JSON to this file")
     p.add_argument("--save-ir", help="save the converted IR (path.json + path.npz)")
