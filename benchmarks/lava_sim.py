@@ -33,7 +33,7 @@ def main() -> None:
     T = res.steps
     rows = [["import + passes (ONNX -> spiking IR)", f"{t_convert:.3f} s"],
             ["build Lava process graph (emit)", f"{exe.build_seconds:.3f} s"],
-            [f"Lava run, {a.samples} samples x {T} steps (+flush)", f"{exe.run_seconds:.2f} s"],
+            [f"Lava run, {a.samples} samples x {T} steps (one stream)", f"{exe.run_seconds:.2f} s"],
             ["Lava wall time per sample", f"{exe.run_seconds / a.samples * 1e3:.0f} ms"],
             ["whole call incl. worker start-up", f"{t_total:.2f} s"],
             ["reference simulator, same batch and delay model", f"{t_ref:.3f} s"],
