@@ -82,9 +82,8 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
         _checked_samples(np.asarray(calibration), "calibration array")
     delay = get_target(target).synapse_delay if synapse_delay is None else int(synapse_delay)
     if is_student(graph):  # an IDSNN student is spiking already
-        if fixed_point:
-            raise ConversionError("fixed point is not available for LIF students yet")
-        return _run(graph, idsnn_pipeline(steps=steps, synapse_delay=delay, balance=balance), log)
+        return _run(graph, idsnn_pipeline(steps=steps, synapse_delay=delay, balance=balance,
+                                          fixed_point=fixed_point), log)
     out = _run(graph, casc_pipeline(neuron=neuron, gamma=gamma, levels=levels or 8, calibration=calibration,
                                     percentile=percentile, t_wake=None if neuron == "cif" else steps,
                                     steps=steps, synapse_delay=delay, balance=balance,

@@ -110,6 +110,23 @@ def lif_step(u: Array, x: Array, beta: float, threshold: float):
     return f, u * (1.0 - f)
 
 
+def lif_step_fixed(v: Array, a: Array, dv: int, vth: int):
+    """Lava's bit-accurate LIF (``PyLifResetModelBitAcc``) with du = 4095, the IDSNN student's integer form:
+    u = a << 6 (the current is this step's input); v = sign(v) * (|v * (4096 - dv)| >> 12) + u, saturated to
+    24 bits; spike when v > vth << 6, then v = 0. ``v`` is the state after the previous step's reset, integers
+    held in any dtype that is exact for them (float64 holds |v * 4096| < 2**36 exactly). Returns (F, v).
+    """
+    d = v * (4096 - int(dv))
+    if torch is not None and isinstance(d, torch.Tensor):
+        decayed = torch.sign(d) * torch.floor(torch.abs(d) / 4096)
+    else:
+        decayed = np.sign(d) * np.floor(np.abs(d) / 4096)
+    limit = 2 ** 23 - 1
+    v = _clip(decayed + a * 64, -limit, limit)
+    f = _like(v > int(vth) * 64, v)
+    return f, v * (1 - f)
+
+
 def inhibition_maxpool_step_(acc: "torch.Tensor", x_windows: "torch.Tensor") -> "torch.Tensor":
     """:func:`inhibition_maxpool_step` updating ``acc`` in place; returns the pooled output."""
     acc.add_(x_windows)

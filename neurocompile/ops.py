@@ -86,6 +86,10 @@ class Op:
     def drop_constant(self, node: Node, shape: Shape) -> None:
         """Rewrite ``node`` in place to its linear part (``linear``): lowering moves constant terms to sinks."""
 
+    def input_gains(self, node: Node) -> list[float]:
+        """The integer factor each data input is multiplied by before the op (Add's ``gains``; else 1)."""
+        return [1] * len(node.inputs)
+
     def weight_map(self, node: Node, in_shape: Shape) -> "WeightMap":
         """The node's linear map as one connection with fixed weights (what Lava runs); synaptic ops only."""
         raise NoWeightMap("this op has no fixed-weight form")
@@ -194,7 +198,7 @@ class Conv(Op):
     synaptic, rescalable = True, ("weight", "bias")
     params = ("weight",)
     optional = ("bias",)
-    attrs = {"stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1], "groups": 1}
+    attrs = {"stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1], "groups": 1, "weight_exp": 0}
 
     def linear(self, node, xs, p):
         x, pad = pad2d(xs[0], self.attr(node, "pads"))
@@ -223,6 +227,7 @@ class Dense(Op):
     synaptic, rescalable = True, ("weight", "bias")
     params = ("weight",)
     optional = ("bias",)
+    attrs = {"weight_exp": 0}  # fixed point: the stored integer weights are mantissa * 2**weight_exp
 
     def linear(self, node, xs, p):
         return F.linear(xs[0], p["weight"])
@@ -314,15 +319,22 @@ def _to_channel_mul(node: Node, scale: np.ndarray, shape: Shape) -> None:
 
 
 class Add(Op):
-    """Sum of two or more data tensors, or one tensor plus a constant ``const`` (ONNX broadcasting)."""
+    """Sum of two or more data tensors, or one tensor plus a constant ``const`` (ONNX broadcasting).
+    ``gains`` (fixed point) weighs each data input by an integer: the factor that brings a branch without
+    weights (an identity shortcut) to the unit of the other branches at the neuron they meet."""
 
     merge = additive = True
     optional = ("const",)
+    attrs = {"gains": None}
+
+    def input_gains(self, node):
+        return list(self.attr(node, "gains") or [1] * len(node.inputs))
 
     def linear(self, node, xs, p):
-        y = xs[0]
-        for x in xs[1:]:
-            y = y + x
+        gains = self.input_gains(node)
+        y = xs[0] if gains[0] == 1 else xs[0] * float(gains[0])
+        for x, k in zip(xs[1:], gains[1:]):
+            y = y + (x if k == 1 else x * float(k))
         return y
 
     def bias(self, node, p, shape):
@@ -530,12 +542,13 @@ class IF(_Neuron):
 
 
 class LIF(Op):
-    """Leaky IF with hard reset (IDSNN students). Has no ANN meaning; only simulators run it."""
+    """Leaky IF with hard reset (IDSNN students). Has no ANN meaning; only simulators run it. In fixed point
+    (``dv`` set) it is Lava's bit-accurate LIF: integer threshold ``vth``, 12-bit voltage decay ``dv``."""
 
     spiking = stateful = sink = True
     role = "neuron"
     optional = ("bias",)
-    attrs = {"beta": 0.25, "threshold": 0.5}
+    attrs = {"beta": 0.25, "threshold": 0.5, "dv": None}
 
     def forward(self, node, xs, p):
         raise NotImplementedError("LIF has no ANN meaning: run it in a spiking simulator")
@@ -547,7 +560,12 @@ class LIF(Op):
         return state["u"]
 
     def step(self, node, state, x, wake_seen):
-        f, state["u"] = neurons.lif_step(state["u"], x, float(self.attr(node, "beta")), float(self.attr(node, "threshold")))
+        dv = self.attr(node, "dv")
+        if dv is not None:
+            f, state["u"] = neurons.lif_step_fixed(state["u"], x, int(dv), int(self.attr(node, "threshold")))
+        else:
+            f, state["u"] = neurons.lif_step(state["u"], x, float(self.attr(node, "beta")),
+                                             float(self.attr(node, "threshold")))
         return f
 
 

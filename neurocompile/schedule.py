@@ -61,7 +61,16 @@ class WakeSleepSchedule:
 
     def encode_input(self, x):
         """The input current as the target sees it (integers in fixed point)."""
-        return x if self.input_scale is None else (x * self.input_scale).round()
+        if self.input_scale is None:
+            return x
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 1:  # the fixed-point layers were sized for inputs in [0, 1]: refuse, never overflow
+            from neurocompile.errors import TargetError
+
+            raise TargetError(f"a fixed-point network takes inputs in [0, 1] (stored as round(x * "
+                              f"{self.input_scale:g})); these lie in [{lo:.4g}, {hi:.4g}]",
+                              hint="Scale the input to [0, 1], or run in floating point")
+        return (x * self.input_scale).round()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -102,14 +102,17 @@ def casc_pipeline(neuron: str = "cif", gamma: int = 1, levels: int = 8, calibrat
 
 
 def idsnn_pipeline(time_steps: int | None = None, steps: int | None = None, synapse_delay: int = 0,
-                   balance: bool = True) -> list[PassFn]:
-    """LIF student (already spiking) -> the same graph, BN folded, with a T-step schedule."""
+                   balance: bool = True, fixed_point: bool = False) -> list[PassFn]:
+    """LIF student (already spiking) -> the same graph, BN folded, with a T-step schedule; ``fixed_point``
+    makes it Lava's bit-accurate LIF with integer weights (lossy: 8-bit weights, truncated decays)."""
     from functools import partial
 
+    from neurocompile.passes.quantize_fixed_point import quantize_fixed_point
     from neurocompile.passes.schedule_wake_sleep import schedule_wake_sleep
 
     return [*optimize_pipeline(),
-            partial(schedule_wake_sleep, t_wake=time_steps, steps=steps, synapse_delay=synapse_delay, balance=balance)]
+            partial(schedule_wake_sleep, t_wake=time_steps, steps=steps, synapse_delay=synapse_delay, balance=balance),
+            *([quantize_fixed_point] if fixed_point else [])]
 
 
 # named pipelines: what `neurocompile inspect --passes NAME` and api.run_pipeline offer

@@ -1,79 +1,378 @@
-"""quantize_fixed_point: integer weights, thresholds and biases for Loihi 2 style fixed point."""
+"""quantize_fixed_point: integer weights, thresholds and biases in Loihi 2's formats, chosen per block.
+
+Every tensor is stored as integers: real value = stored / unit. A *block* (passes/lower_to_blocks.py) is a
+sink with the connections that reach it; all currents meeting at a sink must share one unit, the block's
+unit U (nengo-loihi's per-block discretization). Connections with weights (Conv, Dense) adapt to U through
+their 8-bit mantissas and a per-layer exponent; a branch without weights (an identity shortcut) keeps its
+source's unit and meets U through an integer gain at the Add it enters (``Add.gains``).
+"""
 from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from neurocompile.errors import ConversionError
-from neurocompile.ir import Graph
-from neurocompile.ops import NoWeightMap, is_level_neuron, op_of
+from neurocompile.ir import Graph, Node
+from neurocompile.ops import LIF, NoWeightMap, Readout, is_level_neuron, op_of
+from neurocompile.passes.lower_to_blocks import blocks, lowered
 
-WEIGHT_MAX = 254      # lava's Dense truncates the LSB of 8-bit mixed-sign weights: even values in [-256, 254]
+WEIGHT_MAX = 254      # 8-bit mantissa; lava's Dense truncates the LSB of mixed-sign weights: even values in [-256, 254]
 STATE_BITS = 24       # Loihi 2 membrane / current width (signed)
+STATE_MAX = 2 ** (STATE_BITS - 1)
+LIF_VTH_MAX = 2 ** 17 - 1  # Lava's bit-accurate LIF: 17-bit threshold mantissa, compared as vth << 6
+LIF_SHIFT = 6              # ... and its input current enters the state as a_in << 6
+DECAY_UNITY = 4096         # 12-bit decays: v <- v * (4096 - dv) >> 12
+
+
+@dataclass
+class LayerReport:
+    """How one layer was quantized: its unit (stored = real * unit), weight exponent, and the relative RMS error
+    of its weights (0: exact); ``rescaled``: halvings of the block unit that kept every state within 24 bits."""
+
+    node: str
+    op: str
+    unit: float
+    exponent: int = 0
+    weight_error: float = 0.0
+    rescaled: int = 0
+    note: str = ""
 
 
 def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
-    """Store every tensor as integers: real value = stored / unit(tensor).
+    """Store every tensor as integers, block by block (sinks in topological order).
 
-    The input is rounded to ``x * input_scale`` (255: images in [0, 1] as 8-bit pixels). A Conv or
-    Dense picks its output unit so its largest weight is WEIGHT_MAX: W_int = 2 * round(W u_out /
-    (2 u_in)) (even, as lava's fixed-point Dense needs), b_int = round(b u_out); an AvgPool /
-    GlobalAvgPool sums its window instead (``divisor_override`` 1, so its Lava weights are exactly 1)
-    and its unit takes the 1/window. A CIF/IF neuron gets threshold round(θ u_in) and sends spikes of
-    amplitude 1: its output unit is 1/θ (spike counts), so units never compound with depth. The readout
-    divides by its unit (``schedule['readout_scale']``). Feed-forward CIF/IF graphs only; merges are refused.
+    The input is rounded to ``x * input_scale`` (255: images in [0, 1] as 8-bit pixels). A block's unit U is
+    the largest at which each of its weighted connections uses its full 8-bit mantissa (the others take a
+    weight exponent: W_int = mant * 2**e, mant even and |mant| <= WEIGHT_MAX); an identity branch from a
+    source of unit u meets U with the integer gain U / u (U is rounded to make it one). Averaging pools sum
+    their windows (``divisor_override`` 1) and scale the unit by the window. At the sink: a CIF/IF neuron
+    gets threshold round(θ U) and sends spikes of amplitude 1 (its output unit is U / θ_int: spike counts, so
+    units never compound with depth); an LIF neuron gets Lava's bit-accurate parameters (vth = round(θ U),
+    dv = round(4096 (1 - β)); binary spikes, unit 1); an inhibition pool keeps U; a readout divides by U
+    (``schedule['readout_scale']``). Sink biases become round(b U).
+    The worst-case current of every step and every state over the schedule's T steps are bounded below
+    2**23: where they would not be, U is halved (reported as ``rescaled``) or, when an identity gain cannot
+    halve, the conversion is refused.
     Invariant: the simulators compute in exact integer arithmetic (all values < 2**23); the function
-    approximates the float graph within the weight rounding (lossy, reported by the caller).
+    approximates the float graph within the weight rounding (lossy; ``meta['fixed_point_report']`` says
+    per layer how much).
     """
     if g.schedule is None:
         raise ConversionError("quantize_fixed_point runs after schedule_wake_sleep")
-    unit: dict[str, float] = {}
-    bound: dict[str, float] = {}  # largest |stored value| a tensor can take per step
-    for n in g.topo():
-        op = op_of(n)
-        if not n.inputs:  # the input
-            unit[n.output], bound[n.output] = input_scale, input_scale * 1.0
-            n.attrs["scale"] = float(input_scale)
-            continue
-        u_in, b_in = unit[n.inputs[0]], bound[n.inputs[0]]
-        if op.synaptic and op.rescalable == ("weight", "bias"):  # Conv, Dense
-            w = n.params["weight"].astype(np.float64)
-            wmax = float(np.abs(w).max()) or 1.0
-            u_out = WEIGHT_MAX * u_in / wmax
-            w_int = 2.0 * np.round(w * u_out / (2.0 * u_in))
-            n.params["weight"] = w_int.astype(np.float32)
-            if "bias" in n.params:
-                n.params["bias"] = np.round(n.params["bias"].astype(np.float64) * u_out).astype(np.float32)
-            fan_in = np.abs(w_int).reshape(w_int.shape[0], -1).sum(1).max()
-            bias = float(np.abs(n.params.get("bias", np.zeros(1))).max())
-            unit[n.output], bound[n.output] = u_out, fan_in * b_in + bias
-        elif op.synaptic and hasattr(op, "window"):  # averaging pools: window sums, one divisor for all windows
-            in_shape = g.shapes[n.inputs[0]]
-            try:
-                op.weight_map(n, in_shape)
-            except NoWeightMap as exc:
-                raise ConversionError(f"{exc}, so it has no integer form", node=n.name, op=n.op,
-                                      hint=exc.hint) from None
-            window = op.window(n, in_shape[1:])
-            n.attrs["divisor_override"] = 1
-            unit[n.output], bound[n.output] = u_in * window, b_in * window
-        elif is_level_neuron(n):
-            theta_real = float(n.attrs["threshold"])
-            theta_int = max(1.0, float(np.round(theta_real * u_in)))
-            n.attrs["threshold"], n.attrs["amplitude"] = theta_int, 1.0
-            unit[n.output], bound[n.output] = u_in / theta_int, float(n.attrs.get("gamma", 1))
-            if (b_in + theta_int) * 2 >= 2 ** (STATE_BITS - 1):
-                raise ConversionError(f"membrane could reach {b_in + theta_int:.3g}, beyond {STATE_BITS}-bit state",
-                                      node=n.name, op=n.op)
-        elif op.exact_in_integers:
-            unit[n.output], bound[n.output] = u_in, b_in
-        else:
-            raise ConversionError("fixed point supports feed-forward Conv/Dense/pool/CIF/IF graphs only",
-                                  node=n.name, op=n.op)
-        if bound[n.output] >= 2 ** (STATE_BITS - 1):
-            raise ConversionError(f"values could reach {bound[n.output]:.3g}, beyond {STATE_BITS}-bit state",
-                                  node=n.name, op=n.op)
-    outs = [unit[t] for t in g.outputs]
+    g = lowered(g)
+    q = _Quantizer(g, float(input_scale))
+    for blk in blocks(g):
+        q.block(g.nodes[blk.sink])
+    units = {q.unit[g.nodes[r].inputs[0]] for r in (n.name for n in g.topo() if isinstance(op_of(n), Readout))}
+    if len(units) > 1:
+        raise ConversionError(f"the graph outputs reach fixed point in different units ({sorted(units)}): one "
+                              "readout scale serves them all", hint="Convert a single-output graph for fixed point")
     g.schedule["input_scale"] = float(input_scale)
-    g.schedule["readout_scale"] = float(outs[0])
+    g.schedule["readout_scale"] = float(units.pop())
     g.meta["fixed_point"] = True
+    g.meta["fixed_point_report"] = [asdict(r) for r in q.report]
     return g
+
+
+Interval = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class _Range:
+    """What a tensor's stored values can be: on one step (``step``), and summed over a sample's steps so far
+    (``total``: what a membrane integrates). A CIF neuron's net spike count stays in [0, t_wake] at every step
+    however its spikes are spread, so totals bound membranes far tighter than T times the step bound."""
+
+    step: Interval
+    total: Interval
+
+    def scaled(self, k: float) -> "_Range":
+        return _Range(_scale(self.step, k), _scale(self.total, k))
+
+    def through(self, w_int: np.ndarray) -> "_Range":
+        return _Range(_through(w_int, self.step), _through(w_int, self.total))
+
+    def __add__(self, o: "_Range") -> "_Range":
+        return _Range((self.step[0] + o.step[0], self.step[1] + o.step[1]),
+                      (self.total[0] + o.total[0], self.total[1] + o.total[1]))
+
+    def union(self, o: "_Range") -> "_Range":
+        return _Range((min(self.step[0], o.step[0]), max(self.step[1], o.step[1])),
+                      (min(self.total[0], o.total[0]), max(self.total[1], o.total[1])))
+
+
+def _scale(iv: Interval, k: float) -> Interval:
+    return (iv[0] * k, iv[1] * k) if k >= 0 else (iv[1] * k, iv[0] * k)
+
+
+def _peak(iv: Interval) -> float:
+    return max(-iv[0], iv[1])
+
+
+@dataclass
+class _Branch:
+    """A path from a sink's input back to where its unit is decided: a weighted connection (``node``) or a
+    source tensor (``tensor``: an identity branch; ``slot``: the (Add, input index) that can scale it).
+    ``coef``: the unit wanted there is U * coef (a sum pool on the way multiplies the unit by its window)."""
+
+    coef: float
+    node: Node | None = None
+    tensor: str | None = None
+    slot: tuple[str, int] | None = None
+
+
+class _Quantizer:
+    def __init__(self, g: Graph, input_scale: float):
+        self.g, self.prod = g, g.producers()
+        s = g.schedule
+        self.steps, self.t_wake = int(s.steps), int(s.t_wake)
+        self.wake_steps = self.t_wake if s.sleep else self.steps  # steps with input and biases on
+        src = g.input_nodes[0].output
+        self.unit: dict[str, float] = {src: input_scale}
+        # the input: [0, 1] as 8-bit pixels (encode_input refuses other values), on in every wake step
+        self.bound: dict[str, _Range] = {src: _Range((0.0, input_scale), (0.0, input_scale * self.wake_steps))}
+        g.input_nodes[0].attrs["scale"] = input_scale
+        self.report: list[LayerReport] = []
+
+    # -- one block -------------------------------------------------------------------------------
+    def block(self, sink: Node) -> None:
+        branches = self._branches(sink.inputs[0], 1.0, None, {})
+        U, rescaled = self._unit(sink, branches), 0
+        while True:
+            gains = self._gains(sink, branches, U)
+            weights = {b.node.name: self._weights(b.node, U * b.coef) for b in branches if b.node is not None}
+            current = _Range((0.0, 0.0), (0.0, 0.0))
+            for b in branches:
+                current = current + self._branch_bound(b, weights, gains)
+            b_int = None if "bias" not in sink.params else np.round(sink.params["bias"].astype(np.float64) * U)
+            if b_int is not None:
+                step = (min(0.0, float(b_int.min())), max(0.0, float(b_int.max())))
+                current = current + _Range(step, _scale(step, self.wake_steps))
+            why = self._sink_overflow(sink, U, current)
+            if why is None:
+                break
+            if not self._can_halve(branches, gains):
+                raise ConversionError(f"{why}, beyond {STATE_BITS}-bit state, and an identity branch fixes the "
+                                      "block's unit", node=sink.name, op=sink.op,
+                                      hint="Lower the weights feeding this layer, or run it in floating point")
+            U, rescaled = U / 2, rescaled + 1
+        for b in branches:
+            if b.node is not None:
+                self._store_weights(b.node, U * b.coef, *weights[b.node.name], rescaled)
+        for (add, i), k in gains.items():
+            node = self.g.nodes[add]
+            ks = op_of(node).input_gains(node)
+            ks[i] = int(k)
+            node.attrs["gains"] = ks
+        if b_int is not None:
+            sink.params["bias"] = b_int.astype(np.float32)
+        self._sink(sink, U, current, rescaled)
+
+    def _branches(self, t: str, coef: float, slot, seen: dict) -> list[_Branch]:
+        """The branches reaching tensor ``t`` of a block whose sink input has unit U (``coef`` relative to U)."""
+        n = self.prod[t]
+        op = op_of(n)
+        if op.sink or not n.inputs:
+            return [_Branch(coef, tensor=t, slot=slot)]
+        if n.name in seen:
+            if not math.isclose(seen[n.name], coef, rel_tol=1e-12):
+                raise ConversionError("this node reaches one neuron layer along paths with different units",
+                                      node=n.name, op=n.op)
+            return []
+        seen[n.name] = coef
+        if op.rescalable == ("weight", "bias"):  # Conv, Dense: their weights take the unit
+            return [_Branch(coef, node=n)]
+        if op.synaptic and hasattr(op, "window"):  # averaging pools sum their windows: unit * window
+            return self._branches(n.inputs[0], coef / self._sum_pool(n), slot, seen)
+        if op.merge and op.additive:  # Add: an identity branch can be scaled at its own input
+            return [b for i, u in enumerate(n.inputs) for b in self._branches(u, coef, (n.name, i), seen)]
+        if op.exact_in_integers:  # moves values (Flatten, Reshape, Concat): the unit passes
+            return [b for u in n.inputs for b in self._branches(u, coef, None if op.merge else slot, seen)]
+        raise ConversionError("fixed point has no integer form for this op (supported: Conv, Dense, average and "
+                              "max pools, Add, Flatten, Reshape, Concat, CIF, IF, LIF)", node=n.name, op=n.op)
+
+    def _sum_pool(self, n: Node) -> int:
+        """Make an averaging pool sum its windows (``divisor_override`` 1); returns the window it no longer
+        divides by. A pool whose divisor varies between windows has no such form: refused."""
+        op, in_shape = op_of(n), self.g.shapes[n.inputs[0]]
+        try:
+            op.weight_map(n, in_shape)
+        except NoWeightMap as exc:
+            raise ConversionError(f"{exc}, so it has no integer form", node=n.name, op=n.op, hint=exc.hint) from None
+        n.attrs["divisor_override"] = 1
+        return op.window(n, in_shape[1:])
+
+    def _unit(self, sink: Node, branches: list[_Branch]) -> float:
+        """The block's unit before any rescale: fixed by an identity branch without a gain, else the largest at
+        which a weighted branch uses its full mantissa, rounded so the first identity gain is an integer."""
+        fixed = [self.unit[b.tensor] / b.coef for b in branches if b.tensor is not None and b.slot is None]
+        if fixed:
+            return fixed[0]
+        free = [WEIGHT_MAX * self._in_unit(b.node) / (w * b.coef) for b in branches if b.node is not None
+                for w in [float(np.abs(b.node.params["weight"]).max())] if w > 0]
+        scaled = [b for b in branches if b.tensor is not None]
+        if not scaled:
+            if not free:  # every weight is zero: any unit will do
+                return 1.0
+            return max(free)
+        u = self.unit[scaled[0].tensor] / scaled[0].coef
+        return u * max(1, round(max(free) / u)) if free else u
+
+    def _gains(self, sink: Node, branches: list[_Branch], U: float) -> dict[tuple[str, int], float]:
+        gains: dict[tuple[str, int], float] = {}
+        for b in branches:
+            if b.tensor is None:
+                continue
+            k = U * b.coef / self.unit[b.tensor]
+            if b.slot is None and not math.isclose(k, 1.0, rel_tol=1e-9):
+                raise ConversionError("two branches without weights meet at this layer in different units",
+                                      node=sink.name, op=sink.op, hint="Run this network in floating point")
+            if b.slot is None:
+                continue
+            if abs(k - round(k)) > 1e-6 * k or round(k) < 1 or gains.get(b.slot, round(k)) != round(k):
+                raise ConversionError(f"an identity branch would need the gain {k:.4g}, not an integer",
+                                      node=sink.name, op=sink.op, hint="Run this network in floating point")
+            gains[b.slot] = float(round(k))
+        return gains
+
+    @staticmethod
+    def _can_halve(branches: list[_Branch], gains: dict) -> bool:
+        return (not any(b.tensor is not None and b.slot is None for b in branches)
+                and all(k % 2 == 0 for k in gains.values()))
+
+    def _branch_bound(self, b: _Branch, weights: dict, gains: dict) -> _Range:
+        """The range of the current a branch sends to the sink (the sum pools on its way multiply its values
+        by 1 / coef)."""
+        if b.node is not None:
+            return self.bound[self._forward(b.node.inputs[0])].through(weights[b.node.name][0]).scaled(1 / b.coef)
+        return self.bound[b.tensor].scaled(gains.get(b.slot, 1.0) / b.coef)
+
+    # -- weighted connections -------------------------------------------------------------------
+    def _in_unit(self, n: Node) -> float:
+        return self.unit[self._forward(n.inputs[0])]
+
+    def _forward(self, t: str) -> str:
+        """``t`` with its unit and bound known: a tensor inside a block upstream of a weighted connection
+        (a pool before a Dense, a Conv feeding a Conv) gets them from its own inputs."""
+        if t in self.unit:
+            return t
+        n = self.prod[t]
+        op = op_of(n)
+        ins = [self._forward(u) for u in n.inputs]
+        units = {self.unit[u] for u in ins}
+        if op.rescalable == ("weight", "bias"):  # a connection not followed by a sink: its own best unit
+            w = float(np.abs(n.params["weight"]).max()) or 1.0
+            u_out = WEIGHT_MAX * self.unit[ins[0]] / w
+            w_int, e, err = self._weights(n, u_out)
+            self._store_weights(n, u_out, w_int, e, err, 0)
+            self.unit[t], self.bound[t] = u_out, self.bound[ins[0]].through(w_int)
+            return t
+        if len(units) != 1:
+            raise ConversionError("branches without weights meet here in different units", node=n.name, op=n.op,
+                                  hint="Run this network in floating point")
+        u = units.pop()
+        if op.synaptic and hasattr(op, "window"):
+            w = self._sum_pool(n)
+            self.unit[t], self.bound[t] = u * w, self.bound[ins[0]].scaled(w)
+        elif op.merge and op.additive:
+            self.unit[t], self.bound[t] = u, sum((self.bound[v] for v in ins[1:]), self.bound[ins[0]])
+        elif op.exact_in_integers:
+            self.unit[t], self.bound[t] = u, self.bound[ins[0]]
+            for v in ins[1:]:
+                self.bound[t] = self.bound[t].union(self.bound[v])
+        else:
+            raise ConversionError("fixed point has no integer form for this op", node=n.name, op=n.op)
+        return t
+
+    def _weights(self, n: Node, u_out: float) -> tuple[np.ndarray, int, float]:
+        """(W_int, exponent, relative RMS error): the smallest exponent whose even mantissas fit 8 bits."""
+        w = n.params["weight"].astype(np.float64)
+        x = w * u_out / self._in_unit(n)
+        peak = float(np.abs(x).max())
+        e = max(0, math.ceil(math.log2(peak / WEIGHT_MAX))) if peak > WEIGHT_MAX else 0
+        w_int = 2.0 * np.round(x / 2.0 ** (e + 1)) * 2.0 ** e
+        norm = float(np.sqrt(np.mean(x ** 2)))
+        err = float(np.sqrt(np.mean((w_int - x) ** 2)) / norm) if norm else 0.0
+        return w_int, e, err
+
+    def _store_weights(self, n: Node, u_out: float, w_int: np.ndarray, e: int, err: float, rescaled: int) -> None:
+        n.params["weight"] = w_int.astype(np.float32)
+        n.attrs["weight_exp"] = int(e)
+        self.unit[n.output] = u_out
+        self.report.append(LayerReport(n.name, n.op, float(u_out), int(e), err, rescaled))
+
+    # -- sinks ----------------------------------------------------------------------------------
+    def _sink_overflow(self, sink: Node, U: float, current: _Range) -> str | None:
+        """Why this sink's state could leave 24 bits in a sample at unit U, or None."""
+        op, step = op_of(sink), _peak(current.step)
+        if step >= STATE_MAX:
+            return f"a step's input current could reach {step:.3g}"
+        if isinstance(op, LIF):  # u = a_in << 6 (wraps past 24 bits); v = β v + u, below vth << 6 unless it spikes
+            beta = 1.0 - self._dv(sink) / DECAY_UNITY
+            vth = round(float(sink.attrs["threshold"]) * U)
+            if vth > LIF_VTH_MAX:
+                return f"the threshold would exceed Lava's 17-bit vth ({LIF_VTH_MAX})"
+            u = step * 2 ** LIF_SHIFT
+            v = max(beta * vth * 2 ** LIF_SHIFT + current.step[1] * 2 ** LIF_SHIFT,
+                    -current.step[0] * 2 ** LIF_SHIFT / max(1e-9, 1.0 - beta))
+            if max(u, v) >= STATE_MAX:
+                return f"the LIF state (input << {LIF_SHIFT}) could reach {max(u, v):.3g}"
+            return None
+        if is_level_neuron(sink):  # m = (currents so far) - θ S with 0 <= S <= t_wake (CIF) or the steps (IF)
+            theta = round(float(sink.attrs["threshold"]) * U)
+            counted = self.t_wake if op.sleep_phase else self.steps
+            m = max(current.total[1], theta * counted - current.total[0])
+        elif op.stateful:  # an inhibition pool's accumulators: one window input's total minus another's
+            m = current.total[1] - current.total[0]
+        else:  # the readout's running sum (Lava keeps it in int32)
+            m = _peak(current.total) / 2 ** 8
+        if m >= STATE_MAX:
+            return f"the state could reach {m:.3g} in a sample"
+        return None
+
+    def _sink(self, sink: Node, U: float, current: _Range, rescaled: int) -> None:
+        op, out = op_of(sink), sink.output
+        note = ""
+        if is_level_neuron(sink):
+            theta_real = float(sink.attrs["threshold"])
+            theta = max(1.0, float(np.round(theta_real * U)))
+            shift = float(op.attr(sink, "shift"))
+            if not float(shift * theta).is_integer():  # QCFS pre-charge shift * θ must be an integer too
+                theta = max(2.0, 2.0 * round(theta_real * U / 2.0)) if shift == 0.5 else theta
+                if not float(shift * theta).is_integer():
+                    raise ConversionError(f"shift {shift} has no integer pre-charge", node=sink.name, op=sink.op)
+            sink.attrs["threshold"], sink.attrs["amplitude"] = theta, 1.0
+            gamma = float(op.attr(sink, "gamma") or 1)
+            self.unit[out] = U / theta
+            if op.sleep_phase:  # signed spikes, net count in [0, t_wake]
+                self.bound[out] = _Range((-gamma, gamma), (0.0, float(self.t_wake)))
+            else:  # IF: at most one spike per step
+                self.bound[out] = _Range((0.0, 1.0), (0.0, float(self.steps)))
+            note = f"threshold {theta:g} (error {abs(theta - theta_real * U) / (theta_real * U):.2%})"
+        elif isinstance(op, LIF):
+            vth = max(1.0, float(np.round(float(sink.attrs["threshold"]) * U)))
+            dv = self._dv(sink)
+            beta = float(op.attr(sink, "beta"))
+            sink.attrs["threshold"], sink.attrs["dv"] = vth, int(dv)
+            self.unit[out], self.bound[out] = 1.0, _Range((0.0, 1.0), (0.0, float(self.steps)))  # binary spikes
+            note = f"vth {vth:g}, dv {dv}" + ("" if dv == DECAY_UNITY * (1 - beta) else f" (beta {beta} rounded)")
+        else:  # a readout, or an inhibition pool (each step sends a value within its input's range)
+            self.unit[out], self.bound[out] = U, current
+        self.report.append(LayerReport(sink.name, sink.op, float(U), 0, 0.0, rescaled, note))
+
+    @staticmethod
+    def _dv(sink: Node) -> int:
+        if "dv" in sink.attrs:
+            return int(sink.attrs["dv"])
+        return int(round(DECAY_UNITY * (1.0 - float(op_of(sink).attr(sink, "beta")))))
+
+
+def _through(w_int: np.ndarray, bound: tuple[float, float]) -> tuple[float, float]:
+    """The range of W x over outputs, for inputs x in [lo, hi] (per output: positive weights take one end,
+    negative weights the other)."""
+    w = w_int.reshape(w_int.shape[0], -1)
+    pos, neg = np.clip(w, 0, None).sum(1), np.clip(w, None, 0).sum(1)
+    lo, hi = bound
+    return float((pos * lo + neg * hi).min(initial=0.0)), float((pos * hi + neg * lo).max(initial=0.0))

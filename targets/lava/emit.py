@@ -150,12 +150,13 @@ def emit(g: Graph, stream: Stream, n_samples: int = 1) -> Emitted:
     terms: dict[str, Ports] = {}
     for n in g.topo():
         ins = [terms[t] for t in n.inputs]
-        if n.name in s.balance:  # delay the early branches of a merge
-            for i, d in enumerate(s.balance[n.name]):
-                if d:
-                    line = b.add(DelayLine(shape=lava_shape(g.shapes[n.inputs[i]]), delay=d, name=f"{n.name}/delay{i}"))
-                    _into(line.a_in, ins[i])
-                    ins[i] = [line.s_out]
+        delays = s.balance.get(n.name, [0] * len(n.inputs))  # delay the early branches of a merge
+        for i, (d, k) in enumerate(zip(delays, op_of(n).input_gains(n))):
+            if d or k != 1:  # and scale an identity shortcut (fixed point)
+                line = b.add(DelayLine(shape=lava_shape(g.shapes[n.inputs[i]]), delay=d, gain=int(k),
+                                       name=f"{n.name}/delay{i}"))
+                _into(line.a_in, ins[i])
+                ins[i] = [line.s_out]
         terms[n.output] = emitter(n)(b, n, ins)
     return b.out
 
@@ -191,9 +192,11 @@ def _lif(b: _Build, n: Node, ins: list[Ports]) -> Ports:
 
     op, lshape = op_of(n), lava_shape(b.g.shapes[n.output])
     period = b.stream.period  # reset at the sample's first step: Lava's time_step is 1-based
-    p = b.add(LIFReset(shape=lshape, du=1.0, dv=1.0 - float(op.attr(n, "beta")), vth=float(op.attr(n, "threshold")),
-                       bias_mant=0.0, reset_interval=period, reset_offset=(b.stream.offset(n.name) + 1) % period,
-                       name=n.name))
+    dv = op.attr(n, "dv")  # fixed point: Lava's bit-accurate LIF (du 4095: the current is this step's input)
+    decays = dict(du=1.0, dv=1.0 - float(op.attr(n, "beta"))) if dv is None else dict(du=4095, dv=int(dv))
+    vth = float(op.attr(n, "threshold"))
+    p = b.add(LIFReset(shape=lshape, **decays, vth=vth if dv is None else int(vth), bias_mant=0,
+                       reset_interval=period, reset_offset=(b.stream.offset(n.name) + 1) % period, name=n.name))
     _into(p.a_in, ins[0])
     if "bias" in n.params:
         src = b.add(GatedBias(bias=b.bias(n), name=f"{n.name}/bias", **b.gating(n)))
@@ -251,10 +254,12 @@ def _connection(b: _Build, n: Node, ins: list[Ports]) -> Ports:
         raise TargetError("the schedule does not delay this connection by Lava's one step", node=n.name, op=n.op,
                           hint="Convert the graph for target='lava-sim'")
     kind, args = lava_connection(b.g, n)
+    exp = int(op_of(n).attr(n, "weight_exp") or 0)  # fixed point: 8-bit mantissas and the layer's exponent
+    args["weight"] = args["weight"] / 2.0 ** exp
     if kind == "dense":
-        p = b.add(Dense(weights=args["weight"], num_message_bits=24, num_weight_bits=8, weight_exp=0, name=n.name))
+        p = b.add(Dense(weights=args["weight"], num_message_bits=24, num_weight_bits=8, weight_exp=exp, name=n.name))
     else:
-        p = b.add(Conv(**args, num_message_bits=24, name=n.name))
+        p = b.add(Conv(**args, num_message_bits=24, weight_exp=exp, name=n.name))
         if tuple(p.a_out.shape) != lava_shape(b.g.shapes[n.output]):
             raise TargetError(f"Lava Conv gives shape {p.a_out.shape}, expected {lava_shape(b.g.shapes[n.output])}",
                               node=n.name, op=n.op)

@@ -10,12 +10,10 @@ from neurocompile.passes.lower_to_blocks import blocks, lower_to_blocks, lowered
 from neurocompile.schedule import WakeSleepSchedule
 
 
-# fixed point is feed-forward only so far (issue 15): no residual net there
-@pytest.mark.parametrize("arch, fixed_point", [("mlp", False), ("vgg", False), ("resnet", False), ("mlp", True),
-                                               ("vgg", True)])
-def test_lowering_keeps_the_function_and_moves_every_constant_to_a_sink(onnx_model, arch, fixed_point):
+@pytest.mark.parametrize("arch", ["mlp", "vgg", "resnet"])
+def test_lowering_keeps_the_function_and_moves_every_constant_to_a_sink(onnx_model, arch):
     path, shape = onnx_model(arch, "cqrelu", "bn", 8)
-    snn = api.convert(api.load(path), fixed_point=fixed_point)
+    snn = api.convert(api.load(path))
     low = lower_to_blocks(snn.copy())
     low.validate()
     assert low.meta["lowered"] and lowered(low) is low and not snn.meta.get("lowered")
@@ -30,11 +28,19 @@ def test_lowering_keeps_the_function_and_moves_every_constant_to_a_sink(onnx_mod
     readouts = [n for n in low.topo() if n.op == "Readout"]
     assert [n.output for n in readouts] == snn.outputs
     assert low.schedule.gated_bias == [n.name for n in low.topo() if "bias" in n.params]
-    if fixed_point:  # integer currents stay integers at the sinks
-        assert all(np.array_equal(n.params["bias"], np.round(n.params["bias"])) for n in low.topo() if "bias" in n.params)
     # every synaptic node feeds exactly one block
     fed = [s for b in blocks(low) for s in b.synapses]
     assert sorted(fed) == sorted(n.name for n in low.topo() if op_of(n).synaptic)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "vgg", "resnet"])
+def test_fixed_point_quantizes_the_lowered_graph_block_by_block(onnx_model, arch):
+    """quantize_fixed_point works on blocks, so a fixed-point graph is lowered: integer biases at its sinks."""
+    path, _ = onnx_model(arch, "cqrelu", "bn", 8)
+    q = api.convert(api.load(path), fixed_point=True)
+    assert q.meta["lowered"] and lowered(q) is q
+    assert all(np.array_equal(n.params["bias"], np.round(n.params["bias"])) for n in q.topo() if "bias" in n.params)
+    assert all(op_of(n).sink for n in q.topo() if "bias" in n.params)
 
 
 def test_the_readout_arrives_after_its_layers_delay(onnx_model):

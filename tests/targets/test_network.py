@@ -39,9 +39,8 @@ def _digits(fixed_point, neuron="cif"):
                        fixed_point=fixed_point, neuron=neuron), x
 
 
-# residual nets have no fixed-point form yet (issue 15): float only there
 @pytest.mark.parametrize("arch, fixed_point", [("digits", False), ("digits", True), ("vgg", False), ("vgg", True),
-                                               ("resnet", False)])
+                                               ("resnet", False), ("resnet", True)])
 def test_a_stream_of_ten_samples_reads_out_as_the_reference(onnx_model, arch, fixed_point):
     if arch == "digits":
         snn, x = _digits(fixed_point)

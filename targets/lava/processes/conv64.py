@@ -49,6 +49,11 @@ class PyConvModelFloat64(AbstractPyConvModel):
 @requires(CPU)
 @tag("fixed_pt", "wide_groups")
 class PyConvModelFixedWideGroups(PyConvModelFixed):
-    """lava's fixed-point Conv model, with ``groups`` read as int32."""
+    """lava's fixed-point Conv model, with ``groups`` read as int32 and the layer's ``weight_exp`` applied (lava's
+    model ignores it; its Dense shifts the accumulated current left by it, as here)."""
 
     groups: np.ndarray = LavaPyType(np.ndarray, np.int32)
+
+    def clamp_precision(self, x: np.ndarray) -> np.ndarray:
+        exp = int(np.asarray(self.weight_exp).reshape(-1)[0])
+        return super().clamp_precision(np.left_shift(x.astype(np.int64), exp) if exp > 0 else x)

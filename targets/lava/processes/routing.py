@@ -13,10 +13,12 @@ from neurocompile.targets.lava.processes.common import (CPU, INT, LavaPyType, Lo
 
 
 class DelayLine(AbstractProcess):
-    """Sends what it received ``delay`` steps earlier (zeros at first): balances merge branches."""
+    """Sends what it received ``delay`` steps earlier (zeros at first), times an integer ``gain``: balances merge
+    branches and brings an identity shortcut to the unit of the branch it meets (fixed point). Delay 0 sends
+    in the same step."""
 
-    def __init__(self, *, shape, delay: int, name=None):
-        super().__init__(shape=shape, delay=delay, name=name)
+    def __init__(self, *, shape, delay: int, gain: int = 1, name=None):
+        super().__init__(shape=shape, delay=delay, gain=gain, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.buffer = Var(shape=(max(delay, 1),) + tuple(shape), init=0)
@@ -32,6 +34,12 @@ class PyDelayLineFloat(PhasedModel):
 
     def run_spk(self) -> None:
         x = self.a_in.recv()
+        gain = self.proc_params.get("gain", 1)
+        if gain != 1:
+            x = x * gain
+        if self.proc_params["delay"] == 0:
+            self.s_out.send(self.cast(x))
+            return
         i = (self.time_step - 1) % self.buffer.shape[0]
         out = self.buffer[i].copy()
         self.buffer[i] = x
@@ -181,7 +189,16 @@ class PyGatedBiasFloat(PhasedModel):
     def run_spk(self) -> None:
         k, phase = self.sample_and_step()
         on = self.active(k, phase) and self.in_window(phase)
-        self.s_out.send(self.bias if on else np.zeros(self.bias.shape))
+        self.s_out.send(self.cast(self.bias if on else np.zeros(self.bias.shape)))
+
+
+@implements(proc=GatedBias, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyGatedBiasFixed(PyGatedBiasFloat):
+    DTYPE = np.int32
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, **INT)
 
 
 class SpikeCounter(AbstractProcess):
@@ -207,3 +224,11 @@ class PySpikeCounterFloat(PhasedModel):
         if self.active(k, phase) and k < self.counts.shape[0]:
             lanes = s.reshape(-1, self.counts.shape[1], s.shape[-1] // self.counts.shape[1])
             self.counts[k, :, 0] += lanes.sum(axis=(0, 2)).astype(self.counts.dtype)
+
+
+@implements(proc=SpikeCounter, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikeCounterFixed(PySpikeCounterFloat):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, **INT)
+    counts: np.ndarray = LavaPyType(np.ndarray, np.int64)
