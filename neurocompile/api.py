@@ -289,10 +289,43 @@ def verify(path: str, targets: tuple[str, ...] = ("reference", "lava-sim")) -> d
     return report
 
 
+def deploy_loihi2(model: str, out_dir: str, inputs: np.ndarray | None = None, n_reference: int = 8,
+                  steps: int | None = None) -> dict[str, Any]:
+    """Everything a Loihi 2 deployment needs that can happen without the chip: convert ``model`` to fixed point
+    (Loihi 2's formats, one step of delay per synapse), write into ``out_dir`` the neurocompile artifact
+    (``<stem>.h5``), the lava-dl netx file where netx can hold the network (``<stem>.net``: feed-forward LIF
+    students) and the resource estimate (``<stem>.resources.json``), and verify the artifact on lava-sim's
+    fixed_pt models. Returns {"files": [...], "netx": path or the reason it was skipped, "verify": report}."""
+    import json
+
+    from neurocompile.atomic import write_atomic
+    from neurocompile.estimate import estimate
+    from neurocompile.netx import write_netx
+
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(str(model)))[0]
+    paths = {k: os.path.join(out_dir, f"{stem}{ext}") for k, ext in
+             (("artifact", ".h5"), ("netx", ".net"), ("resources", ".resources.json"))}
+    art = export(model, paths["artifact"], inputs=inputs, n_reference=n_reference, target="lava-sim",
+                 fixed_point=True, **({"steps": steps} if steps else {}))
+    files = [paths["artifact"]]
+    try:
+        write_netx(art.graph, paths["netx"])
+        files.append(paths["netx"])
+        netx_note = paths["netx"]
+    except ConversionError as err:
+        netx_note = f"not written: {err.message}"
+    doc = json.dumps(estimate(art.graph, "loihi2", x=art.inputs).to_dict(), indent=1).encode()
+    write_atomic({paths["resources"]: lambda f: f.write(doc)})
+    files.append(paths["resources"])
+    return {"files": files, "netx": netx_note, "verify": verify(paths["artifact"], ("lava-sim",)),
+            "graph": art.graph}
+
+
 def first_input_shape(graph: Graph) -> tuple[int, ...]:
     return tuple(graph.shapes[graph.input_nodes[0].output])
 
 
 __all__ = ["load", "optimize", "convert", "compile", "simulate", "ann_outputs", "compare", "load_input", "export",
-           "verify",
+           "verify", "deploy_loihi2",
 ]

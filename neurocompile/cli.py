@@ -71,7 +71,11 @@ def _export_parser() -> argparse.ArgumentParser:
                 "the converted network, its schedule, provenance and reference inputs with their ANN and SNN "
                 "outputs, so 'neurocompile verify' can check it anywhere without the ONNX file.")
     p.add_argument("model", help="ONNX file (or saved IR .json)")
-    p.add_argument("-o", "--output", required=True, help="artifact file to write (.h5)")
+    p.add_argument("-o", "--output", required=True, help="file to write (.h5 artifact, or .net for --format netx)")
+    p.add_argument("--format", choices=("artifact", "netx"), default="artifact",
+                   help="artifact: neurocompile's own HDF5 (any network; default); netx: lava-dl's netx HDF5 for "
+                        "feed-forward LIF students, converted to fixed point (load with "
+                        "netx.hdf5.Network(path, reset_interval=T, reset_offset=1, input_message_bits=8))")
     p.add_argument("--target", default="lava-sim", choices=available(),
                    help="convert for this target's synaptic delay (default: lava-sim; the reference target runs it too)")
     p.add_argument("--input", help=".npy inputs; the first --samples become the reference inputs (default: random)")
@@ -112,6 +116,8 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-ir", help="save the converted IR (path.json + path.npz)")
     p.add_argument("--log-passes", action="store_true", help="print what every pass changed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--artifacts", help="--target loihi2: folder for the deployable files (default: MODEL-loihi2 "
+                                       "beside the current directory)")
     return p
 
 
@@ -416,6 +422,8 @@ def _export(a: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"{a.model} is a converted network: {', '.join(given)} cannot apply",
                              hint="Export the original ONNX model with these options instead")
+    if a.format == "netx":
+        return _export_netx(a, g)
     shape = api.first_input_shape(g)
     x = api.load_input(a.input, shape) if a.input else None
     calib = api.load_input(a.calibrate, shape) if a.calibrate else None
@@ -427,6 +435,30 @@ def _export(a: argparse.Namespace) -> int:
     print(f"wrote {a.output}: {len(art.graph.nodes)} nodes, T={s.steps} (T_wake={s.t_wake}), "
           f"{len(art.inputs)} reference input(s) with outputs from {art.ann_reference} and the reference simulator"
           f"{', fixed point' if art.graph.meta.get('fixed_point') else ''}")
+    return 0
+
+
+def _export_netx(a: argparse.Namespace, g) -> int:
+    from neurocompile import api
+    from neurocompile.errors import ConversionError
+    from neurocompile.netx import write_netx
+
+    if not api.is_student(g) or g.schedule is not None:
+        raise ConversionError("netx holds feed-forward LIF students (conv and dense layers of CUBA neurons); this "
+                              "model is " + ("a converted network" if g.schedule is not None else
+                                             "an ANN, which converts to CIF neurons netx has no form for"),
+                              file=a.model, hint=f"Export neurocompile's own artifact: neurocompile export {a.model} "
+                                                 f"-o net.h5")
+    snn = api.convert(g, steps=a.steps, target="lava-sim", fixed_point=True)
+    layers = write_netx(snn, a.output)
+    s = snn.schedule
+    print(f"wrote {a.output}: netx HDF5, {len(layers)} layers ({', '.join(l.type for l in layers)}), fixed point, "
+          f"T={s.steps}")
+    print(f"load   netx.hdf5.Network(net_config='{a.output}', reset_interval={s.t_wake}, reset_offset=1, "
+          f"input_message_bits=8)")
+    print(f"input  round(x * {s.input_scale:g}) on each of a sample's {s.t_wake} steps; readout = last layer's v / 64 "
+          f"/ ({s.t_wake} * {s.readout_scale:.6g})")
+    print(f"fixed pt   {fixed_point_summary(snn.meta['fixed_point_report'])}")
     return 0
 
 
@@ -464,6 +496,8 @@ def _run(a: argparse.Namespace) -> int:
     from neurocompile.reference import reference_for
 
     _check_args(a)
+    if a.target == "loihi2":
+        return _loihi2(a)
     g = api.load(a.model)
     shape = api.first_input_shape(g)
     calib = api.load_input(a.calibrate, shape) if a.calibrate else None
@@ -519,8 +553,56 @@ def _run(a: argparse.Namespace) -> int:
             "boundary_cases": None if bnd is None else bnd.to_dict(),
             "outside_boundary_max_abs_error": r.get("outside_boundary_max_abs_error", r.get("max_abs_error")),
             "spikes": res.spikes, "quiescent_at": res.quiescent_at, "lossy_layers": lossy or [],
+            "fixed_point_report": snn.meta.get("fixed_point_report"),
         })
     _print_report(a, snn, res, rep, source, ref, bnd, lossy)
+    return 0
+
+
+def _loihi2(a: argparse.Namespace) -> int:
+    """--target loihi2: fixed-point conversion, the deployable files, verification on lava-sim's fixed_pt models,
+    then the hardware step, which says what is missing where it cannot run."""
+    from neurocompile import api
+    from neurocompile.errors import TargetError
+    from neurocompile.targets import get_target
+
+    given = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
+                             ("--calibrate", a.calibrate), ("--delay", a.delay is not None),
+                             ("--no-balance", a.no_balance), ("--normalize-weights", a.normalize_weights),
+                             ("--device", a.device), ("--save-ir", a.save_ir)) if on]
+    if given:
+        raise UsageError(f"--target loihi2 converts to Loihi 2's fixed point with its own settings: {', '.join(given)} "
+                         "cannot apply", hint="Run --target lava-sim --fixed-point to try other conversion options")
+    g = api.load(a.model)
+    x = api.load_input(a.input, api.first_input_shape(g)) if a.input else None
+    out_dir = a.artifacts or f"{os.path.splitext(os.path.basename(a.model))[0]}-loihi2"
+    rep = api.deploy_loihi2(a.model, out_dir, inputs=x, steps=a.steps)
+    for f in rep["files"]:
+        print(f"wrote      {f}")
+    if not rep["files"][1].endswith(".net"):
+        print(f"netx       {rep['netx']}")
+    v, n = rep["verify"]["lava-sim"], rep["verify"]["samples"]
+    if "error" in v:
+        raise TargetError(f"the artifacts are written ({', '.join(rep['files'])}) but lava-sim cannot run them: "
+                          f"{v['error']}")
+    line = (f"verified   lava-sim fixed_pt {'reproduces' if v['matches_export'] else 'DIFFERS from'} the exported "
+            f"readout on {n} reference input(s) (max rel. error {v['max_rel_error_vs_export']:.2g})")
+    if "max_abs_error" in v:
+        line += (f"; against the ANN ({rep['verify']['ann_reference']}): max |logit error| {v['max_abs_error']:.3g}, "
+                 f"argmax agreement {100 * v['argmax_agreement']:.1f} %")
+    print(line)
+    print(f"fixed pt   {fixed_point_summary(rep['graph'].meta['fixed_point_report'])}")
+    if a.json_out:
+        _write_json(a.json_out, {"target": "loihi2", "files": rep["files"], "netx": rep["netx"],
+                                 "verify": {k: val for k, val in rep["verify"].items() if k != "provenance"}})
+    if not rep["verify"]["ok"]:
+        raise TargetError("the artifacts do not reproduce their exported readout on lava-sim",
+                          hint="Report this as a bug with the artifact attached")
+    try:
+        get_target("loihi2").compile(rep["graph"])
+    except TargetError as err:
+        raise TargetError(f"the Loihi 2 artifacts are written and verified on lava-sim ({', '.join(rep['files'])}), "
+                          f"but {err.message}", hint=err.hint) from None
     return 0
 
 
@@ -576,6 +658,26 @@ def _print_report(a, snn, res, rep, source, ref, bnd, lossy) -> None:
     print(f"spikes     {spikes:,} total ({spikes / max(n, 1):,.0f} per sample)")
     if lossy:
         print(f"note       lossy conversion: {len(lossy)} plain-ReLU layer(s) were calibrated, not CQReLU-trained")
+    fixed = snn.meta.get("fixed_point_report")
+    if fixed:
+        print(f"fixed pt   {fixed_point_summary(fixed)}")
+
+
+def fixed_point_summary(report: list[dict]) -> str:
+    """One line on a fixed-point conversion: where its weights lost most, exponents and rescales."""
+    layers = [r for r in report if r["op"] in ("Conv", "Dense")]
+    worst = max(layers, key=lambda r: r["weight_error"], default=None)
+    exact = sum(r["weight_error"] == 0 for r in layers)
+    line = (f"8-bit weights: {exact} of {len(layers)} layer(s) exact" +
+            (f", worst relative weight error {worst['weight_error']:.2%} ({worst['node']})" if worst and
+             worst["weight_error"] else ""))
+    exps = sum(r["exponent"] > 0 for r in layers)
+    rescaled = sorted({r["node"] for r in report if r["rescaled"] and r["op"] not in ("Conv", "Dense")})
+    if exps:
+        line += f"; {exps} layer(s) use a weight exponent"
+    if rescaled:
+        line += f"; {len(rescaled)} layer(s) rescaled to keep 24-bit state ({', '.join(rescaled[:3])})"
+    return line
 
 
 def _write_json(path: str, doc: dict) -> None:

@@ -24,6 +24,7 @@ STATE_MAX = 2 ** (STATE_BITS - 1)
 LIF_VTH_MAX = 2 ** 17 - 1  # Lava's bit-accurate LIF: 17-bit threshold mantissa, compared as vth << 6
 LIF_SHIFT = 6              # ... and its input current enters the state as a_in << 6
 DECAY_UNITY = 4096         # 12-bit decays: v <- v * (4096 - dv) >> 12
+BIAS_MANT_MAX = 2 ** 12 - 1  # ... and a 13-bit signed bias mantissa (netx applies it with exponent 6: b << 6)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class LayerReport:
     weight_error: float = 0.0
     rescaled: int = 0
     note: str = ""
+    total_peak: float = 0.0  # sinks: the largest |sum of input currents| over a sample (worst case)
 
 
 def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
@@ -151,6 +153,8 @@ class _Quantizer:
                 step = (min(0.0, float(b_int.min())), max(0.0, float(b_int.max())))
                 current = current + _Range(step, _scale(step, self.wake_steps))
             why = self._sink_overflow(sink, U, current)
+            if why is None and b_int is not None and isinstance(op_of(sink), LIF) and np.abs(b_int).max() > BIAS_MANT_MAX:
+                why = f"the bias {np.abs(b_int).max():.0f} would pass the 13-bit mantissa of Lava's LIF bias"
             if why is None:
                 break
             if not self._can_halve(branches, gains):
@@ -210,13 +214,19 @@ class _Quantizer:
         fixed = [self.unit[b.tensor] / b.coef for b in branches if b.tensor is not None and b.slot is None]
         if fixed:
             return fixed[0]
-        free = [WEIGHT_MAX * self._in_unit(b.node) / (w * b.coef) for b in branches if b.node is not None
-                for w in [float(np.abs(b.node.params["weight"]).max())] if w > 0]
+        free = [self._best_unit(b.node) / b.coef for b in branches if b.node is not None
+                and np.any(b.node.params["weight"])]
         scaled = [b for b in branches if b.tensor is not None]
         if not scaled:
             if not free:  # every weight is zero: any unit will do
                 return 1.0
-            return max(free)
+            if len(free) == 1:
+                return free[0]
+            # branches meeting at one sink: at the largest unit the others take exponents; a unit up to 2x
+            # smaller may round their mantissas better. Keep the one with the smallest worst weight error.
+            weighted = [b for b in branches if b.node is not None]
+            candidates = [max(free) * 2 ** (-k / 16) for k in range(17)]
+            return min(candidates, key=lambda U: max(self._weights(b.node, U * b.coef)[2] for b in weighted))
         u = self.unit[scaled[0].tensor] / scaled[0].coef
         return u * max(1, round(max(free) / u)) if free else u
 
@@ -263,8 +273,7 @@ class _Quantizer:
         ins = [self._forward(u) for u in n.inputs]
         units = {self.unit[u] for u in ins}
         if op.rescalable == ("weight", "bias"):  # a connection not followed by a sink: its own best unit
-            w = float(np.abs(n.params["weight"]).max()) or 1.0
-            u_out = WEIGHT_MAX * self.unit[ins[0]] / w
+            u_out = self._best_unit(n) if np.any(n.params["weight"]) else 1.0
             w_int, e, err = self._weights(n, u_out)
             self._store_weights(n, u_out, w_int, e, err, 0)
             self.unit[t], self.bound[t] = u_out, self.bound[ins[0]].through(w_int)
@@ -285,6 +294,15 @@ class _Quantizer:
         else:
             raise ConversionError("fixed point has no integer form for this op", node=n.name, op=n.op)
         return t
+
+    def _best_unit(self, n: Node) -> float:
+        """The output unit at which ``n``'s weights are stored best: exactly, when they lie on a grid of at most
+        127 steps (trained with quantized weights: even mantissas 2k); else with the largest at WEIGHT_MAX."""
+        w = n.params["weight"].astype(np.float64)
+        delta = _grid(w)
+        if delta is not None:
+            return 2.0 * self._in_unit(n) / delta
+        return WEIGHT_MAX * self._in_unit(n) / float(np.abs(w).max())
 
     def _weights(self, n: Node, u_out: float) -> tuple[np.ndarray, int, float]:
         """(W_int, exponent, relative RMS error): the smallest exponent whose even mantissas fit 8 bits."""
@@ -360,7 +378,7 @@ class _Quantizer:
             note = f"vth {vth:g}, dv {dv}" + ("" if dv == DECAY_UNITY * (1 - beta) else f" (beta {beta} rounded)")
         else:  # a readout, or an inhibition pool (each step sends a value within its input's range)
             self.unit[out], self.bound[out] = U, current
-        self.report.append(LayerReport(sink.name, sink.op, float(U), 0, 0.0, rescaled, note))
+        self.report.append(LayerReport(sink.name, sink.op, float(U), 0, 0.0, rescaled, note, _peak(current.total)))
 
     @staticmethod
     def _dv(sink: Node) -> int:
@@ -376,3 +394,16 @@ def _through(w_int: np.ndarray, bound: tuple[float, float]) -> tuple[float, floa
     pos, neg = np.clip(w, 0, None).sum(1), np.clip(w, None, 0).sum(1)
     lo, hi = bound
     return float((pos * lo + neg * hi).min(initial=0.0)), float((pos * hi + neg * lo).max(initial=0.0))
+
+
+def _grid(w: np.ndarray) -> float | None:
+    """The step δ if every weight is an integer multiple k δ with |k| <= WEIGHT_MAX / 2 (weights trained on an
+    8-bit grid: float32 multiples of a power-of-two step, or of the step of the smallest weight), else None."""
+    nz = np.abs(w[w != 0])
+    if nz.size == 0:
+        return None
+    for delta in [nz.min() / d for d in (1, 2, 3, 4)] + [2.0 ** math.floor(math.log2(nz.min()))]:
+        k = w / delta
+        if np.abs(k).max() <= WEIGHT_MAX // 2 and np.abs(k - np.round(k)).max() <= 1e-6:
+            return float(delta)
+    return None

@@ -66,7 +66,8 @@ class ReferenceTarget:
 
 
 _REGISTRY: dict[str, str] = {"reference": "neurocompile.targets:ReferenceTarget",
-                             "lava-sim": "neurocompile.targets.lava:LavaSimTarget"}
+                             "lava-sim": "neurocompile.targets.lava:LavaSimTarget",
+                             "loihi2": "neurocompile.targets.loihi2:Loihi2Target"}
 
 
 def register(name: str, spec: str) -> None:

@@ -133,3 +133,20 @@ def test_fixed_point_refuses_what_it_cannot_do(tmp_path):
     g.outputs = [*g.outputs, next(n.output for n in g.topo() if n.op in ("Gemm", "Dense"))]  # a second output
     with pytest.raises(ConversionError, match="different units"):
         api.convert(g, fixed_point=True)
+
+
+def test_weights_trained_on_an_8_bit_grid_convert_losslessly(tmp_path):
+    """Weights that are multiples of 1/64 (|k| <= 127) are stored exactly (even mantissas 2k), and thresholds land
+    on integers: the fixed-point SNN equals the float64 ANN exactly on 8-bit inputs, and every layer reports 0."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32, bias=False), models.ChainCQReLU(8, 1.0),
+                        nn.Linear(32, 10, bias=False))
+    with torch.no_grad():
+        for m in (net[1], net[3]):
+            m.weight.copy_(torch.round(m.weight * 64) / 64)
+    path = models.export(net.eval(), (1, 8, 8), tmp_path / "grid.onnx")
+    q = api.convert(api.load(path), fixed_point=True)
+    assert all(r["weight_error"] == 0 for r in q.meta["fixed_point_report"])
+    x = np.random.default_rng(0).integers(0, 256, (50, 1, 8, 8)) / 255.0
+    ann = interpreter.run1(api.optimize(api.load(path)), x, "float64")
+    np.testing.assert_array_equal(api.simulate(q, x).output, ann)
