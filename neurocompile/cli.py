@@ -94,6 +94,45 @@ def _verify_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _estimate_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="neurocompile estimate", description="Loihi 2 resources of a converted network, per layer: "
+                "neurons, synapses (shared kernel weights and unrolled connections), synaptic memory, fan-in, "
+                "axons, cores and chips (public per-core limits, sources in the table); with --input, spikes and "
+                "synaptic operations per inference from a simulation, the ANN's MACs beside them, and an energy "
+                "estimate (per-operation figures and their sources printed with it).",
+                epilog="example: neurocompile estimate examples/digits_cqrelu.onnx --input examples/digits_test.npy "
+                       "--json resources.json")
+    p.add_argument("model", help="ONNX file, saved IR (.json) or artifact (.h5)")
+    p.add_argument("--hw", choices=["loihi2"], default="loihi2", help="hardware whose limits apply (default loihi2)")
+    p.add_argument("--input", help=".npy inputs for the activity part (spikes, synaptic ops, energy)")
+    p.add_argument("--samples", type=int, default=16, help="inputs of --input to simulate (default 16)")
+    p.add_argument("--json", dest="json_out", help="write the estimate as JSON to this file")
+    _conversion_options(p)
+    return p
+
+
+def _estimate(a: argparse.Namespace) -> int:
+    from neurocompile import api
+    from neurocompile.estimate import estimate
+
+    if a.json_out:
+        _check_output("--json", a.json_out)
+    if a.samples < 1:
+        raise UsageError(f"--samples {a.samples}: simulate at least one input")
+    g = api.load(a.model)
+    x = api.load_input(a.input, api.first_input_shape(g))[: a.samples] if a.input else None
+    calib = api.load_input(a.calibrate, api.first_input_shape(g)) if a.calibrate else None
+    if g.schedule is None:
+        g = api.convert(g, neuron=a.neuron, gamma=a.gamma, levels=a.levels, calibration=calib,
+                        percentile=a.percentile, steps=a.steps, target="lava-sim", fixed_point=a.fixed_point)
+    e = estimate(g, a.hw, x=x)
+    print(e.table())
+    if a.json_out:
+        _write_json(a.json_out, e.to_dict())
+        print(f"wrote {a.json_out}")
+    return 0
+
+
 def _run_parser() -> argparse.ArgumentParser:
     from neurocompile.limits import MAX_DELAY
     from neurocompile.targets import available
@@ -241,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _export(_export_parser().parse_args(argv[1:]))
         elif argv and argv[0] == "verify":
             code = _verify(_verify_parser().parse_args(argv[1:]))
+        elif argv and argv[0] == "estimate":
+            code = _estimate(_estimate_parser().parse_args(argv[1:]))
         else:
             code = _run(_run_parser().parse_args(argv))
         sys.stdout.flush()  # a full disk or a closed pipe shows here, not at interpreter exit
@@ -498,6 +539,10 @@ def _run(a: argparse.Namespace) -> int:
     _check_args(a)
     if a.target == "loihi2":
         return _loihi2(a)
+    if a.target == "lava-sim":  # Lava's worker imports Lava and torch while the model loads and converts
+        from neurocompile.targets.lava.run import prestart
+
+        prestart()
     g = api.load(a.model)
     shape = api.first_input_shape(g)
     calib = api.load_input(a.calibrate, shape) if a.calibrate else None

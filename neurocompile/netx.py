@@ -87,7 +87,7 @@ def netx_layers(graph: Graph) -> list[NetxLayer]:
 
 def _single_user(g: Graph, cons: dict, n: Node) -> Node:
     users = cons.get(n.output, [])
-    if len(users) != 1 or not (isinstance(op_of(users[0]), (ops.LIF, ops.Readout))):
+    if len(users) != 1 or not op_of(users[0]).sink:  # a sink that is no LIF is refused by _neuron
         bad = users[0] if users else n
         raise ConversionError("netx layers are a synapse followed by a CUBA (LIF) neuron; this one feeds "
                               f"{', '.join(u.op for u in users) or 'nothing'}", node=bad.name, op=bad.op,
@@ -115,6 +115,9 @@ def _synapse(g: Graph, n: Node) -> NetxLayer:
 def _neuron(g: Graph, sink: Node) -> tuple[dict[str, Any], np.ndarray | None]:
     """(CUBA parameters, bias mantissas in netx's layout or None) of an LIF or readout sink."""
     op = op_of(sink)
+    if not isinstance(op, (ops.LIF, ops.Readout)) or (isinstance(op, ops.LIF) and op.attr(sink, "dv") is None):
+        raise ConversionError("netx's CUBA neuron holds LIF students in fixed point; CIF and IF neurons have no "
+                              "netx form", node=sink.name, op=sink.op, hint=_REFUSE_HINT)
     bias = sink.params.get("bias")
     if bias is not None:
         bias = np.asarray(bias, np.float64)
@@ -129,9 +132,6 @@ def _neuron(g: Graph, sink: Node) -> tuple[dict[str, Any], np.ndarray | None]:
     if isinstance(op, ops.Readout):  # integrate without leak, never fire: v = 64 * the readout sum
         return {"type": "CUBA", "iDecay": 4096, "vDecay": 0, "vThMant": LIF_VTH_MAX, "refDelay": 1,
                 "gradedSpike": False}, bias
-    if not isinstance(op, ops.LIF) or op.attr(sink, "dv") is None:
-        raise ConversionError("netx's CUBA neuron holds LIF students in fixed point; CIF and IF neurons have no "
-                              "netx form", node=sink.name, op=sink.op, hint=_REFUSE_HINT)
     return {"type": "CUBA", "iDecay": 4096, "vDecay": int(op.attr(sink, "dv")),
             "vThMant": int(op.attr(sink, "threshold")), "refDelay": 1, "gradedSpike": False}, bias
 

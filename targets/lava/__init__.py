@@ -16,7 +16,7 @@ class LavaSimTarget:
     def compile(self, graph: Graph, fixed_point: bool = False, **_: Any):
         from neurocompile.targets.lava.run import LavaExecutable
 
-        return LavaExecutable(graph, select_tag="fixed_pt" if fixed_point else "floating_pt")
+        return LavaExecutable(graph, select_tag="fixed_pt" if fixed_point else "floating_pt", prestart=True)
 
 
 def __getattr__(name: str) -> Any:

@@ -18,15 +18,20 @@ from neurocompile.ir import Graph, Node
 from neurocompile.ops import op_of
 
 DENSE_BUDGET = 4_000_000  # weights of all block-diagonal Dense layers together (they grow with B**2)
+# elements of the largest tensor with all lanes (512 KiB of float64): past it a step's messages leave the
+# caches and a step costs more than the lanes save (residual 3x32x32 net, 2 cores: 25 ms/sample at 8 lanes
+# of 8x32x32, 45 ms at 16)
+TENSOR_BUDGET = 65_536
 
 
 def max_lanes(g: Graph, limit: int = 16) -> int:
     """The most lanes (at most ``limit``) the graph allows: 1 with a Concat (lane blocks would interleave),
-    fewer where block-diagonal Dense weights would pass DENSE_BUDGET."""
+    fewer where block-diagonal Dense weights would pass DENSE_BUDGET or the largest tensor TENSOR_BUDGET."""
     if any(isinstance(op_of(n), ops.Concat) for n in g.nodes.values()):
         return 1
     dense = sum(n.params["weight"].size for n in g.nodes.values() if isinstance(op_of(n), ops.Dense))
-    b = limit
+    largest = max(int(np.prod(s)) for s in g.shapes.values())
+    b = max(1, min(limit, TENSOR_BUDGET // largest))
     while b > 1 and dense * b * b > DENSE_BUDGET:
         b -= 1
     return b

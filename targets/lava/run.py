@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -45,13 +46,15 @@ class LavaExecutable:
     a source holding each sample period's input -> Network -> ``RingBuffer`` sink per output. ``build_seconds`` /
     ``run_seconds`` time the last call (the run includes Lava's compilation)."""
 
-    def __init__(self, graph: Graph, select_tag: str = "floating_pt"):
+    def __init__(self, graph: Graph, select_tag: str = "floating_pt", prestart: bool = False):
         graph = check_for_lava(graph)
         if select_tag == "fixed_pt" and not graph.meta.get("fixed_point"):
             raise TargetError("Lava's fixed_pt models need integer weights and thresholds",
                               hint="Convert with fixed_point=True (CLI: --fixed-point)")
         self.g, self.sched, self.select_tag = graph, graph.schedule, select_tag
         self.build_seconds = self.run_seconds = 0.0
+        # ``prestart``: start the first run's worker now, so its imports overlap what the caller does next
+        self._worker: Worker | None = take_worker() if prestart else None
 
     def run(self, x: np.ndarray, steps: int | None = None, early_stop: bool = False, record: bool = True,
             progress: Callable[[int], None] | None = None, timeout: float | None = None,
@@ -71,7 +74,8 @@ class LavaExecutable:
         limits.check_work(self.g, len(x), T, "lava-sim")  # refuse hours of Lava before starting it
         budget = timeout if timeout is not None else 120.0 + 0.5 * len(x) * T * max(len(self.g.nodes), 1)
         job = {"graph": self.g, "x": x, "steps": T, "select_tag": self.select_tag}
-        res = run_isolated(job, budget, progress)
+        worker, self._worker = self._worker, None
+        res = run_isolated(job, budget, progress, worker)
         self.build_seconds, self.run_seconds, self.pgid = res["build_seconds"], res["run_seconds"], res["pgid"]
         return self._result(res, len(x), T, record)
 
@@ -120,34 +124,80 @@ class LavaExecutable:
                          spikes=res["spikes"])
 
 
-def run_isolated(job: dict, timeout: float, progress: Callable[[int], None] | None) -> dict:
-    """Run ``job`` in ``python -m neurocompile.targets.lava.worker`` in a new session; kill the whole
-    session on error, timeout or KeyboardInterrupt (the CLI turns SIGTERM and SIGHUP into one too).
-    The worker also watches this process and kills its session if we die uncatchably (SIGKILL), so
-    no path leaves a Lava process behind. Returns the worker's result dict."""
-    with tempfile.TemporaryDirectory(prefix="neurocompile-lava-") as tmp:
-        jpath, rpath = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "result.pkl")
-        with open(jpath, "wb") as f:
-            pickle.dump(job, f)
-        proc: subprocess.Popen | None = None
-        with open(os.path.join(tmp, "stderr.txt"), "w+") as errf:  # a file, not a pipe: it never fills up
+class Worker:
+    """``python -m neurocompile.targets.lava.worker`` in a session of its own, started ahead of its job: it
+    imports Lava, torch and the process models (about 2 s) while the caller converts and checks, then waits
+    for ``run``. A worker that never runs is killed when it is garbage-collected or at exit; a worker whose
+    parent dies kills its own session (see worker.py), so no path leaves a process behind."""
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="neurocompile-lava-")
+        tmp = self._tmp.name
+        self.jpath, self.rpath = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "result.pkl")
+        self._errf = open(os.path.join(tmp, "stderr.txt"), "w+")  # a file, not a pipe: it never fills up
+        self.proc = subprocess.Popen([sys.executable, "-m", "neurocompile.targets.lava.worker", self.jpath, self.rpath,
+                                      str(os.getpid()), "--wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._errf, text=True, start_new_session=True)
+        self._finalizer = weakref.finalize(self, Worker._discard, self.proc, self._tmp, self._errf)
+
+    @staticmethod
+    def _discard(proc: subprocess.Popen, tmp: tempfile.TemporaryDirectory, errf) -> None:
+        try:
+            if proc.stdin is not None and not proc.stdin.closed:
+                proc.stdin.close()
+        except OSError:
+            pass
+        _kill_session(proc, tmp.name)
+        errf.close()
+        tmp.cleanup()
+
+    def run(self, job: dict, timeout: float, progress: Callable[[int], None] | None) -> dict:
+        """Run ``job``; kill the whole session on error, timeout or KeyboardInterrupt (the CLI turns SIGTERM
+        and SIGHUP into one too). Returns the worker's result dict. One job per worker."""
+        proc = self.proc
+        try:
+            with open(self.jpath, "wb") as f:
+                pickle.dump(job, f)
             try:
-                proc = subprocess.Popen([sys.executable, "-m", "neurocompile.targets.lava.worker", jpath, rpath,
-                                         str(os.getpid())], stdout=subprocess.PIPE, stderr=errf, text=True,
-                                        start_new_session=True)
-                _wait_for(proc, timeout, progress)
-            finally:
-                if proc is not None:
-                    _kill_session(proc, tmp)
-            errf.seek(0)
-            err = errf.read()
-        if proc.returncode != 0 or not os.path.exists(rpath):
-            last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or ["no message"]
-            raise TargetError(f"the Lava run failed (exit {proc.returncode}): {last[0]}")
-        with open(rpath, "rb") as f:
-            res = pickle.load(f)
+                proc.stdin.write("go\n")
+                proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass  # the worker died while waiting: its exit status and stderr say why
+            _wait_for(proc, timeout, progress)
+        finally:
+            _kill_session(proc, self._tmp.name)
+        self._errf.seek(0)
+        err = self._errf.read()
+        try:
+            if proc.returncode != 0 or not os.path.exists(self.rpath):
+                last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or ["no message"]
+                raise TargetError(f"the Lava run failed (exit {proc.returncode}): {last[0]}")
+            with open(self.rpath, "rb") as f:
+                res = pickle.load(f)
+        finally:
+            self._finalizer()
         res["pgid"] = proc.pid
         return res
+
+
+_warm: list[Worker] = []
+
+
+def prestart() -> None:
+    """Start a worker now for the next Lava run of this process (the CLI calls it before it converts)."""
+    if not _warm:
+        _warm.append(Worker())
+
+
+def take_worker() -> Worker:
+    """The pre-started worker if there is one, else a new one."""
+    return _warm.pop() if _warm else Worker()
+
+
+def run_isolated(job: dict, timeout: float, progress: Callable[[int], None] | None,
+                 worker: Worker | None = None) -> dict:
+    """Run ``job`` in a worker process (``worker``, else a pre-started or new one); see :class:`Worker`."""
+    return (worker or take_worker()).run(job, timeout, progress)
 
 
 def _wait_for(proc: subprocess.Popen, timeout: float, progress: Callable[[int], None] | None) -> None:
@@ -182,8 +232,12 @@ def _kill_session(proc: subprocess.Popen, tmp: str) -> None:
         pass
     proc.wait()
     remove_mp_tempdir(tmp)
-    if proc.stdout is not None:
-        proc.stdout.close()
+    for pipe in (proc.stdout, proc.stdin):
+        if pipe is not None and not pipe.closed:
+            try:
+                pipe.close()
+            except OSError:
+                pass
 
 
 def run_config(select_tag: str):

@@ -116,13 +116,21 @@ def _die_with_parent(parent: int, tmpdir: str) -> None:
     threading.Thread(target=watch, name="neurocompile-parent-watch", daemon=True).start()
 
 
-def main(job_path: str, result_path: str, parent: int | None = None) -> int:
+def main(job_path: str, result_path: str, parent: int | None = None, wait: bool = False) -> int:
     tmpdir = os.path.dirname(os.path.abspath(job_path))
     orphanable = parent is not None and os.getsid(0) == os.getpid()  # started by run_isolated
     if orphanable:
         _die_with_parent(parent, tmpdir)
         _record_mp_tempdir(tmpdir)
     try:
+        if wait:  # started ahead of the job: import what the run needs, then wait for "go" on stdin
+            import lava.magma.core.run_configs  # noqa: F401
+            import neurocompile.targets.lava.emit  # noqa: F401
+            import neurocompile.targets.lava.processes.network  # noqa: F401
+            import neurocompile.targets.lava.run  # noqa: F401
+
+            if not sys.stdin.readline():  # the parent gave up (closed stdin): nothing to do
+                return 0
         with open(job_path, "rb") as f:
             job = pickle.load(f)
         from neurocompile.targets.lava.run import LavaExecutable
@@ -142,4 +150,5 @@ def main(job_path: str, result_path: str, parent: int | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None))
+    sys.exit(main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None,
+                  "--wait" in sys.argv[4:]))
