@@ -59,8 +59,7 @@ class PySpikingNeuronFloat(PhasedModel):
             x = x + self.bias
         theta = p["threshold"]
         if p["sleep_phase"]:  # CIF
-            s, self.m[:], self.count[:] = neurons.cif_step(self.m, self.count, x, theta, self.wake_steps_seen(phase),
-                                                           p["gamma"])
+            s = self._cif(x, theta, self.wake_steps_seen(phase), p["gamma"])
         else:
             s, self.m[:] = neurons.if_step(self.m, x, theta)
         if k < self.counts.shape[0]:  # spike counts are kept for the first n_samples periods
@@ -68,6 +67,20 @@ class PySpikingNeuronFloat(PhasedModel):
             self.counts[k, :, 0] += np.clip(lanes, 0, None).sum(axis=(0, 2)).astype(self.counts.dtype)
             self.counts[k, :, 1] -= np.clip(lanes, None, 0).sum(axis=(0, 2)).astype(self.counts.dtype)
         self.s_out.send(self.cast(s * p["amplitude"]))
+
+    def _cif(self, x: np.ndarray, theta: float, seen: int, gamma: int) -> np.ndarray:
+        """One CIF step on the layer's state, in place: torch's ``neurons.cif_step_`` on views of ``m`` and ``count``
+        (the same numbers as ``neurons.cif_step``, bit for bit, without its temporaries). Returns spike counts."""
+        import torch
+
+        if torch.get_num_threads() != 1:  # a forked Lava process: torch's inherited OpenMP pool would deadlock
+            torch.set_num_threads(1)
+        views = self.__dict__.get("_views")
+        if views is None or views[0].data_ptr() != self.m.ctypes.data:
+            views = self._views = (torch.from_numpy(self.m), torch.from_numpy(self.count), {})
+        m, count, scratch = views
+        return neurons.cif_step_(m, count, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)), theta, seen,
+                                 gamma, scratch, amplitude=1.0).numpy()
 
 
 @implements(proc=SpikingNeuron, protocol=LoihiProtocol)
@@ -83,3 +96,7 @@ class PySpikingNeuronFixed(PySpikingNeuronFloat):
     m: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
     count: np.ndarray = LavaPyType(np.ndarray, np.int32, **INT)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def _cif(self, x: np.ndarray, theta: float, seen: int, gamma: int) -> np.ndarray:
+        s, self.m[:], self.count[:] = neurons.cif_step(self.m, self.count, x, theta, seen, gamma)  # integers
+        return s
