@@ -302,12 +302,25 @@ def deploy_loihi2(model: str, out_dir: str, inputs: np.ndarray | None = None, n_
     from neurocompile.estimate import estimate
     from neurocompile.netx import write_netx
 
+    g = load(model)
+    if g.schedule is not None and not g.meta.get("fixed_point"):
+        raise ConversionError("the model is a converted floating-point network; Loihi 2 takes fixed point",
+                              file=str(model), hint="Deploy the original ONNX model (it converts to fixed point), or "
+                                                    "a network converted with --fixed-point")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConversionError(f"'{out_dir}' exists and is not a folder", hint="Give a folder for the artifacts")
+    made = not os.path.isdir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.splitext(os.path.basename(str(model)))[0]
     paths = {k: os.path.join(out_dir, f"{stem}{ext}") for k, ext in
              (("artifact", ".h5"), ("netx", ".net"), ("resources", ".resources.json"))}
-    art = export(model, paths["artifact"], inputs=inputs, n_reference=n_reference, target="lava-sim",
-                 fixed_point=True, **({"steps": steps} if steps else {}))
+    try:
+        art = export(model, paths["artifact"], inputs=inputs, n_reference=n_reference, target="lava-sim",
+                     **({} if g.schedule is not None else {"fixed_point": True, **({"steps": steps} if steps else {})}))
+    except BaseException:
+        if made and not os.listdir(out_dir):  # leave nothing behind for a model that does not convert
+            os.rmdir(out_dir)
+        raise
     files = [paths["artifact"]]
     try:
         write_netx(art.graph, paths["netx"])

@@ -125,6 +125,13 @@ def _estimate(a: argparse.Namespace) -> int:
     if g.schedule is None:
         g = api.convert(g, neuron=a.neuron, gamma=a.gamma, levels=a.levels, calibration=calib,
                         percentile=a.percentile, steps=a.steps, target="lava-sim", fixed_point=a.fixed_point)
+    else:
+        given = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
+                                 ("--calibrate", a.calibrate), ("--fixed-point", a.fixed_point), ("--steps", a.steps),
+                                 ("--percentile", a.percentile != 99.9)) if on]
+        if given:
+            raise UsageError(f"{a.model} is a converted network: {', '.join(given)} cannot apply",
+                             hint="Estimate the original ONNX model with these options instead")
     e = estimate(g, a.hw, x=x)
     print(e.table())
     if a.json_out:
@@ -484,21 +491,33 @@ def _export_netx(a: argparse.Namespace, g) -> int:
     from neurocompile.errors import ConversionError
     from neurocompile.netx import write_netx
 
-    if not api.is_student(g) or g.schedule is not None:
-        raise ConversionError("netx holds feed-forward LIF students (conv and dense layers of CUBA neurons); this "
-                              "model is " + ("a converted network" if g.schedule is not None else
-                                             "an ANN, which converts to CIF neurons netx has no form for"),
+    given = [f for f, on in (("--input", a.input), ("--samples", a.samples != 8), ("--target", a.target != "lava-sim"),
+                             ("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
+                             ("--calibrate", a.calibrate), ("--percentile", a.percentile != 99.9)) if on]
+    if given:
+        raise UsageError(f"--format netx writes the network only, converted for Lava in fixed point: {', '.join(given)} "
+                         "cannot apply", hint="Drop them (the neurocompile artifact takes reference inputs)")
+    converted = g.schedule is not None
+    if not api.is_student(g) or (converted and not g.meta.get("fixed_point")):
+        raise ConversionError("netx holds feed-forward LIF students (conv and dense layers of CUBA neurons) in fixed "
+                              "point; this model is " + ("a converted floating-point network" if api.is_student(g)
+                                                         else "an ANN, which converts to CIF neurons netx has no form "
+                                                              "for"),
                               file=a.model, hint=f"Export neurocompile's own artifact: neurocompile export {a.model} "
                                                  f"-o net.h5")
-    snn = api.convert(g, steps=a.steps, target="lava-sim", fixed_point=True)
+    if converted and a.steps:
+        raise UsageError(f"{a.model} is a converted network: --steps cannot apply")
+    snn = g if converted else api.convert(g, steps=a.steps, target="lava-sim", fixed_point=True)
     layers = write_netx(snn, a.output)
     s = snn.schedule
     print(f"wrote {a.output}: netx HDF5, {len(layers)} layers ({', '.join(l.type for l in layers)}), fixed point, "
           f"T={s.steps}")
     print(f"load   netx.hdf5.Network(net_config='{a.output}', reset_interval={s.t_wake}, reset_offset=1, "
           f"input_message_bits=8)")
-    print(f"input  round(x * {s.input_scale:g}) on each of a sample's {s.t_wake} steps; readout = last layer's v / 64 "
-          f"/ ({s.t_wake} * {s.readout_scale:.6g})")
+    first = "conv" if layers[1].type == "conv" else "dense"
+    layout = "x.transpose(2, 1, 0) (netx's W, H, C)" if first == "conv" else "x.reshape(-1) (C order)"
+    print(f"input  round(x * {s.input_scale:g}) as {layout} on each of a sample's {s.t_wake} steps; readout = "
+          f"last layer's v / 64 / ({s.t_wake} * {s.readout_scale:.6g})")
     print(f"fixed pt   {fixed_point_summary(snn.meta['fixed_point_report'])}")
     return 0
 
@@ -537,6 +556,9 @@ def _run(a: argparse.Namespace) -> int:
     from neurocompile.reference import reference_for
 
     _check_args(a)
+    if a.artifacts and a.target != "loihi2":
+        raise UsageError(f"--artifacts is for --target loihi2 (the target here is {a.target})",
+                         hint="Use --target loihi2, or 'neurocompile export' for an artifact file")
     if a.target == "loihi2":
         return _loihi2(a)
     if a.target == "lava-sim":  # Lava's worker imports Lava and torch while the model loads and converts
@@ -614,13 +636,18 @@ def _loihi2(a: argparse.Namespace) -> int:
     given = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
                              ("--calibrate", a.calibrate), ("--delay", a.delay is not None),
                              ("--no-balance", a.no_balance), ("--normalize-weights", a.normalize_weights),
-                             ("--device", a.device), ("--save-ir", a.save_ir)) if on]
+                             ("--device", a.device), ("--save-ir", a.save_ir), ("--early-stop", a.early_stop),
+                             ("--log-passes", a.log_passes), ("--percentile", a.percentile != 99.9)) if on]
     if given:
         raise UsageError(f"--target loihi2 converts to Loihi 2's fixed point with its own settings: {', '.join(given)} "
                          "cannot apply", hint="Run --target lava-sim --fixed-point to try other conversion options")
     g = api.load(a.model)
     x = api.load_input(a.input, api.first_input_shape(g)) if a.input else None
     out_dir = a.artifacts or f"{os.path.splitext(os.path.basename(a.model))[0]}-loihi2"
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UsageError(f"--artifacts {out_dir} is a file", hint="Give a folder (it is created if missing)")
+    if a.json_out:
+        _check_output("--json", a.json_out)
     rep = api.deploy_loihi2(a.model, out_dir, inputs=x, steps=a.steps)
     for f in rep["files"]:
         print(f"wrote      {f}")
@@ -636,8 +663,9 @@ def _loihi2(a: argparse.Namespace) -> int:
         line += (f"; against the ANN ({rep['verify']['ann_reference']}): max |logit error| {v['max_abs_error']:.3g}, "
                  f"argmax agreement {100 * v['argmax_agreement']:.1f} %")
     print(line)
-    print(f"fixed pt   {fixed_point_summary(rep['graph'].meta['fixed_point_report'])}")
-    if a.json_out:
+    if rep["graph"].meta.get("fixed_point_report"):
+        print(f"fixed pt   {fixed_point_summary(rep['graph'].meta['fixed_point_report'])}")
+    if a.json_out:  # the deployment's record: written although the command ends at the hardware step (exit 1)
         _write_json(a.json_out, {"target": "loihi2", "files": rep["files"], "netx": rep["netx"],
                                  "verify": {k: val for k, val in rep["verify"].items() if k != "provenance"}})
     if not rep["verify"]["ok"]:

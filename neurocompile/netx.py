@@ -10,7 +10,8 @@ after the input):
 
     net = netx.hdf5.Network("student.net", reset_interval=T, reset_offset=1, input_message_bits=8)
 
-Feed it ``round(x * 255)`` on each of a sample's T steps. The last layer (the readout) is a dense layer whose
+Feed it ``round(x * 255)`` on each of a sample's T steps, in netx's layout: ``x.transpose(2, 1, 0)`` (W, H, C) when
+the first layer is a conv, ``x.reshape(-1)`` (C order) when it is dense. The last layer (the readout) is a dense layer whose
 neuron integrates without leak and never fires (vDecay 0, vThMant max): at the last step of sample k's window
 its ``v`` is 64 times neurocompile's readout sum (readout = v / 64 / (T * readout_scale)). What netx cannot
 hold (residual merges, pooling, CIF/IF neurons, weight exponents) is refused naming the layer.
@@ -100,7 +101,11 @@ def _synapse(g: Graph, n: Node) -> NetxLayer:
     w = np.asarray(n.params["weight"], np.float64)
     out_shape = np.asarray(g.shapes[n.output], np.int64)
     if isinstance(op, ops.Dense):
+        _check_netx_dense(n, w)
         return NetxLayer("dense", {"shape": out_shape, "weight": w.astype(np.int64)}, source=n.name)
+    if int(op.attr(n, "groups")) > 127:  # netx runs lava's own Conv model, which reads groups as int8
+        raise ConversionError(f"{op.attr(n, 'groups')} groups: lava's Conv model that netx runs reads groups as an "
+                              "8-bit integer", node=n.name, op=n.op, hint=_REFUSE_HINT)
     t, l, b, r = (int(v) for v in op.attr(n, "pads"))
     if (t, l) != (b, r):
         raise ConversionError(f"asymmetric pads {[t, l, b, r]} have no netx form", node=n.name, op=n.op,
@@ -110,6 +115,29 @@ def _synapse(g: Graph, n: Node) -> NetxLayer:
                               "padding": np.asarray([t, l], np.int64),
                               "dilation": np.asarray(ops.pair(op.attr(n, "dilation")), np.int64),
                               "groups": np.int64(op.attr(n, "groups"))}, source=n.name)
+
+
+def _check_netx_dense(n: Node, w: np.ndarray) -> None:
+    """netx rescales dense weights (lava-dl's optimize_weight_bits) and lava's Dense clips and truncates them
+    again: refuse a layer whose weights would not come back exactly as the shifted integers computed here."""
+    import contextlib
+    import io
+    import warnings
+
+    from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # lava-dl's import (CUDA, datasets) and its divide by a zero maximum talk
+        from lava.lib.dl.netx.utils import optimize_weight_bits
+
+        opt, bits, exp, _ = optimize_weight_bits(w.astype(np.int64))
+    mode = determine_sign_mode(opt)
+    final = truncate_weights(clip_weights(opt, mode, num_bits=8), mode, bits)
+    shift = -int(exp)
+    if shift < 0 or not np.array_equal(np.asarray(final, np.int64), w.astype(np.int64) << shift):
+        raise ConversionError("netx would load this layer's 8-bit weights differently (lava-dl rescales them, lava's "
+                              "Dense clips and truncates them)", node=n.name, op=n.op, hint=_REFUSE_HINT)
 
 
 def _neuron(g: Graph, sink: Node) -> tuple[dict[str, Any], np.ndarray | None]:

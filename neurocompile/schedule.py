@@ -63,14 +63,20 @@ class WakeSleepSchedule:
         """The input current as the target sees it (integers in fixed point)."""
         if self.input_scale is None:
             return x
+        self.check_input(x)
+        return (x * self.input_scale).round()
+
+    def check_input(self, x) -> None:
+        """Refuse inputs a fixed-point network was not sized for (its layers' ranges assume [0, 1]): never overflow."""
+        if self.input_scale is None or len(x) == 0:
+            return
         lo, hi = float(x.min()), float(x.max())
-        if lo < 0 or hi > 1:  # the fixed-point layers were sized for inputs in [0, 1]: refuse, never overflow
+        if lo < 0 or hi > 1:
             from neurocompile.errors import TargetError
 
             raise TargetError(f"a fixed-point network takes inputs in [0, 1] (stored as round(x * "
                               f"{self.input_scale:g})); these lie in [{lo:.4g}, {hi:.4g}]",
                               hint="Scale the input to [0, 1], or run in floating point")
-        return (x * self.input_scale).round()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

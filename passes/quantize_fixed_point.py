@@ -9,7 +9,7 @@ source's unit and meets U through an integer gain at the Add it enters (``Add.ga
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from neurocompile.ops import LIF, NoWeightMap, Readout, is_level_neuron, op_of
 from neurocompile.passes.lower_to_blocks import blocks, lowered
 
 WEIGHT_MAX = 254      # 8-bit mantissa; lava's Dense truncates the LSB of mixed-sign weights: even values in [-256, 254]
+WEIGHT_EXP_MAX = 7    # Loihi's per-layer weight exponent: -8..7 (larger blocks are rescaled)
 STATE_BITS = 24       # Loihi 2 membrane / current width (signed)
 STATE_MAX = 2 ** (STATE_BITS - 1)
 LIF_VTH_MAX = 2 ** 17 - 1  # Lava's bit-accurate LIF: 17-bit threshold mantissa, compared as vth << 6
@@ -67,7 +68,7 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
     q = _Quantizer(g, float(input_scale))
     for blk in blocks(g):
         q.block(g.nodes[blk.sink])
-    units = {q.unit[g.nodes[r].inputs[0]] for r in (n.name for n in g.topo() if isinstance(op_of(n), Readout))}
+    units = {q.unit[n.output] for n in g.topo() if isinstance(op_of(n), Readout)}
     if len(units) > 1:
         raise ConversionError(f"the graph outputs reach fixed point in different units ({sorted(units)}): one "
                               "readout scale serves them all", hint="Convert a single-output graph for fixed point")
@@ -113,6 +114,9 @@ def _peak(iv: Interval) -> float:
     return max(-iv[0], iv[1])
 
 
+_ABOVE = ("above",)  # a branch slot to be filled by the caller: the Add input the path reaches first
+
+
 @dataclass
 class _Branch:
     """A path from a sink's input back to where its unit is decided: a weighted connection (``node``) or a
@@ -137,10 +141,16 @@ class _Quantizer:
         self.bound: dict[str, _Range] = {src: _Range((0.0, input_scale), (0.0, input_scale * self.wake_steps))}
         g.input_nodes[0].attrs["scale"] = input_scale
         self.report: list[LayerReport] = []
+        self.owner: dict[str, str] = {}  # node -> the sink whose block quantized it
 
     # -- one block -------------------------------------------------------------------------------
     def block(self, sink: Node) -> None:
         branches = self._branches(sink.inputs[0], 1.0, None, {})
+        for b in branches:
+            if b.node is not None and self.owner.setdefault(b.node.name, sink.name) != sink.name:
+                raise ConversionError(f"this connection feeds two neuron layers ({self.owner[b.node.name]} and "
+                                      f"{sink.name}): fixed point gives each layer's inputs one unit", node=b.node.name,
+                                      op=b.node.op, hint="Run this network in floating point")
         U, rescaled = self._unit(sink, branches), 0
         while True:
             gains = self._gains(sink, branches, U)
@@ -153,6 +163,9 @@ class _Quantizer:
                 step = (min(0.0, float(b_int.min())), max(0.0, float(b_int.max())))
                 current = current + _Range(step, _scale(step, self.wake_steps))
             why = self._sink_overflow(sink, U, current)
+            exps = [weights[b.node.name][1] for b in branches if b.node is not None]
+            if why is None and max(exps, default=0) > WEIGHT_EXP_MAX:
+                why = f"a weight exponent of {max(exps)} would pass Loihi's {WEIGHT_EXP_MAX}"
             if why is None and b_int is not None and isinstance(op_of(sink), LIF) and np.abs(b_int).max() > BIAS_MANT_MAX:
                 why = f"the bias {np.abs(b_int).max():.0f} would pass the 13-bit mantissa of Lava's LIF bias"
             if why is None:
@@ -162,9 +175,9 @@ class _Quantizer:
                                       "block's unit", node=sink.name, op=sink.op,
                                       hint="Lower the weights feeding this layer, or run it in floating point")
             U, rescaled = U / 2, rescaled + 1
-        for b in branches:
-            if b.node is not None:
-                self._store_weights(b.node, U * b.coef, *weights[b.node.name], rescaled)
+        for name in dict.fromkeys(b.node.name for b in branches if b.node is not None):  # a node reached twice once
+            b = next(b for b in branches if b.node is not None and b.node.name == name)
+            self._store_weights(b.node, U * b.coef, *weights[name], rescaled)
         for (add, i), k in gains.items():
             node = self.g.nodes[add]
             ks = op_of(node).input_gains(node)
@@ -180,20 +193,28 @@ class _Quantizer:
         op = op_of(n)
         if op.sink or not n.inputs:
             return [_Branch(coef, tensor=t, slot=slot)]
-        if n.name in seen:
-            if not math.isclose(seen[n.name], coef, rel_tol=1e-12):
+        if n.name in seen:  # a node reached along two paths (Add(y, y)): its branches count on both
+            first, cached = seen[n.name]
+            if not math.isclose(first, coef, rel_tol=1e-12):
                 raise ConversionError("this node reaches one neuron layer along paths with different units",
                                       node=n.name, op=n.op)
-            return []
-        seen[n.name] = coef
+            return [replace(b, slot=slot if b.slot is _ABOVE else b.slot) for b in cached]
+        found = self._branches_of(n, coef, seen)
+        seen[n.name] = (coef, found)
+        return [replace(b, slot=slot if b.slot is _ABOVE else b.slot) for b in found]
+
+    def _branches_of(self, n: Node, coef: float, seen: dict) -> list[_Branch]:
+        """``n``'s branches; an identity branch with no Add between it and ``n`` gets the slot ``_ABOVE`` (the
+        caller's)."""
+        op = op_of(n)
         if op.rescalable == ("weight", "bias"):  # Conv, Dense: their weights take the unit
             return [_Branch(coef, node=n)]
         if op.synaptic and hasattr(op, "window"):  # averaging pools sum their windows: unit * window
-            return self._branches(n.inputs[0], coef / self._sum_pool(n), slot, seen)
+            return self._branches(n.inputs[0], coef / self._sum_pool(n), _ABOVE, seen)
         if op.merge and op.additive:  # Add: an identity branch can be scaled at its own input
             return [b for i, u in enumerate(n.inputs) for b in self._branches(u, coef, (n.name, i), seen)]
         if op.exact_in_integers:  # moves values (Flatten, Reshape, Concat): the unit passes
-            return [b for u in n.inputs for b in self._branches(u, coef, None if op.merge else slot, seen)]
+            return [b for u in n.inputs for b in self._branches(u, coef, None if op.merge else _ABOVE, seen)]
         raise ConversionError("fixed point has no integer form for this op (supported: Conv, Dense, average and "
                               "max pools, Add, Flatten, Reshape, Concat, CIF, IF, LIF)", node=n.name, op=n.op)
 
@@ -328,6 +349,11 @@ class _Quantizer:
         if step >= STATE_MAX:
             return f"a step's input current could reach {step:.3g}"
         if isinstance(op, LIF):  # u = a_in << 6 (wraps past 24 bits); v = β v + u, below vth << 6 unless it spikes
+            beta_real, theta_real = float(op.attr(sink, "beta")), float(sink.attrs["threshold"])
+            if not 0.0 < beta_real <= 1.0 or theta_real <= 0.0:
+                raise ConversionError(f"Lava's LIF needs 0 < beta <= 1 (a 12-bit decay) and a positive threshold; this "
+                                      f"layer has beta {beta_real:g}, threshold {theta_real:g}", node=sink.name,
+                                      op=sink.op, hint="Run this network in floating point")
             beta = 1.0 - self._dv(sink) / DECAY_UNITY
             vth = round(float(sink.attrs["threshold"]) * U)
             if vth > LIF_VTH_MAX:
@@ -338,10 +364,11 @@ class _Quantizer:
             if max(u, v) >= STATE_MAX:
                 return f"the LIF state (input << {LIF_SHIFT}) could reach {max(u, v):.3g}"
             return None
-        if is_level_neuron(sink):  # m = (currents so far) - θ S with 0 <= S <= t_wake (CIF) or the steps (IF)
+        if is_level_neuron(sink):  # m = m0 + (currents so far) - θ S, 0 <= S <= t_wake (CIF) or the steps (IF)
             theta = round(float(sink.attrs["threshold"]) * U)
             counted = self.t_wake if op.sleep_phase else self.steps
-            m = max(current.total[1], theta * counted - current.total[0])
+            m0 = float(op.attr(sink, "shift")) * theta  # the QCFS pre-charge
+            m = max(m0 + current.total[1], theta * counted - current.total[0] - m0)
         elif op.stateful:  # an inhibition pool's accumulators: one window input's total minus another's
             m = current.total[1] - current.total[0]
         else:  # the readout's running sum (Lava keeps it in int32)

@@ -124,3 +124,13 @@ def test_cli_exports_netx_and_refuses_an_ann(tmp_path):
     r = cli("export", "examples/digits_cqrelu.onnx", "--format", "netx", "-o", tmp_path / "ann.net")
     assert r.returncode == 1 and "netx holds feed-forward LIF students" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "ann.net").exists()
+
+
+def test_netx_refuses_dense_weights_it_would_load_differently():
+    """All-negative weights whose smallest is -128: lava-dl scales them to -256, lava's Dense clips to -255."""
+    from neurocompile.ir import Node
+    from neurocompile.netx import _check_netx_dense
+
+    _check_netx_dense(Node("d", "Dense", ["x"], "y"), np.array([[126.0, -128.0], [2.0, 0.0]]))  # mixed: exact
+    with pytest.raises(ConversionError, match="differently"):
+        _check_netx_dense(Node("d", "Dense", ["x"], "y"), np.array([[-128.0, -64.0], [-2.0, 0.0]]))

@@ -18,7 +18,7 @@ from neurocompile.ir import Graph, Node
 from neurocompile.ops import op_of
 
 DENSE_BUDGET = 4_000_000  # weights of all block-diagonal Dense layers together (they grow with B**2)
-# elements of the largest tensor with all lanes (512 KiB of float64): past it a step's messages leave the
+# elements of the largest tensor with all lanes (512 KiB of float64, 256 KiB of int32): past it a step's messages leave the
 # caches and a step costs more than the lanes save (residual 3x32x32 net, 2 cores: 25 ms/sample at 8 lanes
 # of 8x32x32, 45 ms at 16)
 TENSOR_BUDGET = 65_536

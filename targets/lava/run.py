@@ -54,7 +54,7 @@ class LavaExecutable:
         self.g, self.sched, self.select_tag = graph, graph.schedule, select_tag
         self.build_seconds = self.run_seconds = 0.0
         # ``prestart``: start the first run's worker now, so its imports overlap what the caller does next
-        self._worker: Worker | None = take_worker() if prestart else None
+        self._worker: Worker | None = take_worker() if prestart else None  # None while another one waits
 
     def run(self, x: np.ndarray, steps: int | None = None, early_stop: bool = False, record: bool = True,
             progress: Callable[[int], None] | None = None, timeout: float | None = None,
@@ -71,11 +71,12 @@ class LavaExecutable:
         T = int(steps if steps is not None else self.sched.steps)
         Stream.plan(self.g, T)  # refuse here what the worker would
         x = np.asarray(x, dtype=np.float64)
+        self.sched.check_input(x)  # before Lava starts, not in the worker
         limits.check_work(self.g, len(x), T, "lava-sim")  # refuse hours of Lava before starting it
         budget = timeout if timeout is not None else 120.0 + 0.5 * len(x) * T * max(len(self.g.nodes), 1)
         job = {"graph": self.g, "x": x, "steps": T, "select_tag": self.select_tag}
         worker, self._worker = self._worker, None
-        res = run_isolated(job, budget, progress, worker)
+        res = run_isolated(job, budget, progress, worker if worker is not None and worker.usable() else None)
         self.build_seconds, self.run_seconds, self.pgid = res["build_seconds"], res["run_seconds"], res["pgid"]
         return self._result(res, len(x), T, record)
 
@@ -135,13 +136,21 @@ class Worker:
         tmp = self._tmp.name
         self.jpath, self.rpath = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "result.pkl")
         self._errf = open(os.path.join(tmp, "stderr.txt"), "w+")  # a file, not a pipe: it never fills up
+        self.owner = os.getpid()
         self.proc = subprocess.Popen([sys.executable, "-m", "neurocompile.targets.lava.worker", self.jpath, self.rpath,
                                       str(os.getpid()), "--wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._errf, text=True, start_new_session=True)
-        self._finalizer = weakref.finalize(self, Worker._discard, self.proc, self._tmp, self._errf)
+        self._finalizer = weakref.finalize(self, Worker._discard, self.proc, self._tmp, self._errf, self.owner)
+        _IDLE.add(self)
+
+    def usable(self) -> bool:
+        """Still waiting for its job, and started by this process (not inherited through a fork)."""
+        return self.owner == os.getpid() and self._finalizer.alive and self.proc.poll() is None
 
     @staticmethod
-    def _discard(proc: subprocess.Popen, tmp: tempfile.TemporaryDirectory, errf) -> None:
+    def _discard(proc: subprocess.Popen, tmp: tempfile.TemporaryDirectory, errf, owner: int) -> None:
+        if os.getpid() != owner:  # a forked copy of the owner: the worker is not ours to kill
+            return
         try:
             if proc.stdin is not None and not proc.stdin.closed:
                 proc.stdin.close()
@@ -155,6 +164,7 @@ class Worker:
         """Run ``job``; kill the whole session on error, timeout or KeyboardInterrupt (the CLI turns SIGTERM
         and SIGHUP into one too). Returns the worker's result dict. One job per worker."""
         proc = self.proc
+        _IDLE.discard(self)
         try:
             with open(self.jpath, "wb") as f:
                 pickle.dump(job, f)
@@ -181,23 +191,39 @@ class Worker:
 
 
 _warm: list[Worker] = []
+_IDLE: "weakref.WeakSet[Worker]" = weakref.WeakSet()  # workers started and not run yet
+
+
+def _forget_inherited() -> None:
+    _warm.clear()
+    _IDLE.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited)  # a forked child starts its own workers
 
 
 def prestart() -> None:
-    """Start a worker now for the next Lava run of this process (the CLI calls it before it converts)."""
-    if not _warm:
+    """Start a worker now for the next Lava run of this process (the CLI calls it before it converts); at most
+    one waits at a time (each holds Lava and torch in memory)."""
+    if not any(w.usable() for w in _IDLE):
         _warm.append(Worker())
 
 
-def take_worker() -> Worker:
-    """The pre-started worker if there is one, else a new one."""
-    return _warm.pop() if _warm else Worker()
+def take_worker(start: bool = True) -> Worker | None:
+    """The pre-started worker if one is usable; else a new one (``start``) or None."""
+    while _warm:
+        w = _warm.pop()
+        if w.usable():
+            return w
+    if start and not any(w.usable() for w in _IDLE):
+        return Worker()
+    return None
 
 
 def run_isolated(job: dict, timeout: float, progress: Callable[[int], None] | None,
                  worker: Worker | None = None) -> dict:
     """Run ``job`` in a worker process (``worker``, else a pre-started or new one); see :class:`Worker`."""
-    return (worker or take_worker()).run(job, timeout, progress)
+    return (worker or take_worker(start=False) or Worker()).run(job, timeout, progress)
 
 
 def _wait_for(proc: subprocess.Popen, timeout: float, progress: Callable[[int], None] | None) -> None:
@@ -241,13 +267,18 @@ def _kill_session(proc: subprocess.Popen, tmp: str) -> None:
 
 
 def run_config(select_tag: str):
-    """Loihi2SimCfg with lava's Conv mapped to neurocompile's models (float64; int32 group counts)."""
+    """Loihi2SimCfg with lava's Conv (and, in floating point, Dense) mapped to neurocompile's models (float64; int32
+    group counts; weight exponents applied)."""
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.conv.process import Conv
 
-    from neurocompile.targets.lava.processes.conv64 import PyConvModelFixedWideGroups, PyConvModelFloat64
+    from lava.proc.dense.process import Dense
 
-    exceptions = {Conv: PyConvModelFloat64 if select_tag == "floating_pt" else PyConvModelFixedWideGroups}
+    from neurocompile.targets.lava.processes.conv64 import (PyConvModelFixedWideGroups, PyConvModelFloat64,
+                                                            PyDenseModelFloatExp)
+
+    exceptions = ({Conv: PyConvModelFloat64, Dense: PyDenseModelFloatExp} if select_tag == "floating_pt"
+                  else {Conv: PyConvModelFixedWideGroups})
     return Loihi2SimCfg(select_tag=select_tag, exception_proc_model_map=exceptions)
 
 

@@ -19,7 +19,8 @@ INSTALL_HINT = ("Install Intel's Loihi extension of Lava (lava-loihi, available 
 
 
 def loihi_extension_available() -> bool:
-    """Whether the Loihi extension of Lava is importable (never imports Lava itself)."""
+    """Whether the Loihi extension of Lava is importable (finding it imports lava's parent packages, not the
+    extension)."""
     try:
         return all(importlib.util.find_spec(m) is not None for m in EXTENSION_MODULES)
     except (ImportError, ValueError):

@@ -46,6 +46,9 @@ class ReferenceSimulator:
         self.sched = graph.schedule
         self.device = torch.device(device or "cpu")
         self.dtype = DTYPES[dtype]
+        if graph.meta.get("fixed_point") and dtype != "float64":  # LIF products reach 2**35, readout sums 2**31
+            raise TargetError(f"a fixed-point network runs in float64 (exact integers); {dtype} would round them",
+                              hint="Drop the dtype option")
         self.order = graph.topo()
         self.params = {n.name: tensors(n, self.dtype, self.device) for n in self.order}
         prod = graph.producers()

@@ -131,7 +131,7 @@ def test_fixed_point_refuses_what_it_cannot_do(tmp_path):
     path = models.export(net.eval(), (1, 8, 8), tmp_path / "two.onnx")
     g = api.load(path)
     g.outputs = [*g.outputs, next(n.output for n in g.topo() if n.op in ("Gemm", "Dense"))]  # a second output
-    with pytest.raises(ConversionError, match="different units"):
+    with pytest.raises(ConversionError, match="feeds two neuron layers"):  # one Dense, two sinks, two units
         api.convert(g, fixed_point=True)
 
 
@@ -150,3 +150,51 @@ def test_weights_trained_on_an_8_bit_grid_convert_losslessly(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (50, 1, 8, 8)) / 255.0
     ann = interpreter.run1(api.optimize(api.load(path)), x, "float64")
     np.testing.assert_array_equal(api.simulate(q, x).output, ann)
+
+
+class _PoolHead(nn.Module):
+    """The readout after a global average pool and a Flatten: no weights between the last sink and the output."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.a, self.c2 = nn.Conv2d(1, 4, 3, padding=1), models.ChainCQReLU(4, 1.0), nn.Conv2d(4, 6, 3, padding=1)
+
+    def forward(self, x):
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.c2(self.a(self.c1(x))), 1), 1)
+
+
+class _Twice(nn.Module):
+    """Add(z, z): one connection reached along two paths of one block (its current counts twice)."""
+
+    def __init__(self):
+        super().__init__()
+        self.l1, self.a, self.l2 = nn.Linear(64, 16), models.ChainCQReLU(4, 1.0), nn.Linear(16, 16)
+        self.a2, self.l3 = models.ChainCQReLU(4, 1.0), nn.Linear(16, 4)
+
+    def forward(self, x):
+        z = self.l2(self.a(self.l1(torch.flatten(x, 1))))
+        return self.l3(self.a2(z + z))
+
+
+@pytest.mark.parametrize("model", [_PoolHead, _Twice])
+def test_fixed_point_handles_pooled_readouts_and_doubled_paths(tmp_path, model):
+    torch.manual_seed(0)
+    path = models.export(model().eval(), (1, 8, 8), tmp_path / "m.onnx")
+    q = api.convert(api.load(path), fixed_point=True)
+    _integer_formats(q)
+    assert len({r["node"] for r in q.meta["fixed_point_report"]}) == len(q.meta["fixed_point_report"])
+    x = np.random.default_rng(0).uniform(0, 1, (20, 1, 8, 8))
+    res = api.simulate(q, x, record_layers=True)
+    np.testing.assert_array_equal(res.output, interpreter.run1(q, x, "float64"))
+    assert all(np.abs(m).max() < STATE_MAX for m in res.membranes.values())
+    flt = interpreter.run1(api.convert(api.load(path)), x, "float64")
+    assert (res.output.argmax(1) == flt.argmax(1)).mean() >= 0.9
+
+
+def test_a_fixed_point_network_computes_the_same_integers_on_lavas_float_models(onnx_model):
+    """Weight exponents apply on the floating_pt tag too (neurocompile maps lava's Dense and Conv float models)."""
+    path, shape = onnx_model("resnet", "cqrelu", "bn", 4)
+    q = api.convert(api.load(path), target="lava-sim", fixed_point=True)
+    assert any(r["exponent"] > 0 for r in q.meta["fixed_point_report"])
+    x = np.random.default_rng(5).uniform(0, 1, (2, *shape))
+    np.testing.assert_array_equal(api.compile(q, "lava-sim").run(x).per_step, api.simulate(q, x).per_step)

@@ -89,3 +89,23 @@ def test_cli_lava_sim_runs_one_bundled_sample():
     snn_pred = r.stdout.split("SNN pred")[1].split("\n")[0].strip()
     ann_pred = r.stdout.split("ANN pred")[1].split("\n")[0].strip()
     assert snn_pred == ann_pred == "[6]"
+
+
+def test_workers_start_ahead_one_at_a_time_and_never_outlive_their_executable():
+    """api.compile starts the run's worker (Lava and torch import while the caller goes on); a second compile
+    while one waits starts none (each holds hundreds of MB); a discarded executable's worker is killed."""
+    import gc
+
+    from neurocompile.targets.lava import run as lava_run
+
+    snn = api.convert(api.load(os.path.join(EXAMPLES, "digits_cqrelu.onnx")), target="lava-sim")
+    x = np.load(os.path.join(EXAMPLES, "digits_test.npy"))[:2]
+    a, b = api.compile(snn, "lava-sim"), api.compile(snn, "lava-sim")
+    waiting = [w for w in lava_run._IDLE if w.usable()]
+    assert len(waiting) == 1 and a._worker is waiting[0] and b._worker is None
+    proc = waiting[0].proc
+    ref = api.simulate(snn, x)
+    assert np.abs(b.run(x).output - ref.output).max() <= 1e-9 * np.abs(ref.output).max()  # b starts its own
+    del a, waiting
+    gc.collect()
+    assert proc.poll() is not None and not any(w.usable() for w in lava_run._IDLE)

@@ -1,5 +1,6 @@
-"""ProcessModels for lava's own ``Conv`` process that the Lava target maps to (the run config's
-``exception_proc_model_map``).
+"""ProcessModels for lava's own ``Conv`` and ``Dense`` processes that the Lava target maps to (the run config's
+``exception_proc_model_map``). Both apply the layer's ``weight_exp`` in floating point too (lava's float models
+ignore it), so a fixed-point network computes the same integers on either tag.
 
 lava's floating_pt Conv model computes in float32 (torch.FloatTensor); a lossless conversion is
 checked in float64, hence a float64 model. Both lava models also read ``groups`` as int8, so a
@@ -15,6 +16,8 @@ import torch.nn.functional as F
 
 from lava.proc.conv.models import AbstractPyConvModel, PyConvModelFixed
 from lava.proc.conv.process import Conv
+from lava.proc.dense.models import PyDenseModelFloat
+from lava.proc.dense.process import Dense
 
 from neurocompile.targets.lava.processes.common import (CPU, LavaPyType, LoihiProtocol, PyInPort, PyOutPort,
                                                         implements, requires, tag)
@@ -42,7 +45,8 @@ class PyConvModelFloat64(AbstractPyConvModel):
         y = F.conv2d(x, self._w, stride=tuple(int(v) for v in self.stride[::-1]),
                      padding=tuple(int(v) for v in self.padding[::-1]),
                      dilation=tuple(int(v) for v in self.dilation[::-1]), groups=int(self.groups[0]))
-        self.a_buf = y[0].numpy().transpose(2, 1, 0)
+        exp = int(np.asarray(self.weight_exp).reshape(-1)[0])
+        self.a_buf = y[0].numpy().transpose(2, 1, 0) * (2.0 ** exp if exp else 1.0)
 
 
 @implements(proc=Conv, protocol=LoihiProtocol)
@@ -57,3 +61,17 @@ class PyConvModelFixedWideGroups(PyConvModelFixed):
     def clamp_precision(self, x: np.ndarray) -> np.ndarray:
         exp = int(np.asarray(self.weight_exp).reshape(-1)[0])
         return super().clamp_precision(np.left_shift(x.astype(np.int64), exp) if exp > 0 else x)
+
+
+@implements(proc=Dense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt", "weight_exp")
+class PyDenseModelFloatExp(PyDenseModelFloat):
+    """lava's floating-point Dense model, with the layer's ``weight_exp`` applied as its fixed-point model does
+    (a fixed-point network run in floating point computes the same integers)."""
+
+    def run_spk(self) -> None:
+        super().run_spk()
+        exp = int(self.proc_params.get("weight_exp", 0))
+        if exp:
+            self.a_buff = self.a_buff * 2.0 ** exp

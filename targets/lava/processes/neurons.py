@@ -76,7 +76,7 @@ class PySpikingNeuronFloat(PhasedModel):
         if torch.get_num_threads() != 1:  # a forked Lava process: torch's inherited OpenMP pool would deadlock
             torch.set_num_threads(1)
         views = self.__dict__.get("_views")
-        if views is None or views[0].data_ptr() != self.m.ctypes.data:
+        if views is None or views[0].data_ptr() != self.m.ctypes.data or views[1].data_ptr() != self.count.ctypes.data:
             views = self._views = (torch.from_numpy(self.m), torch.from_numpy(self.count), {})
         m, count, scratch = views
         return neurons.cif_step_(m, count, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)), theta, seen,
