@@ -279,7 +279,44 @@ def run_config(select_tag: str):
 
     exceptions = ({Conv: PyConvModelFloat64, Dense: PyDenseModelFloatExp} if select_tag == "floating_pt"
                   else {Conv: PyConvModelFixedWideGroups})
-    return Loihi2SimCfg(select_tag=select_tag, exception_proc_model_map=exceptions)
+    return Loihi2SimCfg(select_tag=select_tag, exception_proc_model_map=_ModelTable({**_models(select_tag),
+                                                                                      **exceptions}))
+
+
+class _ModelTable(dict):
+    """Process class -> ProcessModel class that also answers for a Process instance. lava's compiler asks the run
+    config's exception map with the instance; without an answer it re-executes every module in the process's
+    directory to search for models, once per process (about half of a small network's compile time)."""
+
+    def __contains__(self, key) -> bool:
+        return dict.__contains__(self, key if isinstance(key, type) else type(key))
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self, key if isinstance(key, type) else type(key))
+
+
+# the modules holding the models of every Process the Lava target builds (lava's own and neurocompile's)
+_MODEL_MODULES = ("lava.proc.conv.models", "lava.proc.dense.models", "lava.proc.lif.models", "lava.proc.io.source",
+                  "lava.proc.io.sink", "neurocompile.targets.lava.processes.neurons",
+                  "neurocompile.targets.lava.processes.routing", "neurocompile.targets.lava.processes.pooling")
+
+
+def _models(select_tag: str) -> dict:
+    """Each Process class -> its first Python model tagged ``select_tag`` in definition order, lava's own rule (a
+    subclass inherits its parent's tags: a fixed-point model derived from a float one carries both, and lava takes
+    the float one, defined first)."""
+    import importlib
+
+    from lava.magma.core.model.py.model import PyLoihiProcessModel
+
+    found: dict = {}
+    for name in _MODEL_MODULES:
+        for obj in vars(importlib.import_module(name)).values():
+            proc = getattr(obj, "implements_process", None)
+            if (isinstance(obj, type) and issubclass(obj, PyLoihiProcessModel) and proc is not None
+                    and select_tag in getattr(obj, "tags", ()) and obj.__module__ == name):
+                found.setdefault(proc, obj)
+    return found
 
 
 def _branches_differ(g: Graph, s: WakeSleepSchedule, n) -> bool:
