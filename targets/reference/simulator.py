@@ -36,6 +36,21 @@ class _Delay:
         return torch.zeros_like(x) if y is None else y
 
 
+def step_stateful(n: Node, state: dict, x: torch.Tensor, wake_seen: int, counts: dict) -> torch.Tensor:
+    """One step of a stateful sink (state created at the first step) and, for a neuron, its spike counts."""
+    op = OPS[n.op]
+    st = state.get(n.name)
+    if st is None:
+        st = state[n.name] = op.init_state(n, x)
+    val = op.step(n, st, x, wake_seen)
+    if op.spiking:
+        flat = val.reshape(-1)
+        # sum |s| * amplitude: for binary/ternary spikes s*s = |s| and a dot product is the cheapest pass
+        mag = torch.dot(flat, flat) / op.spike_amplitude(n) if op.binary_spikes(n) else flat.abs().sum()
+        counts[n.name] += torch.stack([mag, flat.sum()]).double()
+    return val
+
+
 class ReferenceSimulator:
     """Compile once, run many batches: ``ReferenceSimulator(graph).run(x, steps)``."""
 
@@ -69,15 +84,22 @@ class ReferenceSimulator:
     # ------------------------------------------------------------------------------------
     def run(self, x: np.ndarray | torch.Tensor, steps: int | None = None, early_stop: bool = False,
             record: bool = True, progress: Callable[[int], None] | None = None,
-            record_layers: bool = False, batch: int | None = None) -> SimResult:
+            record_layers: bool = False, batch: int | None = None, multi_step: bool = False) -> SimResult:
         """Simulate ``steps`` (default: the schedule's T). With ``early_stop`` the run ends once the
         network is quiescent after the wake phase; the readout is then final and is reported for all
         remaining steps, so the result equals a full run. ``record_layers`` keeps every spiking layer's
         signed spike count per neuron after each step (``SimResult.layers``; memory grows with T) and its
         membrane potential after the last step (``SimResult.membranes``: what is left unsent).
-        ``batch`` runs at most that many samples at a time (bounded memory; the same result)."""
+        ``batch`` runs at most that many samples at a time (bounded memory; the same result). ``multi_step`` runs
+        layer by layer over all steps (targets/reference/multistep.py: batched convolutions over time; no early
+        stop)."""
         if batch is not None and len(x) > batch:
-            return self._run_in_batches(x, steps, early_stop, record, progress, record_layers, int(batch))
+            return self._run_in_batches(x, steps, early_stop, record, progress, record_layers, int(batch), multi_step)
+        if multi_step:
+            if early_stop:
+                raise TargetError("multi-step mode runs every step of every layer: it cannot stop early",
+                                  hint="Drop early_stop, or run step by step")
+            return self._run_multi(x, steps, record, progress, record_layers)
         s, g = self.sched, self.g
         T = int(steps if steps is not None else s.steps)
         xin = s.encode_input(torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
@@ -142,13 +164,48 @@ class ReferenceSimulator:
                          {k: OPS[self.g.nodes[k].op].membrane(self.g.nodes[k], state[k]).cpu().numpy().copy()
                           for k in layers if k in state})
 
-    def _run_in_batches(self, x, steps, early_stop, record, progress, record_layers, batch: int) -> SimResult:
+    def _run_multi(self, x, steps, record: bool, progress, record_layers: bool) -> SimResult:
+        from neurocompile.targets.reference.multistep import run_multistep
+
+        s, g = self.sched, self.g
+        T = int(steps if steps is not None else s.steps)
+        if len(g.input_nodes) != 1:
+            raise TargetError("the reference simulator takes single-input graphs")
+        xin = s.encode_input(torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
+                                             dtype=self.dtype, device=self.device))
+        out = run_multistep(self, xin, T, record, record_layers, progress)
+        scale = s.t_wake * s.readout_scale
+        sums: dict[str, list] = {}
+        for o, series in out["series"].items():
+            acc, run = None, []
+            for v in series:
+                if v is not None:
+                    acc = v.clone() if acc is None else acc + v
+                run.append(acc)
+            zero = torch.zeros((xin.shape[0], *g.shapes[self.g.nodes[o].output]), dtype=self.dtype, device=self.device)
+            sums[o] = [zero if a is None else a for a in run]
+        first = sums[self.out_names[0]]
+        layers = None
+        if record_layers:
+            layers = {k: np.cumsum(torch.stack(v).numpy(), axis=0) for k, v in out["layers"].items()}
+        return SimResult(outputs={t_: (sums[o][-1] / scale).cpu().numpy() for t_, o in zip(self.out_tensors,
+                                                                                          self.out_names)},
+                         steps=T, t_wake=s.t_wake,
+                         per_step=np.stack([(a / scale).cpu().numpy() for a in first]) if record else None,
+                         spikes=self._spike_counts(out["counts"]), quiescent_at=None, layers=layers,
+                         membranes=None if layers is None else
+                         {k: OPS[g.nodes[k].op].membrane(g.nodes[k], out["state"][k]).cpu().numpy().copy()
+                          for k in layers if k in out["state"]})
+
+    def _run_in_batches(self, x, steps, early_stop, record, progress, record_layers, batch: int,
+                        multi_step: bool = False) -> SimResult:
         chunks = range(0, len(x), batch)
         T = int(steps if steps is not None else self.sched.steps)
         parts = []
         for k, i in enumerate(chunks):  # progress in steps of the whole run: chunk k's step t is (k*T + t)/chunks
             tick = None if progress is None else (lambda t, k=k: progress((k * T + t) // len(chunks)))
-            parts.append(self.run(x[i:i + batch], steps, early_stop, record, tick, record_layers))
+            parts.append(self.run(x[i:i + batch], steps, early_stop, record, tick, record_layers,
+                                  multi_step=multi_step))
             if progress is not None:  # an early-stopped chunk is done with all its steps
                 progress(((k + 1) * T) // len(chunks))
         quiet = [p.quiescent_at for p in parts]
@@ -171,16 +228,7 @@ class ReferenceSimulator:
                 x = torch.add(x, p["bias"], out=self._buffer(n.name, x.shape))
             if not op.stateful:  # the readout
                 return x, None
-            st = state.get(n.name)
-            if st is None:
-                st = state[n.name] = op.init_state(n, x)
-            val = op.step(n, st, x, s.wake_steps_seen(n.name, t))
-            if op.spiking:
-                flat = val.reshape(-1)
-                # sum |s| * amplitude: for binary/ternary spikes s*s = |s| and a dot product is the cheapest pass
-                mag = torch.dot(flat, flat) / op.spike_amplitude(n) if op.binary_spikes(n) else flat.abs().sum()
-                counts[n.name] += torch.stack([mag, flat.sum()]).double()
-            return val, None
+            return step_stateful(n, state, x, s.wake_steps_seen(n.name, t), counts), None
         if op.role == "affine":  # linear in a lowered graph: constant terms live at the sinks
             key = tuple(id(x) for x in xs)
             hit = cache.get(n.name)

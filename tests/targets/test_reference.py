@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from neurocompile import api, interpreter
+from neurocompile.errors import TargetError
 from tests.conftest import ort_run
 
 N = 256
@@ -122,3 +123,23 @@ def test_membrane_records_hold_what_each_layer_has_not_sent(onnx_model):
         theta, S = n.attrs["threshold"], res.layers[n.name][-1]
         want = n.attrs.get("shift", 0.0) * theta + snn.schedule.t_wake * acts[n.inputs[0]] - theta * S
         np.testing.assert_allclose(res.membranes[n.name], want, atol=1e-9 * max(1.0, np.abs(want).max()))
+
+
+@pytest.mark.parametrize("arch", ["mlp", "vgg", "resnet"])
+@pytest.mark.parametrize("target", ["reference", "lava-sim"])
+def test_multi_step_mode_gives_the_step_modes_numbers(onnx_model, arch, target):
+    """Layer by layer over all steps (batched connections) == step by step: readout at every step, spikes and
+    per-layer records identical (the batched convolutions sum each sample as the per-step ones do)."""
+    from neurocompile.targets.reference.simulator import ReferenceSimulator
+
+    path, shape = onnx_model(arch, "cqrelu", "bn", 4)
+    snn = api.convert(api.load(path), target=target)
+    x = np.random.default_rng(11).uniform(0, 1, (16, *shape)).astype(np.float32)
+    sim = ReferenceSimulator(snn)
+    a, b = sim.run(x, record_layers=True), sim.run(x, record_layers=True, multi_step=True)
+    np.testing.assert_allclose(b.per_step, a.per_step, rtol=0, atol=1e-12 * np.abs(a.per_step).max())
+    assert b.spikes == a.spikes and a.layers.keys() == b.layers.keys()
+    for k in a.layers:
+        np.testing.assert_array_equal(b.layers[k], a.layers[k])
+    with pytest.raises(TargetError, match="cannot stop early"):
+        sim.run(x, multi_step=True, early_stop=True)
