@@ -15,6 +15,8 @@ of a strided, padded, grouped convolution is better than two.
 """
 from __future__ import annotations
 
+import json
+
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -811,11 +813,29 @@ def tensors(node: Node, dtype: torch.dtype = torch.float32, device: str | torch.
     return {k: torch.tensor(v, dtype=dtype, device=device) for k, v in node.params.items()}
 
 
+_SHAPES: dict[tuple, Shape] = {}  # (op, attrs, parameter shapes, input shapes) -> output shape
+
+
+def _plain(v: Any) -> Any:
+    return v.tolist() if hasattr(v, "tolist") else repr(v)  # arrays in full (a repr would elide their middle)
+
+
 def infer_shape(node: Node, in_shapes: list[Shape]) -> Shape:
-    """Per-sample output shape, computed by running the op on meta tensors (batch 1)."""
+    """Per-sample output shape, computed by running the op on meta tensors (batch 1). Meta tensors carry shapes
+    only, so the answer depends on the op, its attributes and the shapes alone: it is kept (the pass manager
+    validates the graph after every pass, and most nodes are unchanged)."""
+    key = (node.op, json.dumps(node.attrs, sort_keys=True, default=_plain),
+           tuple((k, tuple(v.shape)) for k, v in sorted(node.params.items())), tuple(tuple(s) for s in in_shapes))
+    hit = _SHAPES.get(key)
+    if hit is not None:
+        return hit
     op = OPS[node.op]
-    xs = [torch.empty((1, *s), device="meta") for s in in_shapes]
-    p = {k: torch.empty(v.shape, device="meta") for k, v in node.params.items()}
-    if node.op == "LIF":
-        return tuple(in_shapes[0])
-    return tuple(op.forward(node, xs, p).shape[1:])
+    if isinstance(op, LIF):  # no ANN meaning to run: elementwise
+        shape = tuple(in_shapes[0])
+    else:
+        xs = [torch.empty((1, *s), device="meta") for s in in_shapes]
+        p = {k: torch.empty(v.shape, device="meta") for k, v in node.params.items()}
+        shape = tuple(op.forward(node, xs, p).shape[1:])
+    if len(_SHAPES) < 100_000:
+        _SHAPES[key] = shape
+    return shape

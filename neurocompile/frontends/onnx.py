@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import TensorProto, numpy_helper
 
 from neurocompile.contract import CUSTOM_OPS, DOMAIN, META_ENCODING, META_TIME_STEPS
 from neurocompile.errors import ModelLoadError, NeurocompileError, UnsupportedOpError
@@ -50,10 +50,26 @@ def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
                              hint="Export the model again; the file holds no network")
     check_model(model)
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(_structure(model), data_prop=True)
     except Exception:  # noqa: BLE001 - inference is a help, not a requirement
         inferred = model
     return _Importer(model, inferred, name).run()
+
+
+def _structure(model: onnx.ModelProto, keep: int = 4096) -> onnx.ModelProto:
+    """``model`` with the values of its large float initializers dropped (their names, types and dims kept): what
+    shape inference reads, without serializing and parsing every weight (a ResNet-18's 45 MB) twice. Small
+    tensors keep their values for data propagation (Reshape shapes and the like are integers anyway)."""
+    light = onnx.ModelProto()
+    light.CopyFrom(model)
+    for t in light.graph.initializer:
+        if t.data_type in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16) and \
+                int(np.prod(t.dims, dtype=np.int64)) > keep:
+            t.ClearField("raw_data")
+            t.ClearField("float_data")
+            t.ClearField("double_data")
+            t.ClearField("int32_data")
+    return light
 
 
 def _dims(vi: onnx.ValueInfoProto) -> list[int | str]:
