@@ -70,7 +70,7 @@ def netx_layers(graph: Graph) -> list[NetxLayer]:
         if int(op.attr(n, "weight_exp") or 0):
             raise ConversionError("netx's conv and dense layers take 8-bit weights without an exponent",
                                   node=n.name, op=n.op, hint=_REFUSE_HINT)
-        sink = _single_user(g, cons, n)
+        sink = _single_user(cons, n)
         layer = _synapse(g, n)
         layer.neuron, bias = _neuron(g, sink)
         if bias is not None:
@@ -86,7 +86,7 @@ def netx_layers(graph: Graph) -> list[NetxLayer]:
     return layers
 
 
-def _single_user(g: Graph, cons: dict, n: Node) -> Node:
+def _single_user(cons: dict, n: Node) -> Node:
     users = cons.get(n.output, [])
     if len(users) != 1 or not op_of(users[0]).sink:  # a sink that is no LIF is refused by _neuron
         bad = users[0] if users else n

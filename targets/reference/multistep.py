@@ -27,7 +27,7 @@ def shift(series: Series, d: int) -> Series:
     return ([None] * d + series[:len(series) - d]) if d else series
 
 
-def run_multistep(sim, xin: torch.Tensor, T: int, record: bool, record_layers: bool,
+def run_multistep(sim, xin: torch.Tensor, T: int, record_layers: bool,
                   progress: Callable[[int], None] | None = None) -> dict:
     """Run ``sim`` (a ReferenceSimulator) on the encoded input ``xin`` for ``T`` steps, layer by layer. Returns the
     readout sums per output node after every step, spike counts and (on request) per-layer records."""

@@ -173,7 +173,7 @@ class ReferenceSimulator:
             raise TargetError("the reference simulator takes single-input graphs")
         xin = s.encode_input(torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
                                              dtype=self.dtype, device=self.device))
-        out = run_multistep(self, xin, T, record, record_layers, progress)
+        out = run_multistep(self, xin, T, record_layers, progress)
         scale = s.t_wake * s.readout_scale
         sums: dict[str, list] = {}
         for o, series in out["series"].items():
