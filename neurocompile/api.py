@@ -61,7 +61,7 @@ def ann_graph(graph: Graph) -> Graph:
 def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | None = None,
             calibration: np.ndarray | None = None, percentile: float = 99.9, steps: int | None = None,
             target: str = "reference", synapse_delay: int | None = None, balance: bool = True,
-            normalize_weights: bool = False, fixed_point: bool = False,
+            normalize_weights: bool = False, fixed_point: bool = False, t_wake: int | None = None,
             log: list[PassRecord] | None = None) -> Graph:
     """ANN graph -> spiking graph with a WakeSleepSchedule for ``target``. A graph of LIF neurons
     (an exported IDSNN student) only gets BN folded and a T-step schedule (T from its metadata).
@@ -69,7 +69,9 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
     ``fixed_point`` quantizes to integer weights/thresholds (lossy; run on lava-sim's fixed_pt models
     or the reference simulator, which then computes in exact integers). ``levels`` sets L for
     calibrated plain-ReLU layers; for a CQReLU network it must equal the trained L (checked).
-    ``synapse_delay`` defaults to the target's own per-layer delay. Options beyond
+    ``synapse_delay`` defaults to the target's own per-layer delay. ``t_wake`` (CIF, a divisor of L; default L) shortens
+    the wake phase: with graded spikes (``gamma`` up to L) the readout is exact in fewer steps (:func:`latency_options`
+    picks both for a payload limit). Options beyond
     :mod:`neurocompile.limits` are refused before any work.
     """
     from neurocompile import limits
@@ -81,11 +83,15 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
     if calibration is not None:  # checked only: the passes get the caller's array unchanged
         _checked_samples(np.asarray(calibration), "calibration array")
     delay = get_target(target).synapse_delay if synapse_delay is None else int(synapse_delay)
+    if t_wake is not None and (neuron != "cif" or is_student(graph)):
+        raise ConversionError("t_wake shortens a CIF network's wake phase; "
+                              + ("an IDSNN student runs its own T steps" if is_student(graph) else
+                                 "the IF baseline has no wake phase (its input runs for all steps)"))
     if is_student(graph):  # an IDSNN student is spiking already
         return _run(graph, idsnn_pipeline(steps=steps, synapse_delay=delay, balance=balance,
                                           fixed_point=fixed_point), log)
     out = _run(graph, casc_pipeline(neuron=neuron, gamma=gamma, levels=levels or 8, calibration=calibration,
-                                    percentile=percentile, t_wake=None if neuron == "cif" else steps,
+                                    percentile=percentile, t_wake=t_wake if neuron == "cif" else steps,
                                     steps=steps, synapse_delay=delay, balance=balance,
                                     normalize_weights=normalize_weights, fixed_point=fixed_point), log)
     trained = {int(n.attrs["levels"]) for n in out.nodes.values() if is_level_neuron(n)
@@ -94,6 +100,24 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
         raise ConversionError(f"--levels {levels} differs from the network's trained levels L={sorted(trained)}",
                               hint="CQReLU networks convert losslessly only at their own L; omit --levels")
     return out
+
+
+def network_levels(graph: Graph) -> int | None:
+    """The quantization levels L a CQReLU network was trained with (None for plain ReLU or a student)."""
+    levels = sorted({int(n.attrs["levels"]) for n in ann_graph(graph).nodes.values() if OPS[n.op].quantizer})
+    return levels[0] if len(levels) == 1 else None
+
+
+def latency_options(levels: int, max_payload_bits: int = 24) -> tuple[int, int]:
+    """(t_wake, gamma) of the fastest exact CIF schedule whose spikes fit a signed graded payload of
+    ``max_payload_bits`` (Loihi 2: up to 24): gamma = min(L, 2**(bits-1) - 1) spikes per step, and the shortest wake
+    phase whose rate L / T_wake a neuron can send in one step (the largest divisor of L <= gamma).
+    benchmarks/latency_frontier.py measures the whole frontier T(gamma, T_wake)."""
+    if int(max_payload_bits) < 2:
+        raise ConversionError(f"a signed spike payload needs at least 2 bits (sign and one level), got {max_payload_bits}")
+    gamma = min(int(levels), 2 ** (min(int(max_payload_bits), 24) - 1) - 1)
+    rate = max(d for d in range(1, gamma + 1) if levels % d == 0)
+    return int(levels) // rate, gamma
 
 
 def is_student(graph: Graph) -> bool:

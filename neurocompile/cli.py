@@ -62,6 +62,37 @@ def _conversion_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--percentile", type=float, default=99.9, help="calibration percentile in (0, 100] (default 99.9)")
     p.add_argument("--fixed-point", action="store_true",
                    help="integer weights/thresholds (8-bit weights, lossy); lava-sim runs Lava's fixed_pt models")
+    p.add_argument("--t-wake", type=int, help="CIF wake steps, a divisor of L (default L): a shorter wake phase with "
+                   "graded spikes (--gamma) reaches the exact readout in fewer steps")
+    p.add_argument("--latency", choices=("default", "min"), default="default",
+                   help="min: choose --t-wake and --gamma for the fewest steps to the exact readout within "
+                        "--max-payload-bits (with T_wake = 1 and gamma = L: depth x delay + 1 steps); default: T_wake = L")
+    p.add_argument("--max-payload-bits", type=int, default=24,
+                   help="signed graded-spike payload for --latency min (default 24, Loihi 2's largest)")
+
+
+def _conversion_kwargs(a: argparse.Namespace, g: Any) -> dict[str, Any]:
+    """api.convert's options as the user gave them; --latency min resolves to (t_wake, gamma) from the levels."""
+    from neurocompile import api
+
+    kw = dict(neuron=a.neuron, gamma=a.gamma, levels=a.levels, percentile=a.percentile, steps=a.steps,
+              fixed_point=a.fixed_point, t_wake=a.t_wake)
+    if a.latency == "min":
+        if a.t_wake is not None or a.gamma != 1:
+            raise UsageError("--latency min chooses --t-wake and --gamma itself: give either --latency min or them")
+        if a.neuron != "cif" or api.is_student(g):
+            raise UsageError("--latency min shortens a CIF network's wake phase: "
+                             + ("an LIF student runs its own T steps" if api.is_student(g) else "drop --neuron if"))
+        levels = api.network_levels(g) or a.levels or 8
+        kw["t_wake"], kw["gamma"] = api.latency_options(levels, a.max_payload_bits)
+    elif a.max_payload_bits != 24:
+        raise UsageError("--max-payload-bits applies to --latency min", hint="Add --latency min, or drop it")
+    return kw
+
+
+def _latency_given(a: argparse.Namespace) -> list[tuple[str, bool]]:
+    return [("--t-wake", a.t_wake is not None), ("--latency", a.latency != "default"),
+            ("--max-payload-bits", a.max_payload_bits != 24)]
 
 
 def _export_parser() -> argparse.ArgumentParser:
@@ -123,12 +154,11 @@ def _estimate(a: argparse.Namespace) -> int:
     x = api.load_input(a.input, api.first_input_shape(g))[: a.samples] if a.input else None
     calib = api.load_input(a.calibrate, api.first_input_shape(g)) if a.calibrate else None
     if g.schedule is None:
-        g = api.convert(g, neuron=a.neuron, gamma=a.gamma, levels=a.levels, calibration=calib,
-                        percentile=a.percentile, steps=a.steps, target="lava-sim", fixed_point=a.fixed_point)
+        g = api.convert(g, calibration=calib, target="lava-sim", **_conversion_kwargs(a, g))
     else:
         given = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
                                  ("--calibrate", a.calibrate), ("--fixed-point", a.fixed_point), ("--steps", a.steps),
-                                 ("--percentile", a.percentile != 99.9)) if on]
+                                 ("--percentile", a.percentile != 99.9), *_latency_given(a)) if on]
         if given:
             raise UsageError(f"{a.model} is a converted network: {', '.join(given)} cannot apply",
                              hint="Estimate the original ONNX model with these options instead")
@@ -399,7 +429,7 @@ def _refuse_conversion_options(a: argparse.Namespace) -> None:
     given = [flag for flag, set_ in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--delay", a.delay is not None),
                                      ("--levels", a.levels is not None), ("--calibrate", a.calibrate is not None),
                                      ("--fixed-point", a.fixed_point), ("--normalize-weights", a.normalize_weights),
-                                     ("--no-balance", a.no_balance)) if set_]
+                                     ("--no-balance", a.no_balance), *_latency_given(a)) if set_]
     if given:
         raise UsageError(f"{a.model} is a converted network (a saved IR with its schedule): {', '.join(given)} "
                          "cannot apply", hint="Convert the original ONNX model with these options instead")
@@ -465,8 +495,8 @@ def _export(a: argparse.Namespace) -> int:
     g = api.load(a.model)
     if g.schedule is not None:  # converted already (a saved IR or artifact): conversion options cannot apply
         given = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
-                                 ("--calibrate", a.calibrate), ("--fixed-point", a.fixed_point), ("--steps", a.steps))
-                 if on]
+                                 ("--calibrate", a.calibrate), ("--fixed-point", a.fixed_point), ("--steps", a.steps),
+                                 *_latency_given(a)) if on]
         if given:
             raise UsageError(f"{a.model} is a converted network: {', '.join(given)} cannot apply",
                              hint="Export the original ONNX model with these options instead")
@@ -475,9 +505,7 @@ def _export(a: argparse.Namespace) -> int:
     shape = api.first_input_shape(g)
     x = api.load_input(a.input, shape) if a.input else None
     calib = api.load_input(a.calibrate, shape) if a.calibrate else None
-    options = {} if g.schedule is not None else dict(
-        neuron=a.neuron, gamma=a.gamma, levels=a.levels, calibration=calib, percentile=a.percentile, steps=a.steps,
-        fixed_point=a.fixed_point)
+    options = {} if g.schedule is not None else dict(calibration=calib, **_conversion_kwargs(a, g))
     art = api.export(a.model, a.output, inputs=x, n_reference=a.samples, target=a.target, **options)
     s = art.graph.schedule
     print(f"wrote {a.output}: {len(art.graph.nodes)} nodes, T={s.steps} (T_wake={s.t_wake}), "
@@ -493,7 +521,8 @@ def _export_netx(a: argparse.Namespace, g) -> int:
 
     given = [f for f, on in (("--input", a.input), ("--samples", a.samples != 8), ("--target", a.target != "lava-sim"),
                              ("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
-                             ("--calibrate", a.calibrate), ("--percentile", a.percentile != 99.9)) if on]
+                             ("--calibrate", a.calibrate), ("--percentile", a.percentile != 99.9),
+                             *_latency_given(a)) if on]
     if given:
         raise UsageError(f"--format netx writes the network only, converted for Lava in fixed point: {', '.join(given)} "
                          "cannot apply", hint="Drop them (the neurocompile artifact takes reference inputs)")
@@ -578,10 +607,8 @@ def _run(a: argparse.Namespace) -> int:
         _refuse_conversion_options(a)
         snn = g
     else:
-        snn = api.convert(g, neuron=a.neuron, gamma=a.gamma, levels=a.levels, calibration=calib,
-                          percentile=a.percentile, steps=a.steps, target=a.target, synapse_delay=a.delay,
-                          balance=not a.no_balance, normalize_weights=a.normalize_weights,
-                          fixed_point=a.fixed_point, log=log)
+        snn = api.convert(g, calibration=calib, target=a.target, synapse_delay=a.delay, balance=not a.no_balance,
+                          normalize_weights=a.normalize_weights, log=log, **_conversion_kwargs(a, g))
     steps = int(a.steps or snn.schedule["steps"])
     _warn_schedule(a, snn)
     _warn_unused_options(a, snn)
@@ -637,7 +664,8 @@ def _loihi2(a: argparse.Namespace) -> int:
                              ("--calibrate", a.calibrate), ("--delay", a.delay is not None),
                              ("--no-balance", a.no_balance), ("--normalize-weights", a.normalize_weights),
                              ("--device", a.device), ("--save-ir", a.save_ir), ("--early-stop", a.early_stop),
-                             ("--log-passes", a.log_passes), ("--percentile", a.percentile != 99.9)) if on]
+                             ("--log-passes", a.log_passes), ("--percentile", a.percentile != 99.9),
+                             *_latency_given(a)) if on]
     if given:
         raise UsageError(f"--target loihi2 converts to Loihi 2's fixed point with its own settings: {', '.join(given)} "
                          "cannot apply", hint="Run --target lava-sim --fixed-point to try other conversion options")
@@ -704,7 +732,9 @@ def _print_report(a, snn, res, rep, source, ref, bnd, lossy) -> None:
     n = len(res.output)
     pred_snn = res.output.reshape(n, -1).argmax(1)
     print(f"model      {a.model}")
-    print(f"target     {a.target}  neuron={a.neuron}  T={res.steps} (wake {min(s['t_wake'], res.steps)}, sleep "
+    gammas = {int(n.attrs.get("gamma", 1)) for n in snn.nodes.values() if n.op == "CIF"}
+    gamma = f" gamma={max(gammas)}" if gammas and gammas != {1} else ""
+    print(f"target     {a.target}  neuron={a.neuron}{gamma}  T={res.steps} (wake {min(s['t_wake'], res.steps)}, sleep "
           f"{max(res.steps - s['t_wake'], 0)})"
           f"  delay/layer={s['synapse_delay']}")
     print(f"inputs     {source}: {n} sample(s)")

@@ -501,13 +501,26 @@ class _Neuron(Op):
     attrs = {"threshold": 1.0, "levels": 8, "shift": 0.0, "amplitude": None}
 
     def init_state(self, node, x):
-        theta = float(self.attr(node, "threshold"))
+        theta = self.firing_threshold(node)
         m0 = torch.full_like(x, float(self.attr(node, "shift")) * theta)  # QCFS: membrane pre-charged to 0.5 θ
         return {"m": m0, "S": torch.zeros_like(x), "theta": theta, "amp": self.spike_amplitude(node)}
 
+    def rate(self, node) -> int:
+        """Spikes the count may gain per wake step: 1, or L / T_wake for a short wake phase (CIF's ``rate``)."""
+        return 1
+
+    def firing_threshold(self, node) -> float:
+        """The membrane threshold of one spike: θ, or θ / rate in a short wake phase (a T_wake-step sum of the input
+        then reaches the L-step sum's spike count)."""
+        return float(self.attr(node, "threshold")) / self.rate(node)
+
+    def count_cap(self, node, wake_seen: int) -> int:
+        """The most a neuron's count may be after ``wake_seen`` wake steps (the clip at λ once the wake phase ends)."""
+        return wake_seen * self.rate(node)
+
     def spike_amplitude(self, node):
         amp = self.attr(node, "amplitude")
-        return float(self.attr(node, "threshold")) if amp is None else float(amp)
+        return self.firing_threshold(node) if amp is None else float(amp)
 
     def forward(self, node, xs, p):
         theta, levels = float(self.attr(node, "threshold")), int(self.attr(node, "levels"))
@@ -521,13 +534,18 @@ class _Neuron(Op):
 
 
 class CIF(_Neuron):
-    """Consistent IF (signed spikes, count clipped to wake steps); ``gamma`` bounds spikes per step."""
+    """Consistent IF (signed spikes, count clipped to wake steps); ``gamma`` bounds spikes per step. ``rate`` = L / T_wake
+    (default 1: T_wake = L) shortens the wake phase: each spike is worth θ / rate of membrane and the count may gain
+    ``rate`` per wake step, so the count after T_wake steps is the one of L steps and the readout is unchanged."""
 
-    attrs = {**_Neuron.attrs, "gamma": 1}
+    attrs = {**_Neuron.attrs, "gamma": 1, "rate": 1}
+
+    def rate(self, node) -> int:
+        return int(self.attr(node, "rate"))
 
     def step(self, node, state, x, wake_seen):  # in place, the simulator's hot path (same numbers as cif_step)
-        return neurons.cif_step_(state["m"], state["S"], x, state["theta"], wake_seen, int(self.attr(node, "gamma")),
-                                 state, state["amp"])
+        return neurons.cif_step_(state["m"], state["S"], x, state["theta"], self.count_cap(node, wake_seen),
+                                 int(self.attr(node, "gamma")), state, state["amp"])
 
     def binary_spikes(self, node):
         return int(self.attr(node, "gamma")) == 1

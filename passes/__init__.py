@@ -96,7 +96,7 @@ def casc_pipeline(neuron: str = "cif", gamma: int = 1, levels: int = 8, calibrat
     return [*optimize_pipeline(), recognize_cqrelu,
             partial(normalize_thresholds, calibration=calibration, percentile=percentile, levels=levels),
             *([normalize_weights_pass] if normalize_weights else []),
-            partial(encode_spikes, neuron=neuron, gamma=gamma),
+            partial(encode_spikes, neuron=neuron, gamma=gamma, t_wake=t_wake if neuron == "cif" else None),
             partial(schedule_wake_sleep, t_wake=t_wake, steps=steps, synapse_delay=synapse_delay, balance=balance),
             *([quantize_fixed_point] if fixed_point else [])]
 

@@ -8,10 +8,12 @@ from neurocompile.ops import op_of, refuse_no_spiking_form
 NEURONS = ("cif", "if")
 
 
-def encode_spikes(g: Graph, neuron: str = "cif", gamma: int = 1) -> Graph:
+def encode_spikes(g: Graph, neuron: str = "cif", gamma: int = 1, t_wake: int | None = None) -> Graph:
     """Replace every CQReLU(L, λ) by a CIF (default) or IF neuron with threshold θ = λ, and every
     MaxPool by an InhibitionMaxPool. Linear ops (Conv, Dense, pools, Add, Concat, Flatten) keep
     their meaning; the graph output stays a readout (no neuron is added after the last layer).
+    A CIF wake phase ``t_wake`` shorter than L (it must divide L) gives each neuron ``rate`` = L / t_wake: spikes
+    of θ / rate, up to ``rate`` per wake step, the same count after t_wake steps as after L (the latency mode).
 
     Invariant: the interpreter's output is unchanged (a neuron's ANN meaning is the CQReLU it
     replaced); afterwards no op of role 'activation' or 'maxpool' remains.
@@ -29,6 +31,8 @@ def encode_spikes(g: Graph, neuron: str = "cif", gamma: int = 1) -> Graph:
             node.attrs = {"threshold": float(a["clip"]), "levels": int(a["levels"]), "shift": float(a.get("shift", 0.0))}
             if neuron == "cif":
                 node.attrs["gamma"] = int(gamma)
+                if t_wake is not None and int(t_wake) != node.attrs["levels"]:
+                    node.attrs["rate"] = _rate(node, int(t_wake))
         elif op.role == "maxpool":
             node.op = "InhibitionMaxPool"
         elif op.role == "activation":
@@ -36,3 +40,13 @@ def encode_spikes(g: Graph, neuron: str = "cif", gamma: int = 1) -> Graph:
                                   hint="Run recognize_cqrelu and normalize_thresholds first")
     g.meta["neuron"] = neuron
     return g
+
+
+def _rate(node, t_wake: int) -> int:
+    levels = int(node.attrs["levels"])
+    if t_wake < 1 or levels % t_wake:
+        divisors = [d for d in range(1, levels + 1) if levels % d == 0]
+        raise ConversionError(f"a CIF wake phase of {t_wake} steps does not divide the levels L={levels}: the count "
+                              f"after T_wake steps equals the L-step count only for T_wake in {divisors}",
+                              node=node.name, op="CIF")
+    return levels // t_wake

@@ -64,6 +64,12 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
     """
     if g.schedule is None:
         raise ConversionError("quantize_fixed_point runs after schedule_wake_sleep")
+    short = next((n for n in g.topo() if is_level_neuron(n) and op_of(n).rate(n) != 1), None)
+    if short is not None:
+        raise ConversionError(f"fixed point keeps the wake phase T_wake = L: this network's neurons fire at rate "
+                              f"{op_of(short).rate(short)} per wake step (a short wake phase), whose threshold "
+                              "theta / rate has no integer form yet", node=short.name, op=short.op,
+                              hint="Convert with T_wake = L (drop --t-wake / --latency) for fixed point")
     g = lowered(g)
     q = _Quantizer(g, float(input_scale))
     for blk in blocks(g):

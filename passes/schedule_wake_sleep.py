@@ -48,11 +48,12 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
                               "(T_wake = L)", node=neurons[0].name, op=neurons[0].op)
     is_if = any(not op_of(n).sleep_phase for n in neurons)
     L = levels[0] if levels else (t_wake or 8)
+    rates = {op_of(n).rate(n) for n in neurons}  # CIF: L / T_wake (encode_spikes' latency mode), else 1
     if t_wake is None:
-        t_wake = L
-    elif not is_if and levels and t_wake != L:
-        raise ConversionError(f"T_wake={t_wake} differs from the network's levels L={L}: a CIF network is "
-                              "lossless only with T_wake = L")
+        t_wake = L // max(rates, default=1)
+    elif not is_if and levels and t_wake * max(rates) != L:
+        raise ConversionError(f"T_wake={t_wake} differs from the network's levels L={L}: a CIF network is lossless "
+                              "only when its neurons were encoded for this wake phase (encode_spikes t_wake)")
     delay, arrival, extra = {}, {}, {}
     depth: dict[str, int] = {}
     ndepth: dict[str, int] = {}  # neuron layers on the longest path
@@ -69,9 +70,16 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
         ndepth[n.name] = max([ndepth[s] for s in srcs], default=0) + (1 if is_level_neuron(n) else 0)
     outs = [prod[t].name for t in g.outputs]
     last = max(arrival[n] + delay[n] for n in outs)
-    gamma = max([int(n.attrs.get("gamma", 1)) for n in neurons], default=1)
-    # a LIF student runs exactly T steps (plus the path delay): there is nothing to settle
-    settle = t_wake + last + (0 if lif else settle_margin(L, max(ndepth[n] for n in outs), gamma))
+    gamma = min([int(n.attrs.get("gamma", 1)) for n in neurons], default=1)
+    if lif:  # a LIF student runs exactly T steps (plus the path delay): there is nothing to settle
+        settle = t_wake + last
+    elif not is_if and t_wake == 1 and gamma >= L:
+        # one wake step and spikes of up to L: every layer receives its whole input in one step and sends its whole
+        # count at once (floor(m / θ') is in [0, L] or capped; nothing is left to correct), so the readout is final
+        # when the last layer's spikes arrive: proved, not predicted
+        settle = 1 + last
+    else:  # a neuron sends at most gamma per step: its L-spike count takes ceil(L / gamma) steps at least
+        settle = max(t_wake, -(-L // gamma)) + last + settle_margin(L, max(ndepth[n] for n in outs), gamma)
     sched = WakeSleepSchedule(
         t_wake=int(t_wake), steps=int(steps if steps is not None else settle), synapse_delay=int(synapse_delay),
         sleep=not is_if,

@@ -175,7 +175,8 @@ def _level_neuron(b: _Build, n: Node, ins: list[Ports]) -> Ports:
 
     op = op_of(n)
     p = b.add(SpikingNeuron(shape=lava_shape(b.g.shapes[n.output]), sleep_phase=op.sleep_phase,
-                            threshold=float(op.attr(n, "threshold")), bias=b.bias(n), gamma=int(op.attr(n, "gamma") or 1),
+                            threshold=op.firing_threshold(n), rate=op.rate(n), bias=b.bias(n),
+                            gamma=int(op.attr(n, "gamma") or 1),
                             shift=float(op.attr(n, "shift")), amplitude=op.attr(n, "amplitude"),
                             n_samples=b.n_samples, lanes=b.lanes, name=n.name, **b.gating(n)))
     _into(p.a_in, ins[0])

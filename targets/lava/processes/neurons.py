@@ -16,14 +16,16 @@ from neurocompile.targets.lava.processes.common import (CPU, INT, LavaPyType, Lo
 
 class SpikingNeuron(AbstractProcess):
     """A layer of CIF neurons (``sleep_phase``) or IF neurons (without one). ``a_in`` takes currents, ``s_out`` sends signed graded spikes
-    of value s * threshold. ``bias`` (array of ``shape``) is added in the wake window only.
+    of value s * threshold. ``bias`` (array of ``shape``) is added in the wake window only. ``threshold`` is the firing
+    threshold and ``rate`` the count's gain per wake step (ops ``firing_threshold``, ``rate``).
     ``counts[k, b] = (positive, negative)`` spikes of lane b's sample in period k, summed over the layer
     (with B lanes the channel axis, last in Lava's layout, holds B lane-major blocks)."""
 
     def __init__(self, *, shape, sleep_phase: bool, threshold: float, bias: np.ndarray, gamma: int = 1, shift: float = 0.0,
-                 amplitude: float | None = None, t_wake: int, arrival: int, offset: int = 0, steps: int, period: int,
-                 sleep: bool, n_samples: int, lanes: int = 1, name=None):
+                 amplitude: float | None = None, rate: int = 1, t_wake: int, arrival: int, offset: int = 0, steps: int,
+                 period: int, sleep: bool, n_samples: int, lanes: int = 1, name=None):
         super().__init__(shape=shape, sleep_phase=sleep_phase, threshold=threshold, gamma=gamma, shift=shift, t_wake=t_wake,
+                         rate=rate,
                          amplitude=threshold if amplitude is None else amplitude,
                          arrival=arrival, offset=offset, steps=steps, period=period, sleep=sleep, name=name)
         self.a_in = InPort(shape=shape)
@@ -59,7 +61,7 @@ class PySpikingNeuronFloat(PhasedModel):
             x = x + self.bias
         theta = p["threshold"]
         if p["sleep_phase"]:  # CIF
-            s = self._cif(x, theta, self.wake_steps_seen(phase), p["gamma"])
+            s = self._cif(x, theta, self.wake_steps_seen(phase) * p["rate"], p["gamma"])  # ops CIF.count_cap
         else:
             s, self.m[:] = neurons.if_step(self.m, x, theta)
         if k < self.counts.shape[0]:  # spike counts are kept for the first n_samples periods
