@@ -44,9 +44,9 @@ def main() -> None:
     rows, reports = [], {}
     for name, path in nets.items():
         g = api.load(path)
-        flt = api.simulate(api.convert(g), x).output
+        flt = api.simulate(api.convert(g), x, exact=True).output
         q = api.convert(g, fixed_point=True)
-        fix = api.simulate(q, x).output
+        fix = api.simulate(q, x, exact=True).output
         reports[name] = q.meta["fixed_point_report"]
         worst = max(r["weight_error"] for r in reports[name])
         rows.append([name, f"{(flt.argmax(1) == y).mean():.2%}", f"{(fix.argmax(1) == y).mean():.2%}",

@@ -17,7 +17,7 @@ from neurocompile import api, interpreter
 
 
 def first_exact_step(snn, x, ann, steps: int) -> int:
-    res = api.simulate(snn, x, steps=steps)
+    res = api.simulate(snn, x, steps=steps, exact=True)
     err = np.abs(res.per_step - ann[None]).reshape(res.steps, -1).max(1)
     bad = np.nonzero(err > 1e-9 * np.abs(ann).max())[0]
     return 1 if len(bad) == 0 else int(bad[-1]) + 2

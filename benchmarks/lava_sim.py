@@ -26,7 +26,7 @@ def main() -> None:
     t0 = time.perf_counter()
     res = exe.run(x)
     t_total = time.perf_counter() - t0
-    ref_exe = api.compile(snn, "reference")
+    ref_exe = api.compile(snn, "reference", exact=True)
     t0 = time.perf_counter()
     ref = ref_exe.run(x)
     t_ref = time.perf_counter() - t0

@@ -49,7 +49,7 @@ def main() -> None:
                     T = 4 * L + (max(s["arrival"].values(), default=0) + delay if delay else 0)
                     if neuron == "if":
                         snn = api.convert(g, neuron=neuron, synapse_delay=delay, steps=T)
-                    res = api.simulate(snn, x, steps=T)
+                    res = api.simulate(snn, x, steps=T, exact=True)
                     first, err = first_lossless(res.per_step, ann)
                     cells.append(str(first) if first else f"never (err {err:.1e} @T={T})")
                     default_T = api.convert(g, neuron=neuron, gamma=gamma, synapse_delay=delay).schedule["steps"]

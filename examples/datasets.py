@@ -143,10 +143,12 @@ def load_or_exit(name: str):
 # ---- shared by the example scripts ----------------------------------------------------------------
 def run_snn(snn, target: str, x: np.ndarray, chunk: int = 500) -> np.ndarray:
     """The compiled SNN's logits on ``x`` (at most ``chunk`` samples at a time on the reference target, to bound
-    memory; Lava streams them all through one worker run)."""
+    memory; Lava streams them all through one worker run). The reference target runs in float64 (exact), as the
+    examples compare the SNN with the float64 ANN."""
     from neurocompile import api
 
-    return api.compile(snn, target).run(x, record=False, batch=chunk).output
+    options = {"exact": True} if target == "reference" else {}
+    return api.compile(snn, target, **options).run(x, record=False, batch=chunk).output
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:

@@ -137,9 +137,12 @@ def compile(graph: Graph, target: str = "reference", **options: Any):
 
 
 def simulate(graph: Graph, x: np.ndarray, steps: int | None = None, target: str = "reference",
-             early_stop: bool = False, progress=None, record_layers: bool = False, **options: Any):
+             early_stop: bool = False, progress=None, record_layers: bool = False, exact: bool = False,
+             **options: Any):
     """Compile and run in one call (``x`` is checked: finite numbers, at least one sample).
-    ``record_layers`` fills ``SimResult.layers`` (per-layer, per-step spike counts)."""
+    ``record_layers`` fills ``SimResult.layers`` (per-layer, per-step spike counts). The reference simulator runs in
+    float32 unless ``exact`` (float64: the readout equals the float64 interpreter's to summation rounding; fixed-point
+    networks are always exact). ``SimResult.precision`` says which ran."""
     from neurocompile import limits
 
     if isinstance(x, np.ndarray):
@@ -147,6 +150,8 @@ def simulate(graph: Graph, x: np.ndarray, steps: int | None = None, target: str 
     if graph.schedule is not None:
         limits.check_work(graph, len(x), int(steps or graph.schedule["steps"]), target)
     run_options = {"record_layers": True} if record_layers else {}
+    if exact and target == "reference":
+        options["exact"] = True
     return compile(graph, target, **options).run(x, steps=steps, early_stop=early_stop, progress=progress,
                                                  **run_options)
 
@@ -273,7 +278,7 @@ def export(model: str, out: str, inputs: np.ndarray | None = None, n_reference: 
     ref = reference_for(model, g, target)
     ann = ref.outputs(x)
     art = artifact.Artifact(
-        graph=snn, inputs=x, ann_outputs=ann, ann_reference=ref.name, snn_outputs=simulate(snn, x).output,
+        graph=snn, inputs=x, ann_outputs=ann, ann_reference=ref.name, snn_outputs=simulate(snn, x, exact=True).output,
         provenance={"source": os.path.basename(str(model)), "source_sha256": artifact.sha256(model),
                     "neurocompile": artifact.version(), "created": artifact.created(), "target": target,
                     "options": {k: v for k, v in options.items() if isinstance(v, (int, float, str, bool))}})
@@ -296,7 +301,8 @@ def verify(path: str, targets: tuple[str, ...] = ("reference", "lava-sim")) -> d
     fixed = bool(art.graph.meta.get("fixed_point"))
     for target in targets:
         try:
-            exe = compile(art.graph, target, **({"fixed_point": True} if fixed and target != "reference" else {}))
+            exe = compile(art.graph, target, **({"exact": True} if target == "reference" else
+                                                 {"fixed_point": True} if fixed else {}))
             out = exe.run(art.inputs.astype(np.float64), record=False).output
         except NeurocompileError as err:
             report[target] = {"matches_export": False, "error": str(err)}

@@ -188,6 +188,8 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help=".npy array of inputs, shape (N, *input_shape); compared against the ANN")
     p.add_argument("--device", help="torch device for the reference simulator (cpu, cuda, cuda:N)")
     p.add_argument("--early-stop", action="store_true", help="stop once the network is quiescent")
+    p.add_argument("--exact", action="store_true", help="reference: float64 (the exact mode for proofs) instead of the "
+                   "fast float32 default; lava-sim computes in float64 (or fixed point) always")
     p.add_argument("--json", dest="json_out", help="write results as JSON to this file")
     p.add_argument("--save-ir", help="save the converted IR (path.json + path.npz)")
     p.add_argument("--log-passes", action="store_true", help="print what every pass changed")
@@ -619,6 +621,8 @@ def _run(a: argparse.Namespace) -> int:
     options = {"device": a.device} if a.device else {}
     if snn.meta.get("fixed_point") and a.target == "lava-sim":
         options["fixed_point"] = True
+    if a.exact and a.target == "reference":
+        options["exact"] = True
     exe = api.compile(snn, a.target, **options)
     res = _with_progress(exe, x, steps, a)
     a.neuron = "lif" if api.is_student(snn) else snn.meta.get("neuron", a.neuron)
@@ -638,7 +642,7 @@ def _run(a: argparse.Namespace) -> int:
     if a.json_out:
         r = rep or {}
         _write_json(a.json_out, {
-            "target": a.target, "steps": int(res.steps), "wake_steps": int(sched["t_wake"]),
+            "target": a.target, "precision": res.precision, "steps": int(res.steps), "wake_steps": int(sched["t_wake"]),
             "neuron": a.neuron, "synapse_delay": int(sched["synapse_delay"]),
             "outputs": res.output.tolist(), "ann_outputs": None if ann is None else np.asarray(ann).tolist(),
             "reference": ref.to_dict(), "ann_reference": ref.name,
@@ -663,7 +667,7 @@ def _loihi2(a: argparse.Namespace) -> int:
     given = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
                              ("--calibrate", a.calibrate), ("--delay", a.delay is not None),
                              ("--no-balance", a.no_balance), ("--normalize-weights", a.normalize_weights),
-                             ("--device", a.device), ("--save-ir", a.save_ir), ("--early-stop", a.early_stop),
+                             ("--device", a.device), ("--save-ir", a.save_ir), ("--early-stop", a.early_stop), ("--exact", a.exact),
                              ("--log-passes", a.log_passes), ("--percentile", a.percentile != 99.9),
                              *_latency_given(a)) if on]
     if given:
@@ -737,6 +741,7 @@ def _print_report(a, snn, res, rep, source, ref, bnd, lossy) -> None:
     print(f"target     {a.target}  neuron={a.neuron}{gamma}  T={res.steps} (wake {min(s['t_wake'], res.steps)}, sleep "
           f"{max(res.steps - s['t_wake'], 0)})"
           f"  delay/layer={s['synapse_delay']}")
+    print(f"precision  {res.precision}")
     print(f"inputs     {source}: {n} sample(s)")
     print(f"reference  {ref}")
     print(f"SNN pred   {pred_snn[:16].tolist()}{' ...' if n > 16 else ''}")

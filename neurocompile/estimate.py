@@ -722,7 +722,7 @@ def _add_activity(graph: Graph, g: Graph, built: list[_Block], rows: list[LayerE
                   x: np.ndarray, steps: int | None, E: EnergyFigures) -> None:
     from neurocompile import api
 
-    res = api.simulate(graph, x, steps=steps, record_layers=True)
+    res = api.simulate(graph, x, steps=steps, record_layers=True, exact=True)
     T, N = int(res.steps), len(x)
     act = _Activity(g, x, res, T)
     msgs: dict[str, np.ndarray] = {}

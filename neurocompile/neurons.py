@@ -67,28 +67,30 @@ def cif_step(m: Array, count: Array, x: Array, theta: float, t_wake_seen: int, g
 def cif_step_(m: "torch.Tensor", count: "torch.Tensor", x: "torch.Tensor", theta: float, t_wake_seen: int,
               gamma: int = 1, scratch: dict | None = None, amplitude: float | None = None) -> "torch.Tensor":
     """:func:`cif_step` for torch tensors, updating ``m`` and ``count`` in place (the simulator's hot
-    path: no temporaries but the returned spikes, when ``scratch`` is a dict kept between calls).
-    Returns a new tensor of spike values s * theta (s * amplitude when given). Same numbers as
-    cif_step, bit for bit (tests/test_neurons.py checks it)."""
+    path: one scratch tensor, kept in ``scratch`` between calls, and the returned spikes). Returns a new tensor
+    of spike values s * theta (s * amplitude when given). Same numbers as cif_step, bit for bit
+    (tests/test_neurons.py checks it): since -S <= 0 <= t_w - S, clip(floor(m/θ), max(-γ, -S), min(γ, t_w - S))
+    equals clip(S + clip(floor(m/θ), -γ, γ), 0, t_w) - S, which needs scalar clamps only (integers: exact)."""
     scratch = {} if scratch is None else scratch
-    lo = scratch.get("lo")
-    if lo is None:
-        lo = scratch["lo"] = torch.empty_like(count)
-        scratch["hi"] = torch.empty_like(count)
-    hi = scratch["hi"]
+    new = scratch.get("new")
+    if new is None or new.shape != count.shape:
+        new = scratch["new"] = torch.empty_like(count)
     m.add_(x)
-    torch.clamp(count, max=gamma, out=lo).neg_()                 # max(-gamma, -S), S >= 0
-    torch.sub(count, t_wake_seen, out=hi).neg_().clamp_(0, gamma)  # min(gamma, t_w - S)
-    s = torch.div(m, theta).floor_().clamp_(lo, hi)
-    count.add_(s)
+    if theta == 1.0:
+        torch.floor(m, out=new)
+    else:
+        torch.div(m, theta, out=new).floor_()
+    new.clamp_(-gamma, gamma).add_(count).clamp_(0, t_wake_seen)  # the new count S'
+    s = torch.sub(new, count)
+    count.copy_(new)
     amp = theta if amplitude is None else amplitude
     if theta == 1.0:
         m.sub_(s)
+    elif amp == theta:
+        m.sub_(s.mul_(theta))  # s * theta rounded, then subtracted: no fused multiply-subtract (cif_step's rounding)
+        return s
     else:
-        st = s * theta  # no fused multiply-subtract: keep cif_step's rounding
-        m.sub_(st)
-        if amp == theta:
-            return st
+        m.sub_(torch.mul(s, theta, out=new))
     return s if amp == 1.0 else s.mul_(amp)
 
 

@@ -131,7 +131,7 @@ def _saved_ir(graph: Graph, lif: bool, target: str) -> Reference:
         from neurocompile import api
 
         return Reference("reference simulator", "a saved IR or artifact holds no original model: the Lava run is compared with "
-                         "neurocompile's reference simulator", False, lambda x: api.simulate(graph, x).output)
+                         "neurocompile's reference simulator", False, lambda x: api.simulate(graph, x, exact=True).output)
     from neurocompile import interpreter
 
     return Reference("neurocompile interpreter (float64)", "a saved IR or artifact holds no original model: its ANN meaning is "

@@ -23,6 +23,7 @@ class SimResult:
     ``per_step``: readout of the first output after every step, shape (steps, N, ...).
     ``spikes``: per neuron node, total positive and negative spike counts over batch and time.
     ``quiescent_at``: step after which nothing changed any more (None if not detected).
+    ``precision``: the arithmetic the run used (float32 fast default, float64 exact, fixed-point integers).
     ``layers``: on request (``record_layers=True``), per spiking layer the signed cumulative spike count
     per neuron after every step, shape (steps, N, *shape): what per-layer diagnosis reads; ``membranes``
     with them, per spiking layer the membrane potential per neuron after the last step, (N, *shape).
@@ -36,6 +37,7 @@ class SimResult:
     quiescent_at: int | None = None
     layers: dict[str, np.ndarray] | None = None
     membranes: dict[str, np.ndarray] | None = None
+    precision: str = ""  # the arithmetic the run used, as the CLI prints it (e.g. "float32 (fast ...)")
 
     @property
     def output(self) -> np.ndarray:
@@ -59,10 +61,14 @@ class ReferenceTarget:
     name = "reference"
     synapse_delay = 0
 
-    def compile(self, graph: Graph, device: str | None = None, dtype: str = "float64", **_: Any) -> Executable:
+    def compile(self, graph: Graph, device: str | None = None, dtype: str | None = None, exact: bool = False,
+                **_: Any) -> Executable:
+        """``dtype`` None is float32 (fast); ``exact`` (or dtype float64) runs in float64, the mode for proofs."""
         from neurocompile.targets.reference.simulator import ReferenceSimulator
 
-        return ReferenceSimulator(graph, device=device, dtype=dtype)
+        if exact and dtype not in (None, "float64"):
+            raise TargetError(f"exact runs in float64; dtype {dtype} contradicts it", hint="Give one of them")
+        return ReferenceSimulator(graph, device=device, dtype="float64" if exact else dtype)
 
 
 _REGISTRY: dict[str, str] = {"reference": "neurocompile.targets:ReferenceTarget",

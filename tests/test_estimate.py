@@ -177,7 +177,7 @@ def test_mlp_synops_are_spikes_times_fanout(nets):
     snn, shape, _ = nets["mlp"]
     x = _x(shape)
     e = estimate(snn, x=x)
-    res = api.simulate(snn, x, record_layers=True)
+    res = api.simulate(snn, x, record_layers=True, exact=True)
     model = models.mlp(act="cqrelu", levels=L)[0]
     fanouts = [(m.weight.detach().numpy() != 0).sum(0) for m in model if isinstance(m, torch.nn.Linear)]
     senders = [(x.reshape(len(x), -1) != 0).sum(0) * snn.schedule.t_wake,  # input: every wake step
@@ -204,7 +204,7 @@ def test_conv_synops_use_each_neurons_exact_fanout(nets):
     snn, shape, _ = nets["vgg"]
     x = _x(shape, n=2)
     e = estimate(snn, x=x)
-    res = api.simulate(snn, x, record_layers=True)
+    res = api.simulate(snn, x, record_layers=True, exact=True)
     _, fanout = conv_loops(_weight(snn, "/3/Conv"), (16, 16), 1, 1)  # corner neurons reach 4 of 9 positions
     assert fanout.min() == 4 * 8 and fanout.max() == 9 * 8
     want = float((_messages(res.layers["/2/Floor"]) * fanout).sum()) / len(x)
@@ -215,7 +215,7 @@ def test_pool_messages_match_a_numpy_lateral_inhibition(nets):
     snn, shape, _ = nets["vgg"]
     x = _x(shape, n=2, seed=1)
     e = estimate(snn, x=x)
-    res = api.simulate(snn, x, record_layers=True)
+    res = api.simulate(snn, x, record_layers=True, exact=True)
     rec = res.layers["/5/Floor"]  # the pool's input: these neurons' spikes times the threshold they carry
     sent = np.diff(rec, axis=0, prepend=np.zeros_like(rec[:1])).astype(np.float64)
     sent *= snn.nodes["/5/Floor"].attrs.get("threshold", 1.0)
@@ -237,7 +237,7 @@ def test_replay_with_lava_delays_reproduces_the_simulated_layers(nets):
     snn = api.convert(api.load(path), target="lava-sim")
     assert snn.schedule.balance  # the stem's shortcut waits for the conv branch
     x = _x(shape, n=2)
-    res = api.simulate(snn, x, record_layers=True)
+    res = api.simulate(snn, x, record_layers=True, exact=True)
     g = lowered(snn)
     act = _Activity(g, x, res, res.steps)
     for name in ("/layers/layers.0/a2/Floor", "/layers/layers.1/a2/Floor"):
@@ -257,7 +257,7 @@ def test_lif_student_and_fixed_point_networks(tmp_path, nets):
     x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 1.5
     snn = api.convert(api.load(export_onnx(student, x[:2], tmp_path / "student.onnx")))
     e = estimate(snn, x=x.numpy())
-    res = api.simulate(snn, x.numpy())
+    res = api.simulate(snn, x.numpy(), exact=True)
     lif = [r for r in e.rows if r.op == "LIF"]
     assert len(lif) == 5 and e.rows[-1].kind == "readout"
     assert [r.spikes for r in lif] == [(res.spikes[r.name]["pos"] + res.spikes[r.name]["neg"]) / 3 for r in lif]

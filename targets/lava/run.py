@@ -121,8 +121,9 @@ class LavaExecutable:
     def _result(self, res: dict, n: int, T: int, record: bool) -> SimResult:
         outputs = {t: ps[-1] for t, ps in res["per_step"].items()}
         first = next(iter(res["per_step"].values()))
+        precision = "integers (Lava fixed_pt, bit-accurate)" if self.select_tag == "fixed_pt" else "float64 (Lava floating_pt)"
         return SimResult(outputs=outputs, steps=T, t_wake=self.sched.t_wake, per_step=first if record else None,
-                         spikes=res["spikes"])
+                         spikes=res["spikes"], precision=precision)
 
 
 class Worker:

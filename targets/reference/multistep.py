@@ -96,7 +96,7 @@ def _sink(sim, n, xs: Series, T: int, state: dict, counts: dict, layers: dict | 
     op, p, s = OPS[n.op], sim.params[n.name], sim.sched
     zeros = torch.zeros(shape, dtype=sim.dtype, device=sim.device)
     out: Series = []
-    from neurocompile.targets.reference.simulator import step_stateful
+    from neurocompile.targets.reference.simulator import is_silent, step_stateful
 
     record = [] if layers is not None and op.spiking else None
     for t in range(T):
@@ -109,7 +109,7 @@ def _sink(sim, n, xs: Series, T: int, state: dict, counts: dict, layers: dict | 
         val = step_stateful(n, state, x, s.wake_steps_seen(n.name, t), counts)
         if record is not None:
             record.append((val / op.spike_amplitude(n)).to(torch.float32).cpu())
-        out.append(val if bool(val.any()) else None)
+        out.append(None if is_silent(val) else val)
     if record is not None:
         layers[n.name] = record
     return out

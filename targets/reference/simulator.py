@@ -33,7 +33,10 @@ class _Delay:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.buf.append(x)
         y = self.buf.popleft()
-        return torch.zeros_like(x) if y is None else y
+        if y is None:
+            y = torch.zeros_like(x)
+            y._nc_silent = True
+        return y
 
 
 def step_stateful(n: Node, state: dict, x: torch.Tensor, wake_seen: int, counts: dict) -> torch.Tensor:
@@ -48,22 +51,44 @@ def step_stateful(n: Node, state: dict, x: torch.Tensor, wake_seen: int, counts:
         # sum |s| * amplitude: for binary/ternary spikes s*s = |s| and a dot product is the cheapest pass
         mag = torch.dot(flat, flat) / op.spike_amplitude(n) if op.binary_spikes(n) else flat.abs().sum()
         counts[n.name] += torch.stack([mag, flat.sum()]).double()
+        val._nc_silent = bool(mag == 0)  # known from the count: the next map skips a silent input without a pass
     return val
+
+
+def is_silent(x: torch.Tensor) -> bool:
+    """All zeros: known for spikes and shared zero tensors (``_nc_silent``), else one pass over ``x``."""
+    known = getattr(x, "_nc_silent", None)
+    return (not bool(x.any())) if known is None else known
+
+
+# float64 runs on CPU go in batches of this many samples: torch has no mkldnn float64 convolution, and its fallback
+# (per-sample im2col + GEMM) slows down on large batches (on 2 cores: 256 samples at once 0.7x, 64 at a time 1.0x)
+F64_CPU_BATCH = 64
 
 
 class ReferenceSimulator:
     """Compile once, run many batches: ``ReferenceSimulator(graph).run(x, steps)``."""
 
-    def __init__(self, graph: Graph, device: str | None = None, dtype: str = "float64"):
+    def __init__(self, graph: Graph, device: str | None = None, dtype: str | None = None):
+        """``dtype`` None: float32 (fast; the readout differs from the exact one by float32 rounding, and by a level
+        where a pre-activation lies within that rounding of a quantization step), float64 for a fixed-point network
+        (its integers are exact there). float64 is the exact mode that proofs and exactness tests use."""
         if graph.schedule is None:
             raise TargetError("graph has no wake/sleep schedule: convert it first (neurocompile.api.convert)")
         self.g = graph = lowered(graph)
         self.sched = graph.schedule
         self.device = torch.device(device or "cpu")
+        fixed = bool(graph.meta.get("fixed_point"))
+        if dtype is None:
+            dtype = "float64" if fixed else "float32"
+        if dtype not in DTYPES:
+            raise TargetError(f"unknown dtype '{dtype}' (choose from {', '.join(DTYPES)})")
         self.dtype = DTYPES[dtype]
-        if graph.meta.get("fixed_point") and dtype != "float64":  # LIF products reach 2**35, readout sums 2**31
+        if fixed and dtype != "float64":  # LIF products reach 2**35, readout sums 2**31
             raise TargetError(f"a fixed-point network runs in float64 (exact integers); {dtype} would round them",
                               hint="Drop the dtype option")
+        self.precision = ("integers (exact, in float64)" if fixed else
+                          "float64 (exact)" if dtype == "float64" else "float32 (fast; --exact for float64)")
         self.order = graph.topo()
         self.params = {n.name: tensors(n, self.dtype, self.device) for n in self.order}
         prod = graph.producers()
@@ -90,9 +115,12 @@ class ReferenceSimulator:
         remaining steps, so the result equals a full run. ``record_layers`` keeps every spiking layer's
         signed spike count per neuron after each step (``SimResult.layers``; memory grows with T) and its
         membrane potential after the last step (``SimResult.membranes``: what is left unsent).
-        ``batch`` runs at most that many samples at a time (bounded memory; the same result). ``multi_step`` runs
+        ``batch`` runs at most that many samples at a time (bounded memory; the same result; float64 on CPU:
+        :data:`F64_CPU_BATCH` by default). ``multi_step`` runs
         layer by layer over all steps (targets/reference/multistep.py: batched convolutions over time; no early
         stop)."""
+        if batch is None and self.dtype == torch.float64 and self.device.type == "cpu" and not multi_step:
+            batch = F64_CPU_BATCH
         if batch is not None and len(x) > batch:
             return self._run_in_batches(x, steps, early_stop, record, progress, record_layers, int(batch), multi_step)
         if multi_step:
@@ -108,6 +136,7 @@ class ReferenceSimulator:
             raise TargetError("the reference simulator takes single-input graphs")
         N = xin.shape[0]
         zero_in = torch.zeros_like(xin)
+        zero_in._nc_silent = True
         state: dict[str, dict] = {}
         delays = {k: _Delay(v) for k, v in s.delay.items()}
         balance = {k: [_Delay(d) if d else None for d in v] for k, v in s.balance.items()}
@@ -135,7 +164,7 @@ class ReferenceSimulator:
                     if layers is not None and n.name in layers:  # spikes as sent, before any delay line
                         layers[n.name].append((y / OPS[n.op].spike_amplitude(n)).to(torch.float32).cpu())
                     if check and not active and OPS[n.op].stateful:
-                        active = bool(y.any())
+                        active = not is_silent(y)
                 if n.name in delays:
                     y = delays[n.name](y)
                 vals[n.name] = y
@@ -156,7 +185,7 @@ class ReferenceSimulator:
             layers = {k: np.cumsum(torch.stack(v + [torch.zeros_like(v[0])] * (T - t_done)).numpy(), axis=0)
                       for k, v in layers.items()}
         outputs = {t_: (acc[o] / (s.t_wake * s.readout_scale)).cpu().numpy() for t_, o in zip(self.out_tensors, self.out_names)}
-        return SimResult(outputs=outputs, steps=T, t_wake=s.t_wake,
+        return SimResult(outputs=outputs, steps=T, t_wake=s.t_wake, precision=self.precision,
                          per_step=np.stack(per_step) if record else None,
                          spikes=self._spike_counts(counts),
                          quiescent_at=quiescent_at, layers=layers,
@@ -190,7 +219,7 @@ class ReferenceSimulator:
             layers = {k: np.cumsum(torch.stack(v).numpy(), axis=0) for k, v in out["layers"].items()}
         return SimResult(outputs={t_: (sums[o][-1] / scale).cpu().numpy() for t_, o in zip(self.out_tensors,
                                                                                           self.out_names)},
-                         steps=T, t_wake=s.t_wake,
+                         steps=T, t_wake=s.t_wake, precision=self.precision,
                          per_step=np.stack([(a / scale).cpu().numpy() for a in first]) if record else None,
                          spikes=self._spike_counts(out["counts"]), quiescent_at=None, layers=layers,
                          membranes=None if layers is None else
@@ -211,7 +240,7 @@ class ReferenceSimulator:
         quiet = [p.quiescent_at for p in parts]
         return SimResult(
             outputs={t: np.concatenate([p.outputs[t] for p in parts]) for t in parts[0].outputs}, steps=T,
-            t_wake=parts[0].t_wake, per_step=np.concatenate([p.per_step for p in parts], axis=1) if record else None,
+            t_wake=parts[0].t_wake, precision=self.precision, per_step=np.concatenate([p.per_step for p in parts], axis=1) if record else None,
             spikes={k: {sign: sum(p.spikes[k][sign] for p in parts) for sign in ("pos", "neg")} for k in parts[0].spikes},
             quiescent_at=None if None in quiet else max(quiet),
             layers={k: np.concatenate([p.layers[k] for p in parts], axis=1) for k in parts[0].layers}
@@ -234,7 +263,7 @@ class ReferenceSimulator:
             hit = cache.get(n.name)
             if hit is not None and hit[0] == key:  # same input tensors as last step: reuse (read-only)
                 return hit[1], None
-            if not any(bool(x.any()) for x in xs):  # silent input: silent output
+            if all(is_silent(x) for x in xs):  # silent input: silent output
                 return self._zeros(n.name, (xs[0].shape[0], *self.g.shapes[n.output])), None
             y = op.linear(n, xs, p)
             if n.name in self.reads_input:  # the input current repeats every wake step: keep the result
@@ -254,6 +283,7 @@ class ReferenceSimulator:
         z = self._zero_cache.get(name)
         if z is None or tuple(z.shape) != shape:
             z = self._zero_cache[name] = torch.zeros(shape, dtype=self.dtype, device=self.device)
+            z._nc_silent = True
         return z
 
     def _spike_counts(self, counts: dict) -> dict[str, dict[str, int]]:

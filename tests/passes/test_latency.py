@@ -50,7 +50,7 @@ def test_one_wake_step_with_gamma_L_is_exact_after_the_path_delay(onnx_model, ar
     s = snn.schedule
     assert (s.t_wake, s.steps) == (1, 1 + delay * s.depth)
     x = _inputs(shape)
-    res = api.simulate(snn, x, steps=s.steps + 4)
+    res = api.simulate(snn, x, steps=s.steps + 4, exact=True)
     ann64 = interpreter.run1(snn, x, "float64")
     assert _first_exact_step(res, ann64) <= s.steps
     assert np.abs(res.per_step[s.steps - 1] - ann64).max() <= 1e-9 * np.abs(ann64).max()
@@ -66,7 +66,7 @@ def test_short_wake_phase_is_exact_by_the_predicted_step(onnx_model, arch, t_wak
     snn = api.convert(api.load(path), t_wake=t_wake, gamma=gamma, synapse_delay=1)
     assert {n.attrs.get("rate") for n in snn.nodes.values() if n.op == "CIF"} == {8 // t_wake}
     x = _inputs(shape, 1)
-    res = api.simulate(snn, x)
+    res = api.simulate(snn, x, exact=True)
     ann64 = interpreter.run1(snn, x, "float64")
     assert res.steps == snn.schedule.predicted_settle
     assert np.abs(res.output - ann64).max() <= 1e-9 * np.abs(ann64).max()
@@ -78,7 +78,7 @@ def test_the_latency_mode_is_faster_than_the_default(onnx_model):
     default = api.convert(api.load(path), synapse_delay=1)
     fast = api.convert(api.load(path), synapse_delay=1, **dict(zip(("t_wake", "gamma"), api.latency_options(8))))
     ann64 = interpreter.run1(default, x, "float64")
-    first = [_first_exact_step(api.simulate(g, x, steps=default.schedule.steps), ann64) for g in (default, fast)]
+    first = [_first_exact_step(api.simulate(g, x, steps=default.schedule.steps, exact=True), ann64) for g in (default, fast)]
     assert first[1] == 1 + fast.schedule.depth < first[0]
 
 
@@ -101,7 +101,7 @@ def test_lava_runs_the_latency_mode_like_the_reference(onnx_model):
     path, shape = onnx_model("resnet", "cqrelu", "bn", 8)
     snn = api.convert(api.load(path), target="lava-sim", t_wake=1, gamma=8)
     x = np.random.default_rng(5).uniform(0, 1.5, (3, *shape)).astype(np.float32)
-    ref = api.simulate(snn, x)
+    ref = api.simulate(snn, x, exact=True)
     res = api.compile(snn, "lava-sim").run(x)
     assert np.abs(res.per_step - ref.per_step).max() <= 1e-6 * np.abs(ref.per_step).max()
     assert res.spikes == ref.spikes

@@ -75,7 +75,7 @@ def test_batched_runs_equal_one_run(onnx_model):
     path, shape = onnx_model("resnet", "cqrelu", "bn", 4)
     snn = api.convert(api.load(path))
     x = np.random.default_rng(1).uniform(0, 1, (10, *shape)).astype(np.float32)
-    exe = api.compile(snn)
+    exe = api.compile(snn, exact=True)
     one = exe.run(x, early_stop=True, record_layers=True)
     ticks = []
     parts = exe.run(x, early_stop=True, record_layers=True, batch=4, progress=ticks.append)
@@ -104,6 +104,6 @@ def test_constants_subtracted_at_the_input_move_to_the_sinks(onnx_model, reverse
     x = np.random.default_rng(2).uniform(0, 1, (6, *shape)).astype(np.float32)
     want = interpreter.run1(snn, x, "float64")
     assert np.abs(interpreter.run1(low, x, "float64") - want).max() <= 1e-12 * np.abs(want).max()
-    one = ReferenceSimulator(low).run(x)
-    side = ReferenceSimulator(lane_graph(low, 3)).run(x.reshape(2, 3 * shape[0], *shape[1:]))
+    one = ReferenceSimulator(low, dtype="float64").run(x)
+    side = ReferenceSimulator(lane_graph(low, 3), dtype="float64").run(x.reshape(2, 3 * shape[0], *shape[1:]))
     np.testing.assert_array_equal(side.output.reshape(one.output.shape), one.output)

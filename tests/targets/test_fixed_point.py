@@ -43,7 +43,7 @@ def test_quantized_graph_is_integer_and_close_to_the_ann():
     q = api.convert(api.load(path), fixed_point=True)
     _integer_formats(q)
     ann, _ = api.ann_outputs(path, x)
-    res = api.simulate(q, x)
+    res = api.simulate(q, x, exact=True)
     # the reference simulator computes in exact integers: equal to the quantized graph's meaning
     np.testing.assert_array_equal(res.output, interpreter.run1(q, x, "float64"))
     assert (res.output.argmax(1) == ann.argmax(1)).mean() >= 0.98
@@ -64,7 +64,7 @@ def test_residual_blocks_share_one_unit_through_exponents_and_identity_gains(onn
     assert any(r["exponent"] > 0 for r in q.meta["fixed_point_report"])
     x = np.random.default_rng(4).uniform(0, 1, (20, *shape)).astype(np.float32)
     ann, _ = api.ann_outputs(path, x)
-    res = api.simulate(q, x)
+    res = api.simulate(q, x, exact=True)
     np.testing.assert_array_equal(res.output, interpreter.run1(q, x, "float64"))
     assert np.abs(res.output - ann).max() <= 0.05 * np.abs(ann).max()
     assert (res.output.argmax(1) == ann.argmax(1)).mean() >= 0.9
@@ -85,7 +85,7 @@ def test_lava_fixed_pt_equals_reference(onnx_model, tmp_path, arch):
         x = np.random.default_rng(3).uniform(0, 1, (3, *shape)).astype(np.float32)
     q = api.convert(api.load(path), target="lava-sim", fixed_point=True)
     _integer_formats(q)
-    ref = api.simulate(q, x)
+    ref = api.simulate(q, x, exact=True)
     res = api.compile(q, "lava-sim", fixed_point=True).run(x)
     np.testing.assert_array_equal(res.per_step, ref.per_step)  # the readout at every step
     assert res.spikes == ref.spikes  # every layer's spikes per sample
@@ -97,7 +97,7 @@ def test_fixed_point_lif_is_lavas_bit_accurate_rule(tmp_path):
     q = api.convert(api.load(path), fixed_point=True)
     lifs = [n for n in q.nodes.values() if n.op == "LIF"]
     assert lifs and all(n.attrs["dv"] == 3072 and float(n.attrs["threshold"]).is_integer() for n in lifs)  # β 0.25
-    res = api.simulate(q, _digit_images(50), record_layers=True)
+    res = api.simulate(q, _digit_images(50), record_layers=True, exact=True)
     assert all(np.abs(m).max() < STATE_MAX for m in res.membranes.values())
 
 
@@ -113,7 +113,7 @@ def test_a_layer_that_could_overflow_24_bits_is_rescaled_and_stays_within(tmp_pa
     first = q.meta["fixed_point_report"][0]
     assert first["rescaled"] > 0
     x = np.ones((2, 1, 8, 8), np.float32)
-    res = api.simulate(q, x, record_layers=True)
+    res = api.simulate(q, x, record_layers=True, exact=True)
     assert all(np.abs(m).max() < STATE_MAX for m in res.membranes.values())
     ann, _ = api.ann_outputs(path, x)
     assert np.abs(res.output - ann).max() <= 0.05 * np.abs(ann).max()
@@ -123,7 +123,7 @@ def test_fixed_point_refuses_inputs_outside_the_range_it_was_sized_for():
     x, path = _digits(2)
     q = api.convert(api.load(path), fixed_point=True)
     with pytest.raises(TargetError, match=r"inputs in \[0, 1\]"):
-        api.simulate(q, x * 2)
+        api.simulate(q, x * 2, exact=True)
 
 
 def test_fixed_point_refuses_what_it_cannot_do(tmp_path):
@@ -149,7 +149,7 @@ def test_weights_trained_on_an_8_bit_grid_convert_losslessly(tmp_path):
     assert all(r["weight_error"] == 0 for r in q.meta["fixed_point_report"])
     x = np.random.default_rng(0).integers(0, 256, (50, 1, 8, 8)) / 255.0
     ann = interpreter.run1(api.optimize(api.load(path)), x, "float64")
-    np.testing.assert_array_equal(api.simulate(q, x).output, ann)
+    np.testing.assert_array_equal(api.simulate(q, x, exact=True).output, ann)
 
 
 class _PoolHead(nn.Module):
@@ -184,7 +184,7 @@ def test_fixed_point_handles_pooled_readouts_and_doubled_paths(tmp_path, model):
     _integer_formats(q)
     assert len({r["node"] for r in q.meta["fixed_point_report"]}) == len(q.meta["fixed_point_report"])
     x = np.random.default_rng(0).uniform(0, 1, (20, 1, 8, 8))
-    res = api.simulate(q, x, record_layers=True)
+    res = api.simulate(q, x, record_layers=True, exact=True)
     np.testing.assert_array_equal(res.output, interpreter.run1(q, x, "float64"))
     assert all(np.abs(m).max() < STATE_MAX for m in res.membranes.values())
     flt = interpreter.run1(api.convert(api.load(path)), x, "float64")
@@ -197,4 +197,4 @@ def test_a_fixed_point_network_computes_the_same_integers_on_lavas_float_models(
     q = api.convert(api.load(path), target="lava-sim", fixed_point=True)
     assert any(r["exponent"] > 0 for r in q.meta["fixed_point_report"])
     x = np.random.default_rng(5).uniform(0, 1, (2, *shape))
-    np.testing.assert_array_equal(api.compile(q, "lava-sim").run(x).per_step, api.simulate(q, x).per_step)
+    np.testing.assert_array_equal(api.compile(q, "lava-sim").run(x).per_step, api.simulate(q, x, exact=True).per_step)

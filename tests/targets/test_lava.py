@@ -43,7 +43,7 @@ def test_lava_equals_reference_every_step(onnx_model, arch, levels):
     snn = api.convert(api.load(path), target="lava-sim")
     assert snn.schedule["synapse_delay"] == 1
     x = np.random.default_rng(5).uniform(0, 1.5, (3, *shape)).astype(np.float32)
-    ref = api.simulate(snn, x)
+    ref = api.simulate(snn, x, exact=True)
     exe = api.compile(snn, "lava-sim")
     res = exe.run(x)
     scale = np.abs(ref.per_step).max()
@@ -104,7 +104,7 @@ def test_workers_start_ahead_one_at_a_time_and_never_outlive_their_executable():
     waiting = [w for w in lava_run._IDLE if w.usable()]
     assert len(waiting) == 1 and a._worker is waiting[0] and b._worker is None
     proc = waiting[0].proc
-    ref = api.simulate(snn, x)
+    ref = api.simulate(snn, x, exact=True)
     assert np.abs(b.run(x).output - ref.output).max() <= 1e-9 * np.abs(ref.output).max()  # b starts its own
     del a, waiting
     gc.collect()

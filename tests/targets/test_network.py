@@ -48,7 +48,7 @@ def test_a_stream_of_ten_samples_reads_out_as_the_reference(onnx_model, arch, fi
         path, shape = onnx_model(arch, "cqrelu", "bn", 4)
         snn = api.convert(api.load(path), target="lava-sim", fixed_point=fixed_point)
         x = np.random.default_rng(7).uniform(0, 1, (10, *shape)).astype(np.float32)
-    ref = api.simulate(snn, x)
+    ref = api.simulate(snn, x, exact=True)
     net, data, spikes = _stream(snn, x, "fixed_pt" if fixed_point else "floating_pt")
     got = net.readouts(data)
     assert got.shape == ref.output.shape and net.samples_in(data) == 10
@@ -67,7 +67,7 @@ def test_a_stream_of_ten_samples_reads_out_as_the_reference(onnx_model, arch, fi
 def test_the_if_baseline_streams_with_flush_steps_and_the_same_numbers():
     """No sleep phase: biases on from step 0 at every sink, so samples are not staggered but flushed."""
     snn, x = _digits(False, neuron="if")
-    ref = api.simulate(snn, x[:4])
+    ref = api.simulate(snn, x[:4], exact=True)
     net, data, spikes = _stream(snn, x[:4], "floating_pt", lanes=2)
     assert not net.stream.staggered and net.period > snn.schedule.steps
     assert np.abs(net.per_step(data) - ref.per_step).max() <= 1e-9 * np.abs(ref.per_step).max()
@@ -78,7 +78,7 @@ def test_lanes_run_samples_side_by_side_with_the_same_numbers(onnx_model):
     path, shape = onnx_model("vgg", "cqrelu", "bn", 4)
     snn = api.convert(api.load(path), target="lava-sim")
     x = np.random.default_rng(8).uniform(0, 1, (7, *shape)).astype(np.float32)  # 2 periods of 4, 1 spare lane
-    ref = api.simulate(snn, x)
+    ref = api.simulate(snn, x, exact=True)
     net, data, spikes = _stream(snn, x, "floating_pt", lanes=4)
     assert net.inp.shape[-1] == 4 * shape[0] and net.steps_for(7) == 2 * net.period + max(net.stream.arrival.values())
     assert np.abs(net.readouts(data, 7) - ref.output).max() <= 1e-9 * np.abs(ref.output).max()
@@ -92,8 +92,8 @@ def test_the_lane_graph_is_the_same_network_b_times(onnx_model, arch):
     B = min(3, max_lanes(g))
     wide = lane_graph(g, B)
     x = np.random.default_rng(9).uniform(0, 1, (2 * B, *shape))
-    one = ReferenceSimulator(g).run(x)
-    side = ReferenceSimulator(wide).run(x.reshape(2, B * shape[0], *shape[1:]))
+    one = ReferenceSimulator(g, dtype="float64").run(x)
+    side = ReferenceSimulator(wide, dtype="float64").run(x.reshape(2, B * shape[0], *shape[1:]))
     np.testing.assert_array_equal(side.output.reshape(one.output.shape), one.output)
 
 

@@ -19,7 +19,7 @@ def test_cif_is_lossless_at_default_T(onnx_model, arch, levels):
     path, shape = onnx_model(arch, "cqrelu", "bn", levels)
     snn = api.convert(api.load(path))
     x = _inputs(shape)
-    res = api.simulate(snn, x)
+    res = api.simulate(snn, x, exact=True)
     ann64 = interpreter.run1(snn, x, "float64")
     scale = np.abs(ann64).max()
     # float64 SNN vs float64 interpreter: exact up to summation rounding
@@ -45,7 +45,7 @@ def test_lossless_with_lava_delay_model(onnx_model, arch):
     n_neurons = sum(n.op == "CIF" for n in snn.nodes.values())
     assert s["steps"] == 8 + s["depth"] + settle_margin(8, n_neurons)  # T_wake + 1 step per synaptic layer + margin
     x = _inputs(shape, 1)
-    res = api.simulate(snn, x)
+    res = api.simulate(snn, x, exact=True)
     ann64 = interpreter.run1(snn, x, "float64")
     assert np.abs(res.output - ann64).max() <= 1e-9 * np.abs(ann64).max()
 
@@ -54,8 +54,8 @@ def test_if_baseline_is_not_lossless(onnx_model):
     path, shape = onnx_model("vgg", "cqrelu", "bn", 8)
     x = _inputs(shape)
     ann = interpreter.run1(api.convert(api.load(path)), x, "float64")
-    cif = api.simulate(api.convert(api.load(path)), x)
-    base = api.simulate(api.convert(api.load(path), neuron="if", steps=cif.steps), x)
+    cif = api.simulate(api.convert(api.load(path)), x, exact=True)
+    base = api.simulate(api.convert(api.load(path), neuron="if", steps=cif.steps), x, exact=True)
     assert np.abs(cif.output - ann).max() <= 1e-9 * np.abs(ann).max()
     assert np.abs(base.output - ann).max() > 1e-2 * np.abs(ann).max()
     assert all(v["neg"] == 0 for v in base.spikes.values())
@@ -67,7 +67,7 @@ def test_graded_spikes_settle_no_later(onnx_model):
     ann = interpreter.run1(api.convert(api.load(path)), x, "float64")
     first = {}
     for gamma in (1, 4):
-        res = api.simulate(api.convert(api.load(path), gamma=gamma, steps=24), x)
+        res = api.simulate(api.convert(api.load(path), gamma=gamma, steps=24), x, exact=True)
         err = np.abs(res.per_step - ann).reshape(24, -1).max(1)
         first[gamma] = int(np.argmax(err <= 1e-9 * np.abs(ann).max()))
         assert err[-1] <= 1e-9 * np.abs(ann).max()
@@ -78,8 +78,8 @@ def test_early_stop_equals_full_run_and_records(onnx_model):
     path, shape = onnx_model("resnet", "cqrelu", "bn", 4)
     snn = api.convert(api.load(path), synapse_delay=1, steps=40)
     x = _inputs(shape)
-    full = api.simulate(snn, x)
-    early = api.simulate(snn, x, early_stop=True)
+    full = api.simulate(snn, x, exact=True)
+    early = api.simulate(snn, x, early_stop=True, exact=True)
     assert early.quiescent_at is not None and early.quiescent_at < 40
     np.testing.assert_array_equal(early.output, full.output)
     np.testing.assert_array_equal(early.per_step, full.per_step)
@@ -97,7 +97,7 @@ def test_layer_records_end_at_the_anns_quantized_levels(onnx_model, early_stop):
     g = api.optimize(api.load(path))
     snn = api.convert(g)
     x = np.random.default_rng(3).uniform(0, 1, (8, *shape)).astype(np.float32)
-    res = api.simulate(snn, x, record_layers=True, early_stop=early_stop)
+    res = api.simulate(snn, x, record_layers=True, early_stop=early_stop, exact=True)
     acts = interpreter.run(snn, x, dtype="float64", keep=True)
     cif = [n for n in snn.topo() if n.op == "CIF"]
     assert set(res.layers) == {n.name for n in snn.topo() if n.op in ("CIF", "IF", "LIF")} and cif
@@ -115,7 +115,7 @@ def test_membrane_records_hold_what_each_layer_has_not_sent(onnx_model):
     path, shape = onnx_model("resnet", "cqrelu", "bn", 4)
     snn = api.convert(api.load(path))
     x = np.random.default_rng(4).uniform(0, 1, (8, *shape)).astype(np.float32)
-    res = api.simulate(snn, x, record_layers=True)
+    res = api.simulate(snn, x, record_layers=True, exact=True)
     acts = interpreter.run(snn, x, dtype="float64", keep=True)
     cif = [n for n in snn.topo() if n.op == "CIF"]
     assert set(res.membranes) == {n.name for n in cif}
@@ -135,7 +135,7 @@ def test_multi_step_mode_gives_the_step_modes_numbers(onnx_model, arch, target):
     path, shape = onnx_model(arch, "cqrelu", "bn", 4)
     snn = api.convert(api.load(path), target=target)
     x = np.random.default_rng(11).uniform(0, 1, (16, *shape)).astype(np.float32)
-    sim = ReferenceSimulator(snn)
+    sim = ReferenceSimulator(snn, dtype="float64")
     a, b = sim.run(x, record_layers=True), sim.run(x, record_layers=True, multi_step=True)
     np.testing.assert_allclose(b.per_step, a.per_step, rtol=0, atol=1e-12 * np.abs(a.per_step).max())
     assert b.spikes == a.spikes and a.layers.keys() == b.layers.keys()
