@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/neurocompile examples/digits_cqrelu.onnx --target lava-sim --input examples/digits_test.npy
 
+# the benchmark tables; vs_spikingjelly needs the bench extra (SpikingJelly 0.0.0.0.14, requests, mlxtend), installed here
 bench: $(STAMP)
-	cd benchmarks && for b in import_speed steps_to_lossless throughput lava_sim lava_stream; do ../$(BIN)/python $$b.py || exit 1; done
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	cd benchmarks && for b in vs_spikingjelly throughput latency_frontier steps_to_lossless import_speed lava_sim lava_stream; do ../$(BIN)/python $$b.py || exit 1; done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

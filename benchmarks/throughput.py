@@ -1,58 +1,95 @@
-"""Reference-simulator throughput on a CIFAR-sized VGG-11 CQReLU SNN (L = 8, T = 16, batch 64) against
-running the same network's ANN forward T times in torch on the same CPU.
+"""Reference-simulator throughput beside every baseline a reader would assume: the plain ReLU ANN run T times
+(the twin without quantizers: what a ReLU network costs), the CQReLU ANN run T times (its floors are slow in
+torch), the SNN in its default float32 mode, in its exact float64 mode, and with early stop. On a generated
+CIFAR-sized VGG-11 (L = 8, random inputs) and, when out/twins exists (examples/train_twins.py), on the trained
+28x28 twin CNN with its test images, where the network is busy until the last step and early stop gains nothing.
 
-    .venv/bin/python benchmarks/throughput.py [--device cpu|cuda] [--batches 3]
+    .venv/bin/python benchmarks/throughput.py [--device cpu|cuda] [--rounds 3] [--batch 64] [--steps 16]
+
+SpikingJelly beside neurocompile: benchmarks/vs_spikingjelly.py.
 """
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 import torch
-from _common import export_tmp, machine, models, table
+from _common import ROOT, export_tmp, machine, models, table
 
 from neurocompile import api, interpreter
 
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+
+
+def cases(batch: int):
+    """(name, ReLU ANN, CQReLU ANN, CQReLU ONNX path, inputs)."""
+    torch.manual_seed(0)
+    relu, shape = models.vgg11(act="relu", levels=8)
+    torch.manual_seed(0)
+    cq, _ = models.vgg11(act="cqrelu", levels=8)
+    path, _ = export_tmp(models.vgg11, "bn", act="cqrelu", levels=8)
+    yield ("VGG-11 (generated weights, random inputs)", relu.eval(), cq.eval(), path,
+           np.random.default_rng(0).uniform(0, 1, (batch, *shape)).astype(np.float32))
+    twins = os.path.join(ROOT, "out", "twins")
+    if os.path.exists(os.path.join(twins, "cqrelu.onnx")):
+        import train_twins
+
+        yield ("twin CNN (trained, test images)", train_twins.load_twin(os.path.join(twins, "relu.pt")).eval(),
+               train_twins.load_twin(os.path.join(twins, "cqrelu.pt")).eval(), os.path.join(twins, "cqrelu.onnx"),
+               np.load(os.path.join(twins, "test_x.npy"))[:batch])
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batches", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=16)
     a = ap.parse_args()
-    L, T, B = 8, a.steps, a.batch
-    torch.manual_seed(0)
-    net, shape = models.vgg11(act="cqrelu", levels=L)
-    path, _ = export_tmp(models.vgg11, "bn", act="cqrelu", levels=L)
-    snn = api.convert(api.load(path), steps=T)
-    x = np.random.default_rng(0).uniform(0, 1, (B, *shape)).astype(np.float32)
-    sim = api.compile(snn, "reference", device=a.device, dtype="float32")
-    xt = torch.tensor(x, device=a.device)
-    net = net.to(a.device)
-
-    def timed(fn):
-        fn()  # warm-up
-        if a.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(a.batches):
-            out = fn()
-        if a.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return (time.perf_counter() - t0) / a.batches, out
-
-    with torch.no_grad():
-        t_ann, _ = timed(lambda: [net(xt) for _ in range(T)][-1])
-    t_snn, res = timed(lambda: sim.run(x, steps=T, record=False))
-    t_early, res_e = timed(lambda: sim.run(x, steps=T, record=False, early_stop=True))
-    ann = interpreter.run1(snn, x, "float32")
-    err = np.abs(res.output - ann).max() / np.abs(ann).max()
-    rows = [[f"ANN forward x {T} (torch)", f"{B / t_ann:.1f}", "1.00"],
-            [f"SNN reference sim, T={T}", f"{B / t_snn:.1f}", f"{t_ann / t_snn:.2f}"],
-            [f"SNN reference sim, early stop (quiescent at {res_e.quiescent_at})", f"{B / t_early:.1f}", f"{t_ann / t_early:.2f}"]]
-    print(f"machine: {machine()}; device {a.device}; VGG-11 CQReLU L={L}, batch {B}, float32")
-    print(table(rows, ["run", "images/s", "speed vs ANN x T"]))
-    print(f"SNN vs ANN (float32) max rel. logit error at T={T}: {err:.2e}")
+    T, B = a.steps, a.batch
+    sync = torch.cuda.synchronize if a.device.startswith("cuda") else (lambda: None)
+    print(f"machine: {machine()}; device {a.device}; batch {B}, T={T}, median of {a.rounds} interleaved rounds")
+    for name, relu, cq, path, x in cases(B):
+        snn = api.convert(api.load(path), steps=T)
+        xt = torch.tensor(x, device=a.device)
+        relu, cq = relu.to(a.device), cq.to(a.device)
+        fast = api.compile(snn, "reference", device=a.device)
+        exact = api.compile(snn, "reference", device=a.device, exact=True)
+        runs = {
+            f"ANN ReLU (plain twin) x {T}": lambda: [relu(xt) for _ in range(T)][-1],
+            f"ANN CQReLU x {T}": lambda: [cq(xt) for _ in range(T)][-1],
+            f"SNN default ({fast.precision.split(' (')[0]})": lambda: fast.run(x, record=False),
+            f"SNN exact ({exact.precision.split(' (')[0]})": lambda: exact.run(x, record=False),
+            "SNN default, early stop": lambda: fast.run(x, record=False, early_stop=True),
+        }
+        secs = {k: [] for k in runs}
+        out = {}
+        with torch.no_grad():
+            for fn in runs.values():
+                fn()
+            for _ in range(a.rounds):
+                for k, fn in runs.items():
+                    sync()
+                    t0 = time.perf_counter()
+                    out[k] = fn()
+                    sync()
+                    secs[k].append(time.perf_counter() - t0)
+        ann = interpreter.run1(snn, x, "float64")
+        base = float(np.median(secs[next(iter(runs))]))
+        rows = []
+        for k, v in secs.items():
+            t = float(np.median(v))
+            r = out[k]
+            if hasattr(r, "output"):
+                agree = f"{100 * float((r.output.argmax(1) == ann.argmax(1)).mean()):.1f}"
+                note = f"quiescent at {r.quiescent_at}" if r.quiescent_at is not None else ""
+            else:
+                agree, note = "-", ""
+            rows.append([k, f"{B / t:,.1f}", f"{base / t:.2f}", agree, note])
+        print(f"\n{name}: CQReLU L=8, schedule T_wake={snn.schedule.t_wake}, settles by step "
+              f"{snn.schedule.predicted_settle}")
+        print(table(rows, ["run", "images/s", "vs plain ANN x T", "argmax agreement % (float64 ANN)", ""]))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Reference interpreter: runs an ANN-level graph on a batch with the op table's meanings."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Collection, Mapping
 
 import numpy as np
 import torch
@@ -14,10 +14,11 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def run(graph: Graph, inputs: Mapping[str, np.ndarray] | np.ndarray, dtype: str = "float32",
-        device: str = "cpu", keep: bool = False) -> dict[str, np.ndarray]:
+        device: str = "cpu", keep: bool | Collection[str] = False, numpy: bool = True) -> dict[str, Any]:
     """Evaluate ``graph`` on ``inputs`` (a dict by input name, or one array for a single-input graph).
 
-    Returns the graph outputs by name, or every tensor when ``keep`` is true (for per-layer checks).
+    Returns the graph outputs by name, every tensor when ``keep`` is true (for per-layer checks), or the
+    tensors named in ``keep``; as numpy arrays, or as the torch tensors themselves with ``numpy=False``.
     """
     tdt = DTYPES[dtype]
     feeds = _feeds(graph, inputs)
@@ -36,7 +37,9 @@ def run(graph: Graph, inputs: Mapping[str, np.ndarray] | np.ndarray, dtype: str 
                 raise NeurocompileError(f"the interpreter cannot run this node: {exc}", node=node.name,
                                         op=node.op) from exc
             values[node.output] = y
-    names = list(values) if keep else graph.outputs
+    names = list(values) if keep is True else list(keep) if keep else graph.outputs
+    if not numpy:  # the tensors themselves (the input's aliases the caller's array)
+        return {k: values[k] / out_scale if k in graph.outputs and out_scale != 1.0 else values[k] for k in names}
     return {k: (values[k] / (out_scale if k in graph.outputs else 1.0)).cpu().numpy() for k in names}
 
 

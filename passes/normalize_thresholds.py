@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from neurocompile import interpreter
 from neurocompile.errors import ConversionError
@@ -37,15 +38,18 @@ def normalize_thresholds(g: Graph, calibration: np.ndarray | None = None, percen
             + (" ..." if len(plain) > 8 else ""), node=plain[0], op=g.nodes[plain[0]].op,
             hint="Train with CQReLU for lossless conversion, or pass calibration data (--calibrate data.npy) "
                  "for a lossy, percentile-normalized conversion")
-    values = interpreter.run(g, calibration.astype(np.float32), keep=True)
     for name in plain:
         node = g.nodes[name]
-        lo, hi = op_of(node).bounds(node)
-        if lo != 0:
+        if op_of(node).bounds(node)[0] != 0:
             raise ConversionError(f"only a {node.op} with lower bound 0 can become a spiking activation", node=name,
                                   op=node.op)
-        act = values[node.output]
-        lam = float(np.percentile(act[act > 0], percentile)) if np.any(act > 0) else 1.0
+    # one batched pass; only the activations are kept, as torch tensors (no copies)
+    values = interpreter.run(g, calibration.astype(np.float32), keep=[g.nodes[n].output for n in plain],
+                             numpy=False)
+    for name in plain:
+        node = g.nodes[name]
+        hi = op_of(node).bounds(node)[1]
+        lam = percentile_of_positive(values[node.output], percentile)
         if hi < math.inf:  # a ReLU6-style Clip: λ at most its upper bound
             lam = min(lam, hi)
         node.op = "CQReLU"
@@ -53,6 +57,36 @@ def normalize_thresholds(g: Graph, calibration: np.ndarray | None = None, percen
     g.meta["lossy_layers"] = plain
     g.meta["calibration_percentile"] = percentile
     return g
+
+
+def percentile_of_positive(act: torch.Tensor, q: float) -> float:
+    """numpy's default (linear) ``np.percentile(act[act > 0], q)`` by selection (Rueckauer et al. take λ over the
+    positive activations; 1.0 if there are none). The two order statistics it interpolates are found among the
+    values above a threshold guessed from a strided sample, so a high percentile reads the tensor twice and
+    sorts a few thousand values; where the guess leaves too few above it, among all positive values."""
+    flat = act.reshape(-1)
+    n = int(torch.count_nonzero(flat > 0))
+    if n == 0:
+        return 1.0
+    rank = (n - 1) * float(q) / 100.0
+    lo = int(math.floor(rank))
+    frac = rank - lo
+    need = n - lo  # the order statistics sought are the need-th and (need-1)-th largest positive values
+    top = None
+    if need < n // 4:  # guess a threshold with about twice as many values above it as needed
+        sample = flat[:: max(1, flat.numel() // 65536)]
+        guess = float(torch.kthvalue(sample, max(1, sample.numel() - (2 * need * sample.numel()) // flat.numel()
+                                                 - 16)).values)
+        above = flat[flat >= guess] if guess > 0 else None
+        if above is not None and above.numel() >= need:
+            top = torch.topk(above, need).values  # descending; exact: every value >= the need-th largest is here
+    if top is None:
+        top = torch.topk(flat[flat > 0], need).values
+    a = float(top[need - 1])
+    if frac == 0 or need == 1:
+        return a
+    b = float(top[need - 2])
+    return a + (b - a) * frac if frac < 0.5 else b - (b - a) * (1 - frac)  # numpy's _lerp, both halves
 
 
 QUANTIZER_FORMS = ("(λ/L)·floor(clip(x, 0, λ)·L/λ) (CQReLU, with Clip, Relu+Min, Mul or Div, λ = 1 folded away)",

@@ -149,3 +149,22 @@ def test_idsnn_ablation_smoke():
         assert res["ablation_mean"][name] == pytest.approx(np.mean(accs))
         assert res["ablation_std"][name] == pytest.approx(np.std(accs))
     assert "ref_acc" not in res  # the ablation does not deploy
+
+
+def test_train_twins_smoke(tmp_path):
+    """The twin CNNs behind benchmarks/vs_spikingjelly.py: a CQReLU net that converts exactly and its ReLU twin."""
+    import train_twins
+
+    from neurocompile import api, interpreter
+
+    res = train_twins.main(["--data", "digits", "--epochs", "1", "--train-limit", "256", "--out", str(tmp_path),
+                            "--quiet"])
+    for f in (*train_twins.FILES, "cqrelu.pt"):
+        assert (tmp_path / f).exists(), f
+    assert all(_in_unit(v) for k, v in res.items() if k.endswith("acc"))
+    x = np.load(tmp_path / "test_x.npy")[:16]
+    snn = api.convert(api.load(str(tmp_path / "cqrelu.onnx")))
+    ann = interpreter.run1(snn, x, "float64")
+    assert np.abs(api.simulate(snn, x, exact=True).output - ann).max() <= 1e-9 * max(np.abs(ann).max(), 1.0)
+    relu = train_twins.load_twin(str(tmp_path / "relu.pt"))
+    assert sum(isinstance(m, torch.nn.ReLU) for m in relu.modules()) == 4  # SpikingJelly converts ReLU modules

@@ -86,6 +86,31 @@ def test_calibrated_relu_conversion_is_labelled_lossy(onnx_model):
     assert out.meta["lossy_layers"] == [n.name for n in g.topo() if n.op == "Relu"]
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 200_003])
+@pytest.mark.parametrize("q", [0.1, 50.0, 99.0, 99.9, 99.99, 100.0])
+@pytest.mark.parametrize("kind", ["normal", "ties"])
+def test_calibration_percentile_by_selection_equals_numpy(n, q, kind):
+    """λ is numpy's linear percentile of the positive activations, found by selection (not a full sort)."""
+    import torch
+
+    from neurocompile.passes.normalize_thresholds import percentile_of_positive
+
+    rng = np.random.default_rng(n)
+    a = rng.normal(size=n) if kind == "normal" else rng.integers(-3, 6, size=n).astype(np.float64)
+    a = a.astype(np.float32)
+    pos = a[a > 0].astype(np.float64)
+    want = np.percentile(pos, q) if len(pos) else 1.0
+    assert percentile_of_positive(torch.from_numpy(a).reshape(-1, 1), q) == pytest.approx(want, rel=1e-12, abs=0)
+
+
+def test_calibration_percentile_without_positive_values_is_one():
+    import torch
+
+    from neurocompile.passes.normalize_thresholds import percentile_of_positive
+
+    assert percentile_of_positive(-torch.rand(1000), 99.9) == 1.0
+
+
 def test_encode_and_schedule(onnx_model):
     path, shape = onnx_model("resnet", "cqrelu", "bn", 4)
     g = recognize_cqrelu(api.optimize(api.load(path)))

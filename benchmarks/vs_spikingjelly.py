@@ -1,0 +1,378 @@
+"""neurocompile against SpikingJelly's ann2snn on the twin CNNs of examples/train_twins.py (one CQReLU, one
+ReLU, same architecture and seed): throughput, accuracy at equal T, and compile time (twin and a CIFAR
+ResNet-18).
+
+    .venv/bin/python benchmarks/vs_spikingjelly.py                      # trains out/twins first if missing
+    .venv/bin/python benchmarks/vs_spikingjelly.py --twins out/twins --rounds 3 --steps 16
+    .venv/bin/python benchmarks/vs_spikingjelly.py --skip-compile --skip-accuracy
+
+SpikingJelly (0.0.0.0.14): ``ann2snn.Converter(mode=..., dataloader=...)`` on the ReLU twin (IF neurons,
+soft reset, threshold-balanced by the max or 99.9th percentile activation), simulated in its default
+single-step mode, ``for t in range(T): out += snn(x)``, then ``functional.reset_net``. neurocompile: the
+CQReLU twin converted to CIF (CASC, wake/sleep, lossless once settled) on the reference simulator
+(default float32, exact float64; step mode and multi_step; the latency mode, exact in 1 + delay x depth steps),
+and its calibrated (lossy) path on the ReLU twin.
+Everything runs in this one process with torch.set_num_threads(2), inputs as analog currents (direct
+encoding) on every step; throughput and compile times are medians over interleaved rounds.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import os
+import shlex
+import sys
+import time
+import warnings
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # ann2snn.Converter wraps its dataloader in tqdm
+
+import numpy as np
+import torch
+from _common import ROOT, export_tmp, machine, models, table
+
+from neurocompile import api, interpreter
+
+EXAMPLES = os.path.join(ROOT, "examples")
+if EXAMPLES not in sys.path:
+    sys.path.insert(0, EXAMPLES)
+import train_twins  # noqa: E402  (examples/train_twins.py: TwinCNN, load_twin, main)
+
+
+# ---- SpikingJelly ---------------------------------------------------------------------------------
+def import_spikingjelly():
+    """spikingjelly.activation_based.{ann2snn, functional}, without the banner its import prints (a
+    Prophesee toolbox warning on stdout, torch's "No CUDA runtime" on stderr). Raises ImportError."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import spikingjelly
+        from spikingjelly.activation_based import ann2snn, functional
+    try:
+        from importlib.metadata import version
+        ver = version("spikingjelly")
+    except Exception:  # noqa: BLE001
+        ver = getattr(spikingjelly, "__version__", "?")
+    return ann2snn, functional, ver
+
+
+def sj_convert(ann2snn, model: torch.nn.Module, calib: np.ndarray, mode: str, batch: int = 256):
+    """SpikingJelly's ann2snn on a copy of ``model`` (fx-traced, conv+BN fused, scaled IF neurons)."""
+    ds = torch.utils.data.TensorDataset(torch.from_numpy(np.ascontiguousarray(calib, np.float32)),
+                                        torch.zeros(len(calib), dtype=torch.long))
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=False)
+    with torch.no_grad():
+        return ann2snn.Converter(mode=mode, dataloader=dl, device="cpu")(model)
+
+
+def sj_run(functional, snn, x: torch.Tensor, T: int, record_at=()) -> tuple[torch.Tensor, dict]:
+    """T single steps of the converted SNN on the constant input current ``x``; returns the mean output
+    over T and, for each t in ``record_at``, the mean output over the first t steps."""
+    out, seen = 0, {}
+    with torch.no_grad():
+        for t in range(1, T + 1):
+            out = out + snn(x)
+            if t in record_at:
+                seen[t] = out / t
+        functional.reset_net(snn)
+    return out / T, seen
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+def batches(x: np.ndarray, b: int):
+    return [x[i:i + b] for i in range(0, len(x), b)]
+
+
+def median(v):
+    return float(np.median(np.asarray(v, dtype=float)))
+
+
+def acc(logits, y) -> float:
+    return float((np.asarray(logits).argmax(1) == np.asarray(y)).mean())
+
+
+def pct(v: float) -> str:
+    return f"{100 * v:.2f}"
+
+
+def timed_rounds(contenders: dict, rounds: int) -> dict[str, list[float]]:
+    """Each contender is ``fn(nb)``: run the first ``nb`` batches (None: all). Warm up each on one batch,
+    then ``rounds`` rounds, round robin over the contenders in each round; the seconds of every round."""
+    for fn in contenders.values():
+        fn(1)
+    times = {k: [] for k in contenders}
+    for _ in range(rounds):
+        for k, fn in contenders.items():
+            t0 = time.perf_counter()
+            fn(None)
+            times[k].append(time.perf_counter() - t0)
+    return times
+
+
+def ensure_twins(a) -> str:
+    d = a.twins or os.path.join(ROOT, "out", "twins")
+    missing = [f for f in (*train_twins.FILES, "cqrelu.pt") if not os.path.isfile(os.path.join(d, f))]
+    if missing or a.retrain:
+        why = "--retrain" if a.retrain else f"missing {', '.join(missing)}"
+        print(f"training the twins into {d} ({why}): examples/train_twins.py --out {d}", flush=True)
+        train_twins.main(["--out", d, "--seed", str(a.seed)])
+        print(flush=True)
+    return d
+
+
+# ---- the three parts ----------------------------------------------------------------------------------
+def nc_contenders(path: str, xb: list[np.ndarray], T: int) -> dict:
+    """neurocompile rows: name -> (what ran, callable returning the batches' SimResults)."""
+    rows = {}
+    snn = api.convert(api.load(path), steps=T)
+    t_wake, gamma = api.latency_options(api.network_levels(api.load(path)))
+    fast = api.convert(api.load(path), t_wake=t_wake, gamma=gamma)
+
+    def add(label, graph, compile_kw, run_kw):
+        sim = api.compile(graph, "reference", **compile_kw)
+
+        def fn(nb, sim=sim, steps=graph.schedule.steps):
+            with torch.no_grad():
+                return [sim.run(b, steps=steps, record=False, **run_kw) for b in xb[:nb]]
+
+        rows[label] = (f"{sim.precision.split(' (')[0]}, T={graph.schedule.steps}"
+                       + (", multi_step" if run_kw else ""), fn)
+
+    add("neurocompile default", snn, {}, {})
+    add("neurocompile default, multi_step", snn, {}, {"multi_step": True})
+    add("neurocompile exact", snn, {"exact": True}, {})
+    add("neurocompile exact, multi_step", snn, {"exact": True}, {"multi_step": True})
+    add(f"neurocompile exact, --latency min (T_wake={t_wake}, gamma={gamma})", fast, {"exact": True}, {})
+    return rows
+
+
+def part_throughput(a, ctx) -> None:
+    T, xb = a.steps, batches(ctx["x"], a.batch)
+    xtb = [torch.from_numpy(b) for b in xb]
+    n = len(ctx["x"])
+    ann2snn, functional = ctx["sj"]
+    sj_snn = sj_convert(ann2snn, copy.deepcopy(ctx["relu"]), ctx["calib"], "max")
+    relu, cq = ctx["relu"], ctx["cqrelu"]
+
+    def ann_fn(m):
+        def fn(nb):
+            with torch.no_grad():
+                return [[m(b) for _ in range(T)][-1] for b in xtb[:nb]]
+        return fn
+
+    contenders: dict[str, tuple[str, callable]] = {
+        f"SpikingJelly {ctx['sj_version']} ann2snn, max": (
+            f"ReLU twin, IF soft reset, float32, T={T}",
+            lambda nb: [sj_run(functional, sj_snn, b, T)[0] for b in xtb[:nb]])}
+    for k, (what, fn) in nc_contenders(ctx["cqrelu_onnx"], xb, T).items():
+        contenders[k] = (f"CQReLU twin, CIF, {what}", fn)
+    contenders[f"ANN ReLU twin forward x {T}"] = ("torch, no_grad, float32", ann_fn(relu))
+    contenders[f"ANN CQReLU twin forward x {T}"] = ("torch, no_grad, float32", ann_fn(cq))
+
+    times = timed_rounds({k: v[1] for k, v in contenders.items()}, a.rounds)
+    cq_ann = interpreter.run1(api.ann_graph(api.load(ctx["cqrelu_onnx"])), ctx["x"], "float64").argmax(1)
+    relu_ann = ctx["relu_logits"][:n].argmax(1)
+    base = median(times[next(iter(contenders))])
+    rows = []
+    for k, (what, fn) in contenders.items():
+        t = median(times[k])
+        if k.startswith("ANN"):
+            agree = "-"
+        else:  # each contender against its own ANN: SpikingJelly the ReLU twin, neurocompile the CQReLU twin
+            outs = fn(None)
+            pred = np.concatenate([np.asarray(o.output if hasattr(o, "output") else o) for o in outs]).argmax(1)
+            agree = pct(float((pred == (relu_ann if k.startswith("SpikingJelly") else cq_ann)).mean()))
+        rows.append([k, f"{n / t:,.0f}", f"{base / t:.2f}", agree, f"{min(times[k]):.2f}-{max(times[k]):.2f}", what])
+    print(f"1. Throughput: {n} test images, batch {a.batch}, T={T} (the latency row: its own T), median of "
+          f"{a.rounds} interleaved rounds (each warmed up on one batch before)")
+    print(table(rows, ["contender", "images/s", "ratio vs SJ", "agree % (own ANN)", "s/round min-max", "what ran"]))
+    print("   agree: argmax agreement with the network's own ANN (SpikingJelly: the ReLU twin in float32; "
+          "neurocompile: the CQReLU twin, float64 interpreter)")
+    print()
+
+
+def part_accuracy(a, ctx) -> None:
+    Ts = sorted({a.steps, 32, 64})
+    Tmax = max(Ts)
+    n = min(a.acc_images, len(ctx["x_all"]))
+    x, y = ctx["x_all"][:n], ctx["y_all"][:n]
+    xt = torch.from_numpy(x)
+    ann2snn, functional = ctx["sj"]
+    t0 = time.perf_counter()
+    rows, secs = [], {}
+
+    def sj_row(mode):
+        t1 = time.perf_counter()
+        snn = sj_convert(ann2snn, copy.deepcopy(ctx["relu"]), ctx["calib"], mode)
+        seen = {t: [] for t in Ts}
+        for b in batches(xt, a.batch):
+            _, s = sj_run(functional, snn, b, Tmax, record_at=set(Ts))
+            for t in Ts:
+                seen[t].append(s[t].numpy())
+        secs[f"SJ {mode}"] = time.perf_counter() - t1
+        return {t: np.concatenate(v) for t, v in seen.items()}
+
+    def nc_row(graph, key):
+        t1 = time.perf_counter()
+        sim = api.compile(graph, "reference", dtype="float64")
+        r = sim.run(x, steps=Tmax, record=True, batch=a.batch)
+        secs[key] = time.perf_counter() - t1
+        return {t: r.per_step[t - 1] for t in Ts}, r.output
+
+    relu_ann = ctx["relu_logits"][:n]
+    cq_ann = interpreter.run1(api.ann_graph(api.load(ctx["cqrelu_onnx"])), x, "float64")  # the ANN, float64
+    sj = {m: sj_row(m) for m in ("max", "99.9%")}
+    nc, _ = nc_row(api.convert(api.load(ctx["cqrelu_onnx"]), steps=Tmax), "nc CIF")
+    nc_cal, _ = nc_row(api.convert(api.load(ctx["relu_onnx"]), calibration=ctx["calib"], percentile=99.9,
+                                   steps=Tmax), "nc calibrated")
+    settle = api.convert(api.load(ctx["cqrelu_onnx"])).schedule["steps"]
+
+    def agree(p, q):
+        return pct(float((np.asarray(p).argmax(1) == np.asarray(q).argmax(1)).mean()))
+
+    for name, res, ref, what in (
+            ("SpikingJelly ann2snn, max", sj["max"], relu_ann, "ReLU twin, float32"),
+            ("SpikingJelly ann2snn, 99.9%", sj["99.9%"], relu_ann, "ReLU twin, float32"),
+            ("neurocompile CIF (CASC, lossless)", nc, cq_ann, "CQReLU twin, ref. sim float64"),
+            ("neurocompile calibrated ReLU, p99.9", nc_cal, relu_ann, "ReLU twin, ref. sim float64 (lossy)")):
+        rows.append([name, *[pct(acc(res[t], y)) for t in Ts], *[agree(res[t], ref) for t in Ts], what])
+    rows.append(["ANN ReLU twin (torch)", *[pct(acc(relu_ann, y))] * len(Ts), *["-"] * len(Ts), "float32"])
+    rows.append(["ANN CQReLU twin (interpreter)", *[pct(acc(cq_ann, y))] * len(Ts), *["-"] * len(Ts), "float64"])
+    hdr = ["network", *[f"acc % T={t}" for t in Ts], *[f"agree % T={t}" for t in Ts], "what ran"]
+    print(f"2. Accuracy at equal T: first {n} test images ({ctx['data']}); 'agree' = argmax agreement with the "
+          f"network's own ANN (SJ and calibrated: the ReLU twin; CIF: the CQReLU twin, float64 interpreter).")
+    print(f"   One run of T={Tmax} steps per row, read out after each T (both simulators are causal: equal to a "
+          f"T-step run). neurocompile's schedule: T_wake=8, lossless from step {settle}.")
+    print(table(rows, hdr))
+    print("   " + ", ".join(f"{k} {v:.1f} s" for k, v in secs.items()) + f"; part total {time.perf_counter() - t0:.1f} s")
+    print()
+
+
+def part_compile(a, ctx) -> None:
+    ann2snn, _ = ctx["sj"]
+    calib = ctx["calib"]
+    L = 8
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r18_cq, shape = export_tmp(models.resnet18, "bn", act="cqrelu", levels=L)
+        r18_relu_onnx, _ = export_tmp(models.resnet18, "bn", act="relu")
+    r18_relu, _ = models.resnet18(act="relu")
+    r18_calib = np.random.default_rng(0).uniform(0, 1, (256, *shape)).astype(np.float32)
+    nets = {"twin": (ctx["relu"], calib, ctx["cqrelu_onnx"], ctx["relu_onnx"]),
+            "ResNet-18": (r18_relu, r18_calib, r18_cq, r18_relu_onnx)}
+    rows = []
+    for net, (model, cal, cq_onnx, relu_onnx) in nets.items():
+        # (prepare, convert): prepare runs outside the timed region (a deep copy of the ANN for SpikingJelly,
+        # whose Converter fuses into the modules it traces); convert is what is timed
+        contenders = {
+            "SpikingJelly Converter, max": (lambda m=model: copy.deepcopy(m),
+                                            lambda m, c=cal: sj_convert(ann2snn, m, c, "max")),
+            "SpikingJelly Converter, 99.9%": (lambda m=model: copy.deepcopy(m),
+                                              lambda m, c=cal: sj_convert(ann2snn, m, c, "99.9%")),
+            "neurocompile load+convert (CQReLU -> CIF)": (lambda: None,
+                                                          lambda _, p=cq_onnx: api.convert(api.load(p))),
+            "neurocompile load+convert (ReLU, calibrated p99.9)": (
+                lambda: None, lambda _, p=relu_onnx, c=cal: api.convert(api.load(p), calibration=c, percentile=99.9)),
+        }
+        times = {k: [] for k in contenders}
+        for prep, fn in contenders.values():  # warm-up
+            fn(prep())
+        for _ in range(a.rounds):
+            for k, (prep, fn) in contenders.items():
+                arg = prep()
+                t1 = time.perf_counter()
+                fn(arg)
+                times[k].append(time.perf_counter() - t1)
+        for k in contenders:
+            data = "none" if "CQReLU" in k else f"{len(cal)} images"
+            rows.append([net, k, data, f"{median(times[k]):.3f}", f"{min(times[k]):.3f}-{max(times[k]):.3f}"])
+    print(f"3. Compile time (s), median of {a.rounds} interleaved rounds after a warm-up: SpikingJelly from the "
+          f"torch module (fx trace, conv+BN fusion, one calibration batch of 256, IF insertion); neurocompile from "
+          f"the ONNX file (load included). Calibration: the twin's calib_x.npy; ResNet-18: 256 uniform random "
+          f"3x32x32 images (seed 0), generated weights, L={L} for the CQReLU variant.")
+    print(table(rows, ["network", "converter", "data", "median s", "min-max s"]))
+    print(f"   part total {time.perf_counter() - t0:.1f} s")
+    print()
+
+
+# ---- main ------------------------------------------------------------------------------------------------
+def parse(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Prints three tables (throughput, accuracy at equal T, compile time); a "
+                                        "benchmark, not a test. Nothing is downloaded.")
+    ap.add_argument("--twins", help="folder written by examples/train_twins.py (default: out/twins; trained "
+                                    "there first when files are missing)")
+    ap.add_argument("--retrain", action="store_true", help="train the twins again even if the files exist")
+    ap.add_argument("--seed", type=int, default=0, help="seed for training the twins (default: 0)")
+    ap.add_argument("--images", type=int, default=1024,
+                    help="test images for throughput (default: 1024, or all if fewer)")
+    ap.add_argument("--acc-images", type=int, default=512,
+                    help="test images for the accuracy table, all of T=16, 32, 64 (default: 512, or all if fewer)")
+    ap.add_argument("--batch", type=int, default=256, help="batch size everywhere (default: 256)")
+    ap.add_argument("--steps", type=int, default=16, help="T for the throughput table (default: 16); the "
+                                                          "accuracy table adds T=32 and T=64")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds, median reported (default: 3)")
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: 2)")
+    ap.add_argument("--skip-throughput", action="store_true", help="leave out table 1 (throughput)")
+    ap.add_argument("--skip-accuracy", action="store_true", help="leave out table 2 (accuracy at T=16, 32, 64)")
+    ap.add_argument("--skip-compile", action="store_true", help="leave out table 3 (compile time, with ResNet-18)")
+    a = ap.parse_args(argv)
+    for k in ("images", "acc_images", "batch", "steps", "rounds", "threads"):
+        if getattr(a, k) < 1:
+            ap.error(f"--{k.replace('_', '-')} must be >= 1")
+    return a
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse(argv)
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    print(f"machine: {machine()}")
+    print("command: " + " ".join(shlex.quote(s) for s in [sys.executable, *sys.argv]))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    busy = " (above the core count: other work shares the CPUs, timings are noisy)" if load > (os.cpu_count() or 1) else ""
+    print(f"load average (1 min) at start: {load:.2f} on {os.cpu_count()} cores{busy}")
+    try:
+        ann2snn, functional, sj_ver = import_spikingjelly()
+    except ImportError as exc:
+        print(f"error: SpikingJelly is not importable ({exc}); install the benchmark extra", file=sys.stderr)
+        raise SystemExit(2) from None
+    d = ensure_twins(a)
+    torch.set_num_threads(a.threads)  # (train_twins restores the count it found; set it again anyway)
+    ck = torch.load(os.path.join(d, "relu.pt"), map_location="cpu")
+    relu = train_twins.load_twin(os.path.join(d, "relu.pt"))
+    cq_pt = os.path.join(d, "cqrelu.pt")
+    if not os.path.isfile(cq_pt):
+        raise SystemExit(f"error: {cq_pt} is missing (the CQReLU twin's torch module); rerun with --retrain")
+    cq = train_twins.load_twin(cq_pt)
+    x_all = np.load(os.path.join(d, "test_x.npy")).astype(np.float32)
+    y_all = np.load(os.path.join(d, "test_y.npy"))
+    with torch.no_grad():
+        relu_logits = torch.cat([relu(torch.from_numpy(b)) for b in batches(x_all, a.batch)]).numpy()
+    ctx = dict(sj=(ann2snn, functional), sj_version=sj_ver, relu=relu, cqrelu=cq, data=ck.get("data", "?"),
+               x=x_all[:a.images], x_all=x_all, y_all=y_all, relu_logits=relu_logits,
+               calib=np.load(os.path.join(d, "calib_x.npy")).astype(np.float32),
+               cqrelu_onnx=os.path.join(d, "cqrelu.onnx"), relu_onnx=os.path.join(d, "relu.onnx"))
+    with torch.no_grad():
+        cq_logits = torch.cat([cq(torch.from_numpy(b)) for b in batches(x_all, a.batch)]).numpy()
+    print(f"twins: {d} ({ctx['data']}, {len(x_all)} test images {tuple(x_all.shape[1:])}); test accuracy (torch): "
+          f"ReLU twin {pct(acc(relu_logits, y_all))} %, CQReLU twin (L=8) {pct(acc(cq_logits, y_all))} %")
+    print(f"SpikingJelly {sj_ver} (activation_based.ann2snn, single-step, torch backend); neurocompile's reference "
+          "simulator: default float32, exact float64 (step mode and multi_step)")
+    print()
+    if not a.skip_throughput:
+        part_throughput(a, ctx)
+    if not a.skip_accuracy:
+        part_accuracy(a, ctx)
+    if not a.skip_compile:
+        part_compile(a, ctx)
+    end_load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    print(f"total {time.perf_counter() - t0:.1f} s; load average (1 min) at the end: {end_load:.2f}")
+
+
+if __name__ == "__main__":
+    main()
