@@ -12,9 +12,9 @@ onnxruntime runs the file as the ANN reference. api.convert turns it into a CIF 
 the reference simulator runs on the test set; its logits equal the ANN's once settled, so the SNN
 accuracy equals the ANN accuracy and the argmax agreement is 100 %.
 
-With the default data (digits) it writes the files bundled in the repo: examples/digits_cqrelu.onnx,
-examples/digits_test.npy (the first 100 held-out images, float32 (100, 1, 8, 8)) and
-examples/digits_test_labels.npy. Other data sets write to out/ unless --out says otherwise.
+It writes out/<data>_cqrelu.onnx with the first 100 held-out images beside it (<data>_test.npy, float32
+(N, 1, H, W), and <data>_test_labels.npy); ``--out examples/digits_cqrelu.onnx`` rewrites the files bundled in
+the repo (examples/digits_cqrelu.onnx, digits_test.npy, digits_test_labels.npy), which this script wrote.
 ``main(argv)`` returns the figures as a dict.
 """
 from __future__ import annotations
@@ -52,19 +52,24 @@ def build(levels: int, size: int) -> nn.Module:
                          nn.Flatten(), nn.Linear(32 * 2 * 2, 10))
 
 
-def fit(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, batch: int, seed: int) -> None:
-    """Adam with a cosine learning-rate schedule, cross entropy."""
+def fit(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, batch: int, seed: int,
+        say=lambda *s: None) -> None:
+    """Adam with a cosine learning-rate schedule, cross entropy; ``say`` gets a line per epoch."""
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs, 1))
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     model.train()
-    for _ in range(epochs):
+    for ep in range(epochs):
+        total, n, t0 = 0.0, 0, time.perf_counter()
         for i in torch.randperm(len(xt), generator=g).split(batch):
             opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[i]), yt[i]).backward()
+            loss = nn.functional.cross_entropy(model(xt[i]), yt[i])
+            loss.backward()
             opt.step()
+            total, n = total + float(loss) * len(i), n + len(i)
         sched.step()
+        say(f"  epoch {ep + 1:>3}/{epochs}  loss {total / max(n, 1):.4f}  ({time.perf_counter() - t0:.1f} s)")
     model.eval()
 
 
@@ -73,28 +78,28 @@ run_snn, _acc = datasets.run_snn, datasets.accuracy  # shared with the other exa
 
 def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", choices=datasets.NAMES, default="digits")
+    ap.add_argument("--data", choices=datasets.NAMES, default="digits", help="data set (default digits, bundled)")
     ap.add_argument("--levels", type=int, default=8, help="CQReLU levels L (default 8)")
     ap.add_argument("--epochs", type=int, help="default: 40 (digits), 15 (mnist5k), 3 (fashion-mnist)")
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
+    ap.add_argument("--batch", type=int, default=64, help="training batch size (default 64)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the weights, the batch order and the split (default 0)")
     ap.add_argument("--train-limit", type=int, help="train on at most this many images")
     ap.add_argument("--snn-samples", type=int, help="test images the reference SNN runs (default: all)")
     ap.add_argument("--target", choices=("reference", "lava-sim"), default="reference",
                     help="lava-sim: also run the first --lava-samples test images on Lava's simulator")
-    ap.add_argument("--lava-samples", type=int, default=100)
-    ap.add_argument("--out", help="ONNX file to write; the first 100 test images go beside it "
-                                  "(default: examples/digits_cqrelu.onnx for digits, out/<data>_cqrelu.onnx else)")
+    ap.add_argument("--lava-samples", type=int, default=100, help="test images run on lava-sim (default 100)")
+    ap.add_argument("--out", help="ONNX file to write; the first 100 test images and labels go beside it (default: "
+                                  "out/<data>_cqrelu.onnx; --out examples/digits_cqrelu.onnx rewrites the bundled "
+                                  "files)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default 1: these small models gain little from more, and several "
                          "threads slow down badly when the cores are busy with anything else)")
-    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--quiet", action="store_true", help="no training progress (main() still returns the figures)")
     a = ap.parse_args(argv)
     a.epochs = EPOCHS[a.data] if a.epochs is None else a.epochs
-    if a.out is None:
-        a.out = (os.path.join(HERE, "digits_cqrelu.onnx") if a.data == "digits"
-                 else os.path.join(ROOT, "out", f"{a.data.replace('-', '_')}_cqrelu.onnx"))
+    if a.out is None:  # the bundled model is rewritten only when asked for by name
+        a.out = os.path.join(ROOT, "out", f"{a.data.replace('-', '_')}_cqrelu.onnx")
     return a
 
 
@@ -119,7 +124,7 @@ def _main(a) -> dict:
 
     torch.manual_seed(a.seed)
     model = build(a.levels, size)
-    fit(model, xtr, ytr, a.epochs, a.lr, a.batch, a.seed)
+    fit(model, xtr, ytr, a.epochs, a.lr, a.batch, a.seed, say)
     t_train = time.perf_counter() - t0
     with torch.no_grad():
         torch_logits = model(torch.from_numpy(xte)).numpy()

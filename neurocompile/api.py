@@ -19,10 +19,17 @@ from neurocompile.passes import PassManager, PassRecord, casc_pipeline, idsnn_pi
 from neurocompile.targets import get_target
 
 
-def load(path: str) -> Graph:
-    """Read an ONNX model, a saved IR (``.json`` + ``.npz``) or an artifact (``.h5``: its converted graph)."""
+def load(path: str, **nir_options: Any) -> Graph:
+    """Read an ONNX model, a saved IR (``.json`` + ``.npz``), an artifact (``.h5``: its converted graph) or a NIR
+    file (``.nir``; ``nir_options``: ``dt`` (default 1e-4 s, snnTorch's), ``discretization`` ("snntorch",
+    "euler", "zoh") and ``time_steps`` T, see :mod:`neurocompile.frontends.nir`)."""
     from neurocompile import artifact
+    from neurocompile.frontends.nir import is_nir, load_nir
 
+    if is_nir(path):
+        return load_nir(str(path), **{k: v for k, v in nir_options.items() if v is not None})
+    if nir_options and any(v is not None for v in nir_options.values()):
+        raise ModelLoadError(f"{', '.join(sorted(nir_options))} apply to NIR files (.nir) only", file=str(path))
     if artifact.is_artifact(path):
         return artifact.load(str(path)).graph
     if is_saved_ir(path):
@@ -88,6 +95,9 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
                               + ("an IDSNN student runs its own T steps" if is_student(graph) else
                                  "the IF baseline has no wake phase (its input runs for all steps)"))
     if is_student(graph):  # an IDSNN student is spiking already
+        if not graph.meta.get("time_steps") and steps is not None:  # a NIR file carries no T: steps is T
+            return _run(graph, idsnn_pipeline(time_steps=steps, synapse_delay=delay, balance=balance,
+                                              fixed_point=fixed_point), log)
         return _run(graph, idsnn_pipeline(steps=steps, synapse_delay=delay, balance=balance,
                                           fixed_point=fixed_point), log)
     out = _run(graph, casc_pipeline(neuron=neuron, gamma=gamma, levels=levels or 8, calibration=calibration,

@@ -20,7 +20,8 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, NoReturn, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, NoReturn, Sequence
 
 import numpy as np
 
@@ -69,13 +70,31 @@ def _conversion_options(p: argparse.ArgumentParser) -> None:
                         "--max-payload-bits (with T_wake = 1 and gamma = L: depth x delay + 1 steps); default: T_wake = L")
     p.add_argument("--max-payload-bits", type=int, default=24,
                    help="signed graded-spike payload for --latency min (default 24, Loihi 2's largest)")
+    p.add_argument("--dt", type=float, help="NIR files: the time step in seconds that discretizes the neurons' ODEs "
+                   "(default 1e-4, snnTorch's); --steps is then the number of input steps T")
+    p.add_argument("--discretization", choices=("snntorch", "euler", "zoh"),
+                   help="NIR files: how LIF ODEs become steps (default snntorch: forward Euler, beta = 1 - dt/tau, "
+                        "as snnTorch exports and imports)")
+
+
+def _load(a: argparse.Namespace) -> Any:
+    """The model, with the NIR import options (a NIR file has no T: --steps gives it)."""
+    from neurocompile import api
+    from neurocompile.frontends.nir import is_nir
+
+    if is_nir(a.model):
+        return api.load(a.model, dt=a.dt, discretization=a.discretization, time_steps=a.steps)
+    if a.dt is not None or a.discretization is not None:
+        raise UsageError(f"--dt and --discretization apply to NIR files (.nir); {a.model} is not one")
+    return api.load(a.model)
 
 
 def _conversion_kwargs(a: argparse.Namespace, g: Any) -> dict[str, Any]:
     """api.convert's options as the user gave them; --latency min resolves to (t_wake, gamma) from the levels."""
     from neurocompile import api
 
-    kw = dict(neuron=a.neuron, gamma=a.gamma, levels=a.levels, percentile=a.percentile, steps=a.steps,
+    kw = dict(neuron=a.neuron, gamma=a.gamma, levels=a.levels, percentile=a.percentile,
+              steps=None if g.meta.get("nir") else a.steps,  # a NIR network took --steps as its T at import
               fixed_point=a.fixed_point, t_wake=a.t_wake)
     if a.latency == "min":
         if a.t_wake is not None or a.gamma != 1:
@@ -142,6 +161,97 @@ def _estimate_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _evaluate_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="neurocompile evaluate", description="Accuracy over time steps and a per-layer diagnosis: "
+                "ANN and SNN accuracy, argmax agreement and logit error at every step (or --at), the first step "
+                "at which the SNN equals the ANN, per layer the neurons with more or fewer spikes than the ANN's "
+                "level, when each layer settles and where error first appears, spike statistics and synaptic "
+                "operations against the ANN's MACs; optionally PNG plots and one self-contained HTML report.",
+                epilog="example: neurocompile evaluate examples/digits_cqrelu.onnx --input examples/digits_test.npy "
+                       "--labels examples/digits_test_labels.npy --at 4,8,16 --plot plots --report report.html. "
+                       "On N processes: torchrun --nproc-per-node N -m neurocompile evaluate ... (each evaluates a "
+                       "shard, the metrics are all-reduced; rank 0 alone prints and writes the files)")
+    p.add_argument("model", help="ONNX file, saved IR (.json), artifact (.h5) or NIR file (.nir)")
+    p.add_argument("--input", required=True, help=".npy inputs, shape (N, *input_shape)")
+    p.add_argument("--labels", help=".npy class labels (N,) for accuracies (default: agreement with the ANN only)")
+    p.add_argument("--at", help="comma-separated steps to report, e.g. 4,8,16 (default: every step)")
+    p.add_argument("--baseline", action="store_true", help="also run the IF baseline at the same T")
+    p.add_argument("--exact", action="store_true", help="float64 (exact) instead of the fast float32 default")
+    p.add_argument("--batch", type=int, default=256, help="samples simulated at a time (default 256)")
+    p.add_argument("--device", help="torch device for the simulation (cpu, cuda, cuda:N; default cpu; under "
+                   "torchrun, cuda is each process's cuda:LOCAL_RANK)")
+    p.add_argument("--json", dest="json_out", help="write the evaluation as JSON to this file")
+    p.add_argument("--plot", dest="plot_dir", help="write PNG plots into this folder (created if missing)")
+    p.add_argument("--report", help="write one self-contained HTML report (plots embedded) to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _conversion_options(p)
+    return p
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from neurocompile import api, distributed
+    from neurocompile.evaluate import evaluate
+
+    rank, world = distributed.launched()  # torchrun --nproc-per-node N: each rank evaluates a shard (evaluate)
+    if rank and not getattr(a, "silent_rank", False):  # rank 0 alone prints and writes; it says others' errors
+        import contextlib
+
+        b = argparse.Namespace(**{**vars(a), "json_out": None, "report": None, "plot_dir": None, "quiet": True,
+                                  "silent_rank": True})
+        try:
+            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+                return _evaluate(b)
+        except UsageError:
+            return 2
+        except NeurocompileError:
+            return 1
+    for flag, path in (("--json", a.json_out), ("--report", a.report)):
+        if path:
+            _check_output(flag, path)
+    if a.plot_dir and os.path.exists(a.plot_dir) and not os.path.isdir(a.plot_dir):
+        raise UsageError(f"--plot {a.plot_dir} is a file", hint="Give a folder (it is created if missing)")
+    try:
+        at = [int(v) for v in a.at.split(",")] if a.at else None
+    except ValueError:
+        raise UsageError(f"--at {a.at!r}: give comma-separated step numbers, e.g. 4,8,16") from None
+    if a.device:
+        _check_device(a.device, "reference")
+    g = _load(a)
+    g.meta.setdefault("name", os.path.basename(a.model))  # the report's title
+    x = api.load_input(a.input, api.first_input_shape(g))
+    y = np.load(a.labels) if a.labels else None
+    kw = {} if g.schedule is not None else {k: v for k, v in _conversion_kwargs(a, g).items() if k != "steps"}
+    calib = api.load_input(a.calibrate, api.first_input_shape(g)) if a.calibrate else None
+    if calib is not None:
+        kw["calibration"] = calib
+    with tqdm(total=len(range(rank, len(x), world)), desc="evaluate" if world < 2 else f"evaluate (rank 0 of "
+              f"{world})", unit="sample", disable=a.quiet or None, leave=False, file=sys.stderr) as bar:
+        ev = evaluate(g, x, labels=y, steps=None if g.meta.get("nir") else a.steps, at=at, exact=a.exact,
+                      batch=a.batch, device=a.device, baseline=a.baseline,
+                      progress=lambda done, total: bar.update(done - bar.n), **kw)
+    distributed.shutdown()  # the process group evaluate made under torchrun (none otherwise)
+    if getattr(a, "silent_rank", False):
+        return 0
+    print(ev.table())
+    written = []
+    if a.plot_dir:
+        from neurocompile.report import write_plots
+
+        written += write_plots(ev, a.plot_dir)
+    if a.report:
+        from neurocompile.report import write_html
+
+        written += write_html(ev, a.report)
+    if a.json_out:
+        _write_json(a.json_out, ev.to_dict())
+        written.append(a.json_out)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def _estimate(a: argparse.Namespace) -> int:
     from neurocompile import api
     from neurocompile.estimate import estimate
@@ -150,7 +260,7 @@ def _estimate(a: argparse.Namespace) -> int:
         _check_output("--json", a.json_out)
     if a.samples < 1:
         raise UsageError(f"--samples {a.samples}: simulate at least one input")
-    g = api.load(a.model)
+    g = _load(a)
     x = api.load_input(a.input, api.first_input_shape(g))[: a.samples] if a.input else None
     calib = api.load_input(a.calibrate, api.first_input_shape(g)) if a.calibrate else None
     if g.schedule is None:
@@ -175,7 +285,7 @@ def _run_parser() -> argparse.ArgumentParser:
     from neurocompile.targets import available
 
     p = _Parser(
-        prog="neurocompile",
+        prog="neurocompile run",
         description="Convert a CQReLU ANN (ONNX) into a lossless CIF spiking network (or an IF baseline; an IDSNN "
                     "LIF student or a saved IR runs as it is) and run it on a target, compared with an independent "
                     "reference. Use 'neurocompile inspect MODEL' to look at a model.")
@@ -309,18 +419,74 @@ def _interrupted(signum: int) -> int:
     return 128 + signum
 
 
+@dataclass(frozen=True)
+class Subcommand:
+    parser: Callable[[], argparse.ArgumentParser]
+    handler: Callable[[argparse.Namespace], int]
+    summary: str
+    example: str
+
+
+def _subcommands() -> dict[str, Subcommand]:
+    """Every subcommand once: what it does and one example (the top-level --help lists them)."""
+    return {
+        "run": Subcommand(_run_parser, _run, "convert and run on a target, compared with the ANN (the default: "
+                          "'neurocompile MODEL ...' is 'neurocompile run MODEL ...')",
+                          "neurocompile run examples/digits_cqrelu.onnx --input examples/digits_test.npy"),
+        "inspect": Subcommand(_inspect_parser, _inspect, "layers, shapes, parameters, neurons and synapses",
+                              "neurocompile inspect examples/digits_cqrelu.onnx --passes casc"),
+        "export": Subcommand(_export_parser, _export, "write a deployable file (neurocompile HDF5 artifact, lava-dl "
+                             "netx)", "neurocompile export examples/digits_cqrelu.onnx -o net.h5"),
+        "verify": Subcommand(_verify_parser, _verify, "re-run an artifact's reference inputs here and on lava-sim",
+                             "neurocompile verify net.h5"),
+        "evaluate": Subcommand(_evaluate_parser, _evaluate, "accuracy over time steps, per-layer diagnosis, "
+                               "plots and an HTML report",
+                               "neurocompile evaluate examples/digits_cqrelu.onnx --input examples/digits_test.npy "
+                               "--labels examples/digits_test_labels.npy --report report.html"),
+        "estimate": Subcommand(_estimate_parser, _estimate, "Loihi 2 resources, spikes, synaptic operations, energy",
+                               "neurocompile estimate examples/digits_cqrelu.onnx --input examples/digits_test.npy"),
+    }
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("neurocompile")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree without installing
+        return "unknown (not installed)"
+
+
+def _top_help() -> str:
+    cmds = _subcommands()
+    width = max(map(len, cmds))
+    lines = ["usage: neurocompile [--version] [-h] SUBCOMMAND ...",
+             "       neurocompile MODEL [options]          (= neurocompile run MODEL [options])", "",
+             "A deployment compiler: CQReLU ANNs and IDSNN students (ONNX) -> lossless spiking networks for Lava /",
+             "Loihi 2. Each subcommand has its own --help, with its options and their defaults.", "",
+             "subcommands:"]
+    for name, c in cmds.items():
+        lines += [f"  {name:<{width}}  {c.summary}", f"  {'':<{width}}  example: {c.example}"]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         _install_signal_handlers()
-        if argv and argv[0] == "inspect":
-            code = _inspect(_inspect_parser().parse_args(argv[1:]))
-        elif argv and argv[0] == "export":
-            code = _export(_export_parser().parse_args(argv[1:]))
-        elif argv and argv[0] == "verify":
-            code = _verify(_verify_parser().parse_args(argv[1:]))
-        elif argv and argv[0] == "estimate":
-            code = _estimate(_estimate_parser().parse_args(argv[1:]))
+        cmds = _subcommands()
+        if not argv:
+            raise UsageError("the following arguments are required: model (or a subcommand: "
+                             f"{', '.join(cmds)}; see 'neurocompile --help')")
+        if argv[0] in ("-h", "--help"):
+            print(_top_help(), end="")
+            code = 0
+        elif argv[0] == "--version":
+            print(f"neurocompile {_version()}")
+            code = 0
+        elif argv[0] in cmds:
+            c = cmds[argv[0]]
+            code = c.handler(c.parser().parse_args(argv[1:]))
         else:
             code = _run(_run_parser().parse_args(argv))
         sys.stdout.flush()  # a full disk or a closed pipe shows here, not at interpreter exit
@@ -477,9 +643,32 @@ def _inspect(a: argparse.Namespace) -> int:
     g = api.run_pipeline(api.load(a.model), a.passes, log)
     print(f"model: {a.model}  (opset {g.meta.get('opset', '?')}, producer {g.meta.get('producer') or '?'})")
     print(g.summary())
+    print(_neuron_synapse_counts(g))
     if a.log_passes:
         print("\n".join(str(r) for r in log))
     return 0
+
+
+def _neuron_synapse_counts(g: Any) -> str:
+    """One line: neurons (units of every activation or neuron layer, per sample) and synapses (connections of every
+    weighted layer, each output unit times its fan-in: what a spiking network unrolls), beside the shared weights."""
+    from math import prod
+
+    from neurocompile.ops import op_of
+
+    neurons = layers = synapses = weights = 0
+    for n in g.topo():
+        op = op_of(n)
+        units = prod(g.shapes[n.output])
+        if op.spiking or op.quantizer or op.calibratable:
+            neurons, layers = neurons + units, layers + 1
+        elif op.synaptic and "weight" in n.params:
+            w = np.asarray(n.params["weight"])
+            out_channels = g.shapes[n.output][0] if g.shapes[n.output] else 1
+            synapses += units * (w.size // max(out_channels, 1))
+            weights += w.size
+    return (f"neurons: {neurons:,} in {layers} layer(s) per sample; synapses: {synapses:,} connections "
+            f"({weights:,} weights, shared where convolutions repeat them)")
 
 
 def _export(a: argparse.Namespace) -> int:
@@ -494,7 +683,7 @@ def _export(a: argparse.Namespace) -> int:
     if a.samples < 1:
         raise UsageError(f"--samples {a.samples}: store at least one reference input")
     _check_output("-o", a.output)
-    g = api.load(a.model)
+    g = _load(a)
     if g.schedule is not None:  # converted already (a saved IR or artifact): conversion options cannot apply
         given = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
                                  ("--calibrate", a.calibrate), ("--fixed-point", a.fixed_point), ("--steps", a.steps),
@@ -596,7 +785,7 @@ def _run(a: argparse.Namespace) -> int:
         from neurocompile.targets.lava.run import prestart
 
         prestart()
-    g = api.load(a.model)
+    g = _load(a)
     shape = api.first_input_shape(g)
     calib = api.load_input(a.calibrate, shape) if a.calibrate else None
     if a.input:  # read (and checked: finite numbers, N >= 1) before any work
@@ -611,7 +800,7 @@ def _run(a: argparse.Namespace) -> int:
     else:
         snn = api.convert(g, calibration=calib, target=a.target, synapse_delay=a.delay, balance=not a.no_balance,
                           normalize_weights=a.normalize_weights, log=log, **_conversion_kwargs(a, g))
-    steps = int(a.steps or snn.schedule["steps"])
+    steps = int(snn.schedule["steps"] if g.meta.get("nir") else a.steps or snn.schedule["steps"])  # NIR: --steps is T
     _warn_schedule(a, snn)
     _warn_unused_options(a, snn)
     limits.check_work(snn, len(x), steps, a.target)
@@ -654,6 +843,11 @@ def _run(a: argparse.Namespace) -> int:
             "fixed_point_report": snn.meta.get("fixed_point_report"),
         })
     _print_report(a, snn, res, rep, source, ref, bnd, lossy)
+    if a.save_ir:
+        base = os.path.splitext(a.save_ir)[0]
+        print(f"wrote      {base}.json, {base}.npz")
+    if a.json_out:
+        print(f"wrote      {a.json_out}")
     return 0
 
 
@@ -673,7 +867,7 @@ def _loihi2(a: argparse.Namespace) -> int:
     if given:
         raise UsageError(f"--target loihi2 converts to Loihi 2's fixed point with its own settings: {', '.join(given)} "
                          "cannot apply", hint="Run --target lava-sim --fixed-point to try other conversion options")
-    g = api.load(a.model)
+    g = _load(a)
     x = api.load_input(a.input, api.first_input_shape(g)) if a.input else None
     out_dir = a.artifacts or f"{os.path.splitext(os.path.basename(a.model))[0]}-loihi2"
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):

@@ -182,19 +182,19 @@ class Graph:
 
     # ---- display ------------------------------------------------------------------------
     def summary(self) -> str:
-        """A readable table: node, op, inputs, output shape, parameter count, key attributes."""
-        rows = [("node", "op", "inputs", "shape", "params", "attributes")]
+        """A readable table: the model's module, node, op, inputs, output shape, parameter count, key attributes."""
+        rows = [("module", "node", "op", "inputs", "shape", "params", "attributes")]
         for n in self.topo():
             attrs = ", ".join(f"{k}={_short(v)}" for k, v in n.attrs.items())
-            rows.append((n.name, n.op, ", ".join(n.inputs), "x".join(["N", *map(str, self.shapes.get(n.output, ()))]),
-                         f"{n.num_params():,}", attrs))
-        widths = [min(max(len(r[i]) for r in rows), 40) for i in range(5)]
+            rows.append((module_name(n.name), n.name, n.op, ", ".join(n.inputs),
+                         "x".join(["N", *map(str, self.shapes.get(n.output, ()))]), f"{n.num_params():,}", attrs))
+        widths = [min(max(len(r[i]) for r in rows), 40) for i in range(6)]
         lines = []
         for j, r in enumerate(rows):
-            cells = [r[i][:40].ljust(widths[i]) for i in range(5)]
-            lines.append("  ".join(cells + [r[5]]).rstrip())
+            cells = [r[i][:40].ljust(widths[i]) for i in range(6)]
+            lines.append("  ".join(cells + [r[6]]).rstrip())
             if j == 0:
-                lines.append("-" * (sum(widths) + 12 + 10))
+                lines.append("-" * (sum(widths) + 14 + 10))
         lines.append(f"{len(self.nodes)} nodes, {self.num_params():,} parameters, outputs: {', '.join(self.outputs)}")
         if self.schedule is not None:
             s = self.schedule
@@ -284,3 +284,16 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(type(o))
+
+
+def module_name(node: str) -> str:
+    """The exporting model's own module path of a node, from a torch-style ONNX scope name: "/features/features.2/Floor"
+    is "features.2", "/layers/layers.1/a1/Floor" is "layers.1.a1" (a component that extends the path so far replaces
+    it, another one is appended), "/2/Floor" is "2". A name without a scope (the input, a hand-built graph) is kept."""
+    parts = [p for p in node.split("/") if p]
+    if not node.startswith("/") or len(parts) < 2:
+        return node
+    path = ""
+    for p in parts[:-1]:
+        path = p if not path or p.startswith(path + ".") else f"{path}.{p}"
+    return path

@@ -57,6 +57,10 @@ def reference_for(path: str, graph: Graph, target: str = "reference") -> Referen
 
     if is_saved_ir(path) or is_artifact(path):
         return _saved_ir(graph, lif, target)
+    from neurocompile.frontends.nir import is_nir
+
+    if is_nir(path):
+        return _nir(graph, target)
     model = onnx.load(str(path))
     if lif:
         return _evaluator(model, "the file is an LIF student (custom neurocompile::LIF nodes onnxruntime cannot "
@@ -121,6 +125,19 @@ def _ort_message(msg: str) -> str:
     """onnxruntime's message without its "[ONNXRuntimeError] : 1 : FAIL :" prefix and source locations."""
     msg = " ".join(msg.split()).split(" : ")[-1]
     return msg if len(msg) <= 300 else msg[:297] + "..."
+
+
+def _nir(graph: Graph, target: str) -> Reference:
+    """A NIR file is a spiking network with no ANN: Lava is compared with the reference simulator (its T from the
+    file's import options), the reference simulator with nothing."""
+    if target == "reference":
+        return Reference("none", "a NIR file holds a spiking network and no ANN, and the reference simulator would be "
+                         "compared with itself", False)
+    from neurocompile import api
+
+    return Reference("reference simulator", "a NIR file holds no ANN: the Lava run is compared with neurocompile's "
+                     "reference simulator", False,
+                     lambda x: api.simulate(api.convert(graph, target=target), x, exact=True).output)
 
 
 def _saved_ir(graph: Graph, lif: bool, target: str) -> Reference:

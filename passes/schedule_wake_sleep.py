@@ -26,7 +26,7 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
     T_wake defaults to the neurons' quantization levels L (which must agree: a CIF layer's count is
     clipped at T_wake, so T_wake *is* L). Arrival times add ``synapse_delay`` per synaptic layer;
     with ``balance`` each merge delays its early inputs so all branches line up. The default T is
-    the predicted settling step: T_wake + longest-path delay + :func:`settle_margin`. The IF baseline has no sleep phase: input and biases run for all T.
+    the predicted settling step: T_wake + longest-path delay + :func:`settle_margin`. The IF baseline has no sleep phase: input and biases run for all T, so its T_wake is T (the readout averages over every step).
     Invariant: the interpreter's output is unchanged; the schedule references existing nodes only.
     """
     refuse_no_spiking_form(g)
@@ -40,7 +40,8 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
             raise ConversionError(f"input encoding '{g.meta['encoding']}' is not supported (direct only)")
         t_wake = t_wake or g.meta.get("time_steps")
         if not t_wake:
-            raise ConversionError("a LIF network needs its time steps T (export metadata neurocompile.time_steps)",
+            raise ConversionError("a LIF network needs its time steps T (ONNX: the export metadata "
+                                  "neurocompile.time_steps; NIR, which has none: --steps T, or time_steps=T at load)",
                                   node=lif[0].name, op="LIF")
     levels = sorted({int(n.attrs["levels"]) for n in neurons})
     if len(levels) > 1:
@@ -80,8 +81,11 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
         settle = 1 + last
     else:  # a neuron sends at most gamma per step: its L-spike count takes ceil(L / gamma) steps at least
         settle = max(t_wake, -(-L // gamma)) + last + settle_margin(L, max(ndepth[n] for n in outs), gamma)
+    total = int(steps if steps is not None else settle)
+    if is_if:  # no sleep phase: input and biases run for all T steps, so the readout averages over T
+        t_wake = total
     sched = WakeSleepSchedule(
-        t_wake=int(t_wake), steps=int(steps if steps is not None else settle), synapse_delay=int(synapse_delay),
+        t_wake=int(t_wake), steps=total, synapse_delay=int(synapse_delay),
         sleep=not is_if,
         inputs=[n.name for n in g.input_nodes],
         gated_bias=[n.name for n in g.topo() if _has_bias(g, n)],

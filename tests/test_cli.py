@@ -94,3 +94,32 @@ def test_bundled_example_runs_losslessly():
     assert r.returncode == 0, r.stderr
     assert "argmax agreement 100.0 %" in r.stdout
     assert len(labels) == 100
+
+
+def test_top_level_help_lists_every_subcommand_with_an_example():
+    from neurocompile.cli import _subcommands
+
+    r = cli("--help")
+    assert r.returncode == 0
+    for name, c in _subcommands().items():
+        assert f"  {name} " in r.stdout and f"example: {c.example}" in r.stdout
+        sub = cli(name, "--help")
+        assert sub.returncode == 0 and sub.stdout.startswith(f"usage: neurocompile {name}")
+    bare = cli()  # no arguments: a one-paragraph usage error that points to the help
+    assert bare.returncode == 2 and "neurocompile --help" in bare.stderr and bare.stderr.count("\n") == 1
+
+
+def test_version_and_run_subcommand():
+    from importlib.metadata import version
+
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"neurocompile {version('neurocompile')}"
+    a, b = cli("run", EXAMPLE), cli(EXAMPLE)  # 'neurocompile MODEL' is 'neurocompile run MODEL'
+    assert a.returncode == b.returncode == 0 and a.stdout == b.stdout
+
+
+def test_inspect_counts_neurons_and_synapses():
+    r = cli("inspect", EXAMPLE)
+    assert r.returncode == 0, r.stderr
+    # digits CNN: 16x8x8 + 32x8x8 + 32x4x4 neurons; synapses = the ANN's MACs (each output unit times its fan-in)
+    assert "neurons: 3,584 in 3 layer(s) per sample; synapses: 452,864 connections (15,248 weights" in r.stdout

@@ -53,3 +53,12 @@ def test_summary_lists_layers_shapes_params(onnx_model):
     text = g.summary()
     assert "Conv" in text and "Nx8x16x16" in text and "MaxPool" in text
     assert f"{g.num_params():,} parameters" in text
+
+
+@pytest.mark.parametrize("node,module", [("/features/features.2/Floor", "features.2"),
+                                         ("/layers/layers.1/a1/Floor", "layers.1.a1"), ("/2/Floor", "2"),
+                                         ("image", "image"), ("/Conv", "/Conv")])
+def test_module_name_from_torch_scopes(node, module):
+    from neurocompile.ir import module_name
+
+    assert module_name(node) == module

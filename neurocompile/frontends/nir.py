@@ -1,0 +1,643 @@
+"""NIR -> IR.
+
+NIR (the Neuromorphic Intermediate Representation, nir 1.0.8) stores a network as a graph of continuous-time
+nodes: affine maps, convolutions, pools, and neurons written as ODEs (LIF: tau dv/dt = (v_leak - v) + r I;
+spike when v > v_threshold, then v <- v_reset; IF: dv/dt = r I). Edges are identities and several edges into
+one node are summed. A simulator must choose a time step ``dt`` and a discretization; neurocompile makes both
+explicit options and records what it chose in ``graph.meta["nir"]``.
+
+Discretizations (``discretization=``), for LIF with per-step input I[t]:
+
+- ``"snntorch"`` (default): forward Euler, v[t] = beta v[t-1] + g I[t] with beta = 1 - dt/tau and g = r dt/tau,
+  beta as the float32 value snnTorch held. This is snnTorch's convention: its exporter writes tau = dt/(1 - beta)
+  and r = tau/dt from the float32 beta of its Leaky (dt = 1e-4), so g = 1, and :func:`snntorch_beta` inverts
+  that export (exactly, in tests of 20,000 random betas each, for every scalar beta and every tensor beta >= 0.5).
+- ``"euler"``: forward Euler as above, beta kept in float64 (the rule ../shared/science.md gives for Norse, with
+  its dt = 1e-3; not checked against Norse itself, which is not installed).
+- ``"zoh"``: exact integration with the input held over the step: beta = exp(-dt/tau), g = r (1 - beta).
+
+IF integrates without a leak (beta = 1) with g = r dt in every discretization (the three agree for a constant
+input over the step); snnTorch's importer makes it a Leaky with beta 0.9, which is not an IF. A gain within
+:data:`GAIN_TOLERANCE` of 1 is taken as exactly 1 (float rounding of the stored tau and r); any other uniform
+gain becomes a Mul by it before the neuron.
+
+Node mapping (nothing lossy is mapped; what has no exact IR form is refused naming the node):
+
+===============  ===========================================================================================
+NIR              IR
+===============  ===========================================================================================
+Input / Output   Input / a graph output (several edges into an Output: an Add)
+Affine / Linear  Dense (weight (out, in), bias / none); the input must be a vector of ``in`` elements
+Scale            Mul by the scale array
+Conv2d           Conv; padding int, pair, ``"valid"`` or ``"same"`` (PyTorch's rule: the odd pad at the end;
+                 stride 1 only, as in PyTorch); ``input_shape`` None is inferred, a given one is checked;
+                 an all-zero bias (what snnTorch writes for bias=False) is dropped
+Conv1d           Reshape (C, L) -> (C, 1, L), Conv with a (1, k) kernel, Reshape back
+SumPool2d        Conv, depthwise with weights 1 (window sums)
+AvgPool2d        AvgPool (padding 0 only: NIR does not say whether padded zeros count)
+Flatten          Flatten (all dims) or Reshape; dims exclude the batch, negative ones count from the end
+Delay            nothing if all delays are 0, else refused
+Threshold        LIF with beta 0 (U = X, F = [X > threshold]): the stateless Heaviside, exactly
+IF               LIF with beta 1 (hard reset to 0) after a Mul by g unless g = 1
+LIF              LIF (beta, threshold; hard reset to 0) after a Mul by g unless g = 1
+NIRGraph         flattened (its nodes named ``sub.node``); edges into it go to its Input node(s)
+fan-in           Add of the edges into a node (all the same shape)
+===============  ===========================================================================================
+
+Refused: unknown node types, malformed nodes, inconsistent shapes (ModelLoadError); recurrent cycles, non-zero
+v_leak, v_reset != 0, per-neuron tau/r/threshold that differ within a layer (the IR's LIF takes one value per
+layer), forward Euler with dt > tau, AvgPool2d padding, Delay > 0, CubaLIF, CubaLI, LI and I (ConversionError). A subtractive reset has no NIR form: snnTorch writes v_reset = 0
+for a ``Leaky(reset_mechanism="subtract")`` too, which this file cannot detect; export such nets with
+``reset_mechanism="zero"``.
+
+A NIR file carries no number of time steps: ``time_steps`` (T) goes to ``meta["time_steps"]``, what the idsnn
+pipeline schedules (T steps of direct input); without it conversion refuses and asks for T.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from neurocompile.errors import ConversionError, ModelLoadError, NeurocompileError
+from neurocompile.ir import Graph, Node, Shape
+from neurocompile.ops import infer_shape
+
+DISCRETIZATIONS = ("snntorch", "euler", "zoh")
+DEFAULT_DT = 1e-4  # snnTorch's export and import
+GAIN_TOLERANCE = 1e-6  # |g - 1| below this is float rounding of the stored tau and r: g = 1
+MAPPED = ("Input", "Output", "NIRGraph", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
+          "Flatten", "Delay", "Threshold", "IF", "LIF")
+NOT_YET = ("CubaLIF", "CubaLI", "LI", "I")  # NIR node types neurocompile reads but cannot map yet
+_PASS = "Pass"  # a flattened subgraph's Input/Output: an identity (a sum where several edges meet)
+
+
+def is_nir(path: str) -> bool:
+    """A path names a NIR file (by its extension, as nir.write's users name them)."""
+    return str(path).lower().endswith(".nir")
+
+
+def load_nir(path: str, dt: float = DEFAULT_DT, discretization: str = "snntorch",
+             time_steps: int | None = None) -> Graph:
+    """Read a NIR file (HDF5, written by ``nir.write``) and import it (:func:`import_nir`). Raises
+    :class:`ModelLoadError` for an unreadable or inconsistent file and :class:`ConversionError` for a NIR graph
+    that has no exact IR form, both naming the file and, where one is involved, the node and its NIR type."""
+    if not os.path.isfile(path):
+        raise ModelLoadError("no such file", file=path)
+    try:
+        graph, version = read_nir(path)
+        g = import_nir(graph, dt=dt, discretization=discretization, time_steps=time_steps,
+                       name=os.path.splitext(os.path.basename(path))[0])
+    except NeurocompileError as err:
+        raise err.at(path)
+    g.meta["nir"]["version"] = version
+    return g
+
+
+def read_nir(path: str):
+    """(nir.NIRGraph, the file's NIR version) by nir's own parsing: what ``nir.read`` does (``hdf2dict``, then
+    ``dict2NIRNode`` per node), node by node, so a node nir cannot build (``nir.read`` raises a bare
+    AssertionError for an unknown type, KeyError for a missing field) is named in the error; and without nir's
+    type check, which refuses the scalar neuron parameters snnTorch writes (shape () against a layer's shape):
+    :func:`import_nir` checks shapes itself."""
+    import h5py
+    import nir
+    from nir.serialization import hdf2dict
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "node" not in f:
+                raise ModelLoadError("the file is HDF5 but not NIR (no 'node' group)",
+                                     hint="Write the graph with nir.write")
+            version = f["version"][()] if "version" in f else b"unknown"
+            doc = hdf2dict(f["node"])
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read the file as NIR (HDF5): {exc}",
+                             hint="Is it a .nir file written by nir.write, and was it written completely?") from None
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    if doc.get("type") != "NIRGraph":
+        raise ModelLoadError(f"the file holds a single {doc.get('type')!r} node, not a NIRGraph",
+                             hint="Write a nir.NIRGraph (e.g. nir.NIRGraph.from_list(...))")
+    return _from_dict(doc, "", nir), version
+
+
+def _from_dict(d: dict, name: str, nir) -> Any:
+    typ = d.get("type") if isinstance(d, dict) else None
+    if typ is None:
+        raise ModelLoadError("malformed NIR node (no 'type')", node=name or None)
+    if typ == "NIRGraph":
+        if "nodes" not in d or "edges" not in d:
+            raise ModelLoadError("malformed NIR subgraph (no 'nodes' or 'edges')", node=name or None, op=typ)
+        prefix = f"{name}." if name else ""
+        nodes = {str(k): _from_dict(v, f"{prefix}{k}", nir) for k, v in d["nodes"].items()}
+        try:
+            edges = [(_str(a), _str(b)) for a, b in np.asarray(d["edges"]).reshape(-1, 2)]
+        except (TypeError, ValueError) as exc:
+            raise ModelLoadError(f"malformed edge list ({exc})", node=name or None, op=typ) from None
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(d.get("metadata", {})), type_check=False)
+    if typ not in MAPPED + NOT_YET:
+        raise ModelLoadError(f"unknown NIR node type {typ!r}", node=name, op=str(typ),
+                             hint=f"NIR {_nir_version()} defines {', '.join(sorted(MAPPED + NOT_YET))}")
+    try:
+        return nir.dict2NIRNode(dict(d))
+    except (AssertionError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ModelLoadError(f"nir cannot build this {typ} node ({detail})", node=name, op=typ,
+                             hint="The file's fields for this node are missing or malformed") from None
+
+
+def _str(a: Any) -> str:
+    return a.decode("utf8") if isinstance(a, bytes) else str(a)
+
+
+def _nir_version() -> str:
+    try:
+        import nir
+        return str(nir.__version__)
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def _arr(v: Any) -> np.ndarray:
+    """A parameter as a numpy array (in-memory graphs may hold torch tensors)."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    return np.asarray(v)
+
+
+def import_nir(graph: Any, dt: float = DEFAULT_DT, discretization: str = "snntorch", time_steps: int | None = None,
+               name: str = "nir") -> Graph:
+    """Build the IR of a ``nir.NIRGraph`` (see the module docstring for the mapping and conventions)."""
+    if discretization not in DISCRETIZATIONS:
+        raise ConversionError(f"unknown NIR discretization {discretization!r} (choose from "
+                              f"{', '.join(DISCRETIZATIONS)})")
+    try:
+        dt = float(dt)
+    except (TypeError, ValueError):
+        raise ConversionError(f"dt must be a number of seconds, got {dt!r}") from None
+    if not (math.isfinite(dt) and dt > 0):
+        raise ConversionError(f"dt must be a positive time step in seconds, got {dt!r}")
+    if time_steps is not None and (int(time_steps) != time_steps or int(time_steps) < 1):
+        raise ConversionError(f"time_steps must be a positive integer, got {time_steps!r}")
+    return _Importer(graph, dt, discretization, time_steps, name).run()
+
+
+class _Importer:
+    def __init__(self, graph: Any, dt: float, discretization: str, time_steps: int | None, name: str):
+        import nir
+
+        if not isinstance(graph, nir.NIRGraph):
+            raise ModelLoadError(f"expected a nir.NIRGraph, got {type(graph).__name__}")
+        self.nir = nir
+        self.dt, self.disc = dt, discretization
+        self.out = Graph(name=name)
+        self.out.meta = {
+            "producer": "nir",
+            "encoding": "direct",
+            "nir": {"dt": dt, "discretization": discretization, "rule": _RULES[discretization],
+                    "reset": "hard reset to 0 (NIR v_reset = 0; anything else is refused)",
+                    "gain_tolerance": GAIN_TOLERANCE, "neurons": {}},
+        }
+        if time_steps is not None:
+            self.out.meta["time_steps"] = int(time_steps)
+        self.nodes: dict[str, Any] = {}     # flattened name -> NIR node (or _PASS marker tuple)
+        self.types: dict[str, str] = {}     # flattened name -> NIR type name
+        self.edges: list[tuple[str, str]] = []
+        self._flatten(graph, "")
+        self.tensor: dict[str, str] = {}    # flattened NIR name -> IR tensor carrying its output
+        self.neurons: dict[str, Any] = self.out.meta["nir"]["neurons"]
+
+    # -- structure -------------------------------------------------------------------------
+    def _flatten(self, g: Any, prefix: str) -> tuple[list[str], list[str]]:
+        """Add ``g``'s nodes (subgraphs recursively, names prefixed) and edges; return its Input and Output
+        node names. A subgraph's Input/Output nodes become pass-through nodes."""
+        nir = self.nir
+        ports: dict[str, tuple[list[str], list[str]]] = {}
+        ins, outs = [], []
+        for key, node in g.nodes.items():
+            full = f"{prefix}{key}"
+            if isinstance(node, nir.NIRGraph):
+                ports[key] = self._flatten(node, f"{full}.")
+                continue
+            if full in self.nodes:
+                raise ModelLoadError("two NIR nodes flatten to the same name", node=full, op=type(node).__name__)
+            self.nodes[full] = node
+            self.types[full] = type(node).__name__
+            if isinstance(node, nir.Input):
+                ins.append(full)
+            elif isinstance(node, nir.Output):
+                outs.append(full)
+        if prefix:  # a subgraph's ports are identities inside the outer graph
+            for p in ins + outs:
+                self.types[p] = f"{self.types[p]} of subgraph '{prefix[:-1]}'"
+                self.nodes[p] = (_PASS, self.nodes[p])
+        for a, b in g.edges:
+            src = self._endpoint(g, prefix, ports, str(a), out=True)
+            dst = self._endpoint(g, prefix, ports, str(b), out=False)
+            self.edges.append((src, dst))
+        return ins, outs
+
+    def _endpoint(self, g: Any, prefix: str, ports: dict, key: str, out: bool) -> str:
+        if key in ports:  # the subgraph itself: its single Output (source) or Input (destination)
+            names = ports[key][1] if out else ports[key][0]
+            if len(names) != 1:
+                raise ModelLoadError(f"an edge {'from' if out else 'into'} subgraph '{prefix}{key}' must name one of "
+                                     f"its {len(names)} {'Output' if out else 'Input'} nodes ('{prefix}{key}.NAME')",
+                                     node=f"{prefix}{key}", op="NIRGraph")
+            return names[0]
+        full = f"{prefix}{key}"
+        if full not in self.nodes:
+            raise ModelLoadError(f"an edge names node '{key}', which the graph does not have", node=full)
+        return full
+
+    def _order(self) -> list[str]:
+        dg = nx.DiGraph()
+        dg.add_nodes_from(self.nodes)
+        dg.add_edges_from(self.edges)
+        try:
+            cycle = nx.find_cycle(dg)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            path = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
+            first = cycle[0][0]
+            raise ConversionError(f"the NIR graph is recurrent (cycle {path}); neurocompile compiles feed-forward "
+                                  "networks only", node=first, op=self.types[first],
+                                  hint="Unroll or remove the recurrent connection (e.g. snnTorch's RLeaky/RSynaptic)")
+        order = {k: i for i, k in enumerate(self.nodes)}
+        return list(nx.lexicographical_topological_sort(dg, key=order.__getitem__))
+
+    # -- driver ----------------------------------------------------------------------------
+    def run(self) -> Graph:
+        nir = self.nir
+        order = self._order()
+        preds: dict[str, list[str]] = {k: [] for k in self.nodes}
+        succs: dict[str, list[str]] = {k: [] for k in self.nodes}
+        for a, b in self.edges:
+            preds[b].append(a)
+            succs[a].append(b)
+        inputs = [k for k in order if isinstance(self.nodes[k], nir.Input)]
+        if not inputs:
+            raise ModelLoadError("the NIR graph has no Input node")
+        outputs: list[str] = []
+        for k in order:
+            node, typ = self.nodes[k], self.types[k]
+            if isinstance(node, nir.Input):
+                if preds[k]:
+                    raise ModelLoadError("an Input node has incoming edges", node=k, op=typ)
+                self._input(k, node)
+                continue
+            if not preds[k]:
+                raise ModelLoadError("the node has no incoming edge and is not an Input", node=k, op=typ)
+            x, shape = self._fan_in(k, typ, preds[k])
+            if isinstance(node, tuple) and node[0] == _PASS:
+                self.tensor[k] = x
+            elif isinstance(node, nir.Output):
+                self._check_declared(k, typ, node.output_type.get("output"), shape, "output")
+                self.tensor[k] = x
+                outputs.append(x)
+            else:
+                handler = getattr(self, f"_{typ}", None)
+                if handler is None:  # a type nir knows but neurocompile cannot map yet
+                    raise ConversionError(f"NIR {typ} neurons are not supported by neurocompile yet", node=k, op=typ,
+                                          hint="Supported neurons: LIF, IF, Threshold (hard reset to 0)")
+                self.tensor[k] = handler(k, node, x, shape)
+                if not succs[k]:  # a leaf that is no Output node: an output, as nir's type inference makes it
+                    outputs.append(self.tensor[k])
+        if not outputs:
+            raise ModelLoadError("the NIR graph has no Output node reached from its inputs")
+        self.out.outputs = list(dict.fromkeys(outputs))
+        self.out.validate()
+        return self.out
+
+    def _shape(self, t: str) -> Shape:
+        return self.out.shapes[t]
+
+    def _add(self, name: str, op: str, inputs: list[str], attrs: dict, params: dict, nir_name: str, typ: str) -> str:
+        """Add one IR node (its output tensor named like it); the shape the op table infers is stored."""
+        node = Node(self.out.unique_name(name), op, inputs, "", attrs,
+                    {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()})
+        node.output = node.name
+        try:
+            shape = infer_shape(node, [self._shape(t) for t in inputs])
+        except Exception as exc:  # noqa: BLE001 - the op's own shape rule refuses the input
+            raise ModelLoadError(f"inconsistent shapes: the {typ} node cannot take an input of shape "
+                                 f"{[self._shape(t) for t in inputs]} ({exc})", node=nir_name, op=typ) from None
+        self.out.add(node, shape)
+        return node.output
+
+    def _fan_in(self, k: str, typ: str, srcs: list[str]) -> tuple[str, Shape]:
+        tensors = [self.tensor[s] for s in srcs]
+        shapes = [self._shape(t) for t in tensors]
+        if len(tensors) == 1:
+            return tensors[0], shapes[0]
+        if len(set(shapes)) > 1:
+            listing = ", ".join(f"'{s}' {sh}" for s, sh in zip(srcs, shapes))
+            raise ModelLoadError(f"inconsistent shapes: the {len(srcs)} edges into the node carry {listing}; NIR sums "
+                                 "the edges into a node, which needs one shape", node=k, op=typ)
+        return self._add(f"{k}.sum", "Add", tensors, {}, {}, k, typ), shapes[0]
+
+    def _check_declared(self, k: str, typ: str, declared: Any, shape: Shape, what: str) -> None:
+        """A shape the file declares (None or () when it declares none, as for snnTorch's scalar neurons) must be
+        the one computed."""
+        if declared is None:
+            return
+        d = tuple(int(v) for v in _arr(declared).reshape(-1))
+        if d and d != tuple(shape):
+            raise ModelLoadError(f"inconsistent shapes: the file declares the {what} shape {d}, the graph computes "
+                                 f"{tuple(shape)}", node=k, op=typ)
+
+    # -- nodes -----------------------------------------------------------------------------
+    def _input(self, k: str, node: Any) -> None:
+        shape = node.input_type.get("input")
+        dims = tuple(int(v) for v in _arr(shape).reshape(-1)) if shape is not None else ()
+        if not dims or any(d < 1 for d in dims):
+            raise ModelLoadError(f"the Input node declares the shape {dims}: a per-sample shape of positive sizes is "
+                                 "needed", node=k, op="Input")
+        self.out.add(Node(k, "Input", [], k, {"shape": list(dims)}), dims)
+        self.tensor[k] = k
+
+    def _dense(self, k: str, node: Any, x: str, shape: Shape, bias: np.ndarray | None, typ: str) -> str:
+        w = _arr(node.weight).astype(np.float64)
+        if w.ndim != 2:
+            raise ModelLoadError(f"a weight of rank {w.ndim} (only (out, in) matrices are supported)", node=k, op=typ)
+        if tuple(shape) != (w.shape[1],):
+            raise ModelLoadError(f"inconsistent shapes: the weight {w.shape} takes vectors of {w.shape[1]}, the input "
+                                 f"has shape {tuple(shape)}", node=k, op=typ,
+                                 hint="Flatten the input first (a NIR Flatten node)" if len(shape) > 1 else None)
+        params = {"weight": w}
+        if bias is not None:
+            b = _arr(bias).astype(np.float64)
+            if b.shape != (w.shape[0],):
+                raise ModelLoadError(f"inconsistent shapes: bias of shape {b.shape} for {w.shape[0]} outputs",
+                                     node=k, op=typ)
+            params["bias"] = b
+        return self._add(k, "Dense", [x], {}, params, k, typ)
+
+    def _Affine(self, k, node, x, shape):
+        return self._dense(k, node, x, shape, node.bias, "Affine")
+
+    def _Linear(self, k, node, x, shape):
+        return self._dense(k, node, x, shape, None, "Linear")
+
+    def _Scale(self, k, node, x, shape):
+        s = _arr(node.scale).astype(np.float64)
+        try:
+            ok = np.broadcast_shapes(s.shape, tuple(shape)) == tuple(shape)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ModelLoadError(f"inconsistent shapes: a scale of shape {s.shape} for an input of shape {tuple(shape)}",
+                                 node=k, op="Scale")
+        return self._add(k, "Mul", [x], {}, {"const": s}, k, "Scale")
+
+    def _conv_geometry(self, k: str, typ: str, node: Any, nd: int, hw: tuple[int, ...],
+                       kernel: tuple[int, ...]) -> tuple[list[int], list[int], list[int]]:
+        """(stride, dilation, pads [begins..., ends...]) of a NIR conv/pool with ``nd`` spatial axes."""
+        stride = _ints(node.stride, nd, k, typ, "stride")
+        dilation = _ints(getattr(node, "dilation", 1), nd, k, typ, "dilation")
+        pad = node.padding
+        if isinstance(pad, (bytes, np.bytes_)):
+            pad = pad.decode()
+        if isinstance(pad, np.ndarray) and pad.dtype.kind in "SUO" and pad.size == 1:
+            pad = _str(pad.reshape(()).item())
+        if isinstance(pad, str):
+            if pad == "valid":
+                return stride, dilation, [0] * (2 * nd)
+            if pad != "same":
+                raise ModelLoadError(f"padding {pad!r} (NIR allows an int, 'same' or 'valid')", node=k, op=typ)
+            if any(s != 1 for s in stride):
+                raise ConversionError(f"padding 'same' with stride {stride}: PyTorch's rule (which NIR follows) is "
+                                      "defined for stride 1 only", node=k, op=typ, hint="Export explicit paddings")
+            total = [d * (kk - 1) for d, kk in zip(dilation, kernel)]
+            return stride, dilation, [t // 2 for t in total] + [t - t // 2 for t in total]  # odd pad at the end
+        p = _ints(pad, nd, k, typ, "padding")
+        if any(v < 0 for v in p):
+            raise ModelLoadError(f"negative padding {p}", node=k, op=typ)
+        return stride, dilation, p + p
+
+    def _conv_weight(self, k: str, typ: str, node: Any, shape: Shape, nd: int):
+        """A ConvNd's weight, groups and geometry, checked against its input shape (C, *spatial)."""
+        w = _arr(node.weight).astype(np.float64)
+        axes = "kh, kw" if nd == 2 else "k"
+        if w.ndim != nd + 2:
+            raise ModelLoadError(f"a {typ} weight of rank {w.ndim} (NIR: (C_out, C_in/groups, {axes}))", node=k,
+                                 op=typ)
+        groups = int(_arr(node.groups).reshape(-1)[0])
+        if len(shape) != nd + 1 or shape[0] != w.shape[1] * groups:
+            dims = "H, W" if nd == 2 else "L"
+            raise ModelLoadError(f"inconsistent shapes: the weight {w.shape} with groups={groups} takes "
+                                 f"({w.shape[1] * groups}, {dims}), the input has shape {tuple(shape)}", node=k, op=typ)
+        self._check_input_shape(k, typ, node.input_shape, shape[1:])
+        return (w, groups, *self._conv_geometry(k, typ, node, nd, shape[1:], w.shape[2:]))
+
+    def _Conv2d(self, k, node, x, shape):
+        w, groups, stride, dilation, p = self._conv_weight(k, "Conv2d", node, shape, 2)
+        params = {"weight": w, **self._conv_bias(k, "Conv2d", node, w.shape[0])}
+        y = self._add(k, "Conv", [x], {"stride": stride, "pads": [p[0], p[1], p[2], p[3]], "dilation": dilation,
+                                       "groups": groups}, params, k, "Conv2d")
+        self._check_declared(k, "Conv2d", node.output_type.get("output"), self._shape(y), "output")
+        return y
+
+    def _Conv1d(self, k, node, x, shape):
+        w, groups, stride, dilation, p = self._conv_weight(k, "Conv1d", node, shape, 1)
+        x2 = self._add(f"{k}.to2d", "Reshape", [x], {"shape": [shape[0], 1, shape[1]]}, {}, k, "Conv1d")
+        params = {"weight": w[:, :, None, :], **self._conv_bias(k, "Conv1d", node, w.shape[0])}
+        y = self._add(k, "Conv", [x2], {"stride": [1, stride[0]], "pads": [0, p[0], 0, p[1]],
+                                        "dilation": [1, dilation[0]], "groups": groups}, params, k, "Conv1d")
+        co, _, lo = self._shape(y)
+        return self._add(f"{k}.to1d", "Reshape", [y], {"shape": [co, lo]}, {}, k, "Conv1d")
+
+    def _conv_bias(self, k: str, typ: str, node: Any, c_out: int) -> dict:
+        if getattr(node, "bias", None) is None:
+            return {}
+        b = _arr(node.bias).astype(np.float64)
+        if b.size == 1 and b.shape != (c_out,):
+            b = np.full(c_out, float(b.reshape(())))
+        if b.shape != (c_out,):
+            raise ModelLoadError(f"inconsistent shapes: bias of shape {b.shape} for {c_out} output channels", node=k,
+                                 op=typ)
+        return {"bias": b} if b.any() else {}
+
+    def _check_input_shape(self, k: str, typ: str, declared: Any, spatial: tuple[int, ...]) -> None:
+        if declared is None:
+            return
+        d = tuple(int(v) for v in _arr(declared).reshape(-1))
+        if d and d != tuple(spatial):
+            raise ModelLoadError(f"inconsistent shapes: input_shape {d} declared, the input's spatial shape is "
+                                 f"{tuple(spatial)}", node=k, op=typ)
+
+    def _pool_geometry(self, k: str, typ: str, node: Any, shape: Shape) -> tuple[list[int], list[int], list[int]]:
+        if len(shape) != 3:
+            raise ModelLoadError(f"inconsistent shapes: 2-D pooling of an input of shape {tuple(shape)} (needs "
+                                 "(C, H, W))", node=k, op=typ)
+        kernel = _ints(node.kernel_size, 2, k, typ, "kernel_size")
+        stride = _ints(node.stride, 2, k, typ, "stride")
+        pad = _ints(node.padding, 2, k, typ, "padding")
+        if min(kernel) < 1 or min(stride) < 1 or min(pad) < 0:
+            raise ModelLoadError(f"kernel_size {kernel}, stride {stride}, padding {pad}: sizes must be positive",
+                                 node=k, op=typ)
+        return kernel, stride, pad
+
+    def _SumPool2d(self, k, node, x, shape):
+        kernel, stride, pad = self._pool_geometry(k, "SumPool2d", node, shape)
+        C = int(shape[0])
+        return self._add(k, "Conv", [x], {"stride": stride, "pads": pad + pad, "dilation": [1, 1], "groups": C},
+                         {"weight": np.ones((C, 1, *kernel))}, k, "SumPool2d")
+
+    def _AvgPool2d(self, k, node, x, shape):
+        kernel, stride, pad = self._pool_geometry(k, "AvgPool2d", node, shape)
+        if any(pad):
+            raise ConversionError(f"AvgPool2d with padding {pad}: NIR does not say whether the padded zeros count in "
+                                  "a window's average", node=k, op="AvgPool2d",
+                                  hint="Export the pool with padding 0, or as a SumPool2d and a Scale")
+        return self._add(k, "AvgPool", [x], {"kernel": kernel, "stride": stride, "pads": [0, 0, 0, 0]}, {}, k,
+                         "AvgPool2d")
+
+    def _Flatten(self, k, node, x, shape):
+        self._check_declared(k, "Flatten", node.input_type.get("input"), shape, "input")
+        rank = len(shape)
+        start, end = int(node.start_dim), int(node.end_dim)
+        start, end = start + rank if start < 0 else start, end + rank if end < 0 else end
+        if not 0 <= start <= end < rank:
+            raise ModelLoadError(f"inconsistent shapes: start_dim={node.start_dim}, end_dim={node.end_dim} for an "
+                                 f"input of shape {tuple(shape)} (NIR dims exclude the batch)", node=k, op="Flatten")
+        if start == 0 and end == rank - 1:
+            return self._add(k, "Flatten", [x], {}, {}, k, "Flatten")
+        target = [*shape[:start], int(np.prod(shape[start:end + 1])), *shape[end + 1:]]
+        if target == list(shape):
+            return x
+        return self._add(k, "Reshape", [x], {"shape": target}, {}, k, "Flatten")
+
+    def _Delay(self, k, node, x, shape):
+        d = _arr(node.delay).astype(np.float64)
+        self._check_param(k, "Delay", "delay", d, shape)
+        if np.any(d != 0):
+            raise ConversionError(f"Delay of {float(d.max()):g} s ({float(d.max()) / self.dt:g} steps of dt): synaptic "
+                                  "delays are not supported by the NIR importer yet", node=k, op="Delay")
+        return x
+
+    # -- neurons ---------------------------------------------------------------------------
+    def _check_param(self, k: str, typ: str, field: str, v: np.ndarray, shape: Shape) -> None:
+        if v.size != 1 and tuple(v.shape) != tuple(shape):
+            raise ModelLoadError(f"inconsistent shapes: {field} of shape {v.shape} for an input of shape "
+                                 f"{tuple(shape)} (one value, or one per neuron)", node=k, op=typ)
+
+    def _uniform(self, k: str, typ: str, node: Any, field: str, shape: Shape) -> float:
+        """The one value of a neuron parameter (a scalar, or per-neuron values that are all equal)."""
+        v = _arr(getattr(node, field)).astype(np.float64)
+        self._check_param(k, typ, field, v, shape)
+        if np.isnan(v).any():
+            raise ModelLoadError(f"{field} holds NaN", node=k, op=typ)
+        lo, hi = float(v.min()), float(v.max())
+        if lo != hi:
+            raise ConversionError(f"per-neuron {field} values differ ({lo:.7g} .. {hi:.7g}): neurocompile's LIF takes "
+                                  "one value per layer", node=k, op=typ,
+                                  hint="Give the layer one value (or split it into layers of equal parameters)")
+        return lo
+
+    def _zero(self, k: str, typ: str, node: Any, field: str, shape: Shape, what: str) -> None:
+        v = getattr(node, field, None)
+        if v is None:
+            return
+        v = _arr(v).astype(np.float64)
+        self._check_param(k, typ, field, v, shape)
+        if np.any(v != 0):
+            raise ConversionError(f"{field} = {float(v.flat[np.flatnonzero(v)[0]]):g} (non-zero): {what}", node=k, op=typ)
+
+    def _gain(self, k: str, typ: str, x: str, gain: float) -> tuple[str, float]:
+        """``x`` times the input gain g (a Mul node) unless g is 1 within :data:`GAIN_TOLERANCE`."""
+        if not math.isfinite(gain):
+            raise ConversionError(f"the input gain r·dt/tau = {gain!r} is not finite", node=k, op=typ)
+        if abs(gain - 1.0) <= GAIN_TOLERANCE:
+            return x, 1.0
+        return self._add(f"{k}.gain", "Mul", [x], {}, {"const": np.array(gain)}, k, typ), gain
+
+    def _neuron(self, k: str, typ: str, x: str, beta: float, threshold: float, gain: float, record: dict) -> str:
+        if not math.isfinite(threshold):
+            raise ConversionError(f"v_threshold = {threshold!r} is not finite", node=k, op=typ)
+        x, used = self._gain(k, typ, x, gain)
+        y = self._add(k, "LIF", [x], {"beta": float(beta), "threshold": float(threshold)}, {}, k, typ)
+        self.neurons[y] = {"nir_type": typ, **record, "beta": float(beta), "gain": used, "threshold": float(threshold),
+                           **({"gain_node": x} if used != 1.0 else {})}
+        return y
+
+    def _Threshold(self, k, node, x, shape):
+        thr = self._uniform(k, "Threshold", node, "threshold", shape)
+        return self._neuron(k, "Threshold", x, 0.0, thr, 1.0, {"rule": "z = [x > threshold] (LIF with beta 0)"})
+
+    def _IF(self, k, node, x, shape):
+        self._zero(k, "IF", node, "v_reset", shape, "neurocompile's neurons reset to 0 (hard reset)")
+        r = self._uniform(k, "IF", node, "r", shape)
+        thr = self._uniform(k, "IF", node, "v_threshold", shape)
+        return self._neuron(k, "IF", x, 1.0, thr, r * self.dt, {"r": r, "rule": "v = v + r·dt·I (LIF with beta 1)"})
+
+    def _LIF(self, k, node, x, shape):
+        self._zero(k, "LIF", node, "v_leak", shape, "the IR's LIF leaks towards 0 (a leak potential would be a "
+                   "constant current (1 - beta)·v_leak, not supported yet)")
+        self._zero(k, "LIF", node, "v_reset", shape, "neurocompile's neurons reset to 0 (hard reset)")
+        tau = self._uniform(k, "LIF", node, "tau", shape)
+        r = self._uniform(k, "LIF", node, "r", shape)
+        thr = self._uniform(k, "LIF", node, "v_threshold", shape)
+        if not tau > 0:
+            raise ConversionError(f"tau = {tau:g}: a time constant must be positive", node=k, op="LIF")
+        if self.disc == "zoh":
+            beta = math.exp(-self.dt / tau)
+            gain = r * (1.0 - beta) if math.isfinite(tau) else r * self.dt / tau
+        else:
+            beta, gain = 1.0 - self.dt / tau, r * self.dt / tau
+            if beta < 0:
+                raise ConversionError(f"forward Euler with dt = {self.dt:g} s > tau = {tau:g} s gives beta = "
+                                      f"1 - dt/tau = {beta:.6g} < 0 (snnTorch would clamp it to 0: not the ODE)",
+                                      node=k, op="LIF", hint="Pass a smaller dt, or discretization='zoh'")
+            if self.disc == "snntorch":
+                beta, exact = snntorch_beta(tau, self.dt)
+                return self._neuron(k, "LIF", x, beta, thr, gain, {"tau": tau, "r": r, "beta_inverts_export": exact})
+        return self._neuron(k, "LIF", x, beta, thr, gain, {"tau": tau, "r": r})
+
+
+_RULES = {
+    "snntorch": "forward Euler: v = beta·v + (r·dt/tau)·I, beta = 1 - dt/tau rounded to float32 (snnTorch's Leaky)",
+    "euler": "forward Euler: v = beta·v + (r·dt/tau)·I, beta = 1 - dt/tau",
+    "zoh": "exact for input held over the step: v = beta·v + r·(1 - beta)·I, beta = exp(-dt/tau)",
+}
+
+
+def snntorch_beta(tau: float, dt: float) -> tuple[float, bool]:
+    """The float32 beta of an snnTorch ``Leaky`` whose export wrote ``tau``: snnTorch computes tau = dt / (1 - beta)
+    from its float32 beta, in float64 for a scalar beta and in float32 for a tensor one. Among the float32 values
+    within 3 ulps of 1 - dt/tau, the one whose export (either way) gives ``tau`` exactly, the nearest if several
+    do; (beta, True). If none does (a file snnTorch did not write): 1 - dt/tau rounded to float32, (beta, False).
+    Rounding alone misses about 0.4 % of the betas in [0.5, 1) that snnTorch writes as float32 tau; below 0.5
+    several float32 betas give the same float32 tau and the nearest is taken (snnTorch's export lost the rest)."""
+    approx = 1.0 - dt / tau
+    b0 = np.float32(approx)
+    cands, lo, hi = [b0], b0, b0
+    for _ in range(3):
+        lo, hi = np.nextafter(lo, np.float32(-1)), np.nextafter(hi, np.float32(2))
+        cands += [lo, hi]
+    hits = []
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        for b in cands:
+            if not 0 <= b <= 1:
+                continue
+            t32 = np.float32(dt) / (np.float32(1) - b)
+            t64 = dt / (1.0 - np.float64(b))
+            if float(t32) == tau or float(t64) == tau:
+                hits.append(b)
+    if not hits:
+        return float(b0), False
+    return float(min(hits, key=lambda b: abs(float(b) - approx))), True
+
+
+def _ints(v: Any, n: int, k: str, typ: str, what: str) -> list[int]:
+    """An int or n ints (NIR writes either) as a list of n ints."""
+    a = _arr(v).reshape(-1)
+    if a.size == 1:
+        a = np.repeat(a, n)
+    if a.size != n or a.dtype.kind not in "iuf" or np.any(a != np.round(a)):
+        raise ModelLoadError(f"{what} {v!r}: expected an integer or {n} integers", node=k, op=typ)
+    return [int(x) for x in a]
