@@ -141,6 +141,32 @@ def load_or_exit(name: str):
 
 
 # ---- shared by the example scripts ----------------------------------------------------------------
+def run_with_threads(n: int, fn, *args):
+    """``fn(*args)`` with torch's CPU threads set to ``n`` (at least 1), restored after: a script's ``main`` may
+    run inside a caller's process (tests, notebooks)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(n, 1))
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(before)
+
+
+def printer(quiet: bool):
+    """The scripts' ``say``: print and flush, or nothing with --quiet."""
+    return (lambda *s: None) if quiet else (lambda *s: print(*s, flush=True))
+
+
+def load_training(name: str, limit: int | None = None) -> tuple[np.ndarray, ...]:
+    """:func:`load_or_exit`, the training split cut to ``limit`` images when given."""
+    xtr, ytr, xte, yte = load_or_exit(name)
+    if limit:
+        xtr, ytr = xtr[:limit], ytr[:limit]
+    return xtr, ytr, xte, yte
+
+
 def run_snn(snn, target: str, x: np.ndarray, chunk: int = 500) -> np.ndarray:
     """The compiled SNN's logits on ``x`` (at most ``chunk`` samples at a time on the reference target, to bound
     memory; Lava streams them all through one worker run). The reference target runs in float64 (exact), as the

@@ -163,20 +163,13 @@ def ablation(a, teacher, xtr, ytr, xte, yte, in_ch: int, say) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     a = parse(argv)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(a.threads, 1))
-    try:
-        return _main(a)
-    finally:
-        torch.set_num_threads(threads)
+    return datasets.run_with_threads(a.threads, _main, a)
 
 
 def _main(a) -> dict:
-    say = (lambda *s: None) if a.quiet else (lambda *s: print(*s, flush=True))
+    say = datasets.printer(a.quiet)
     t0 = time.perf_counter()
-    xtr, ytr, xte, yte = datasets.load_or_exit(a.data)
-    if a.train_limit:
-        xtr, ytr = xtr[:a.train_limit], ytr[:a.train_limit]
+    xtr, ytr, xte, yte = datasets.load_training(a.data, a.train_limit)
     in_ch, size = xtr.shape[1], xtr.shape[-1]
     say(f"data {a.data}: {len(xtr)} training and {len(xte)} test images of {size}x{size}")
 
