@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from neurocompile.errors import NeurocompileError
-from neurocompile.ir import Graph
+from neurocompile.ir import Graph, module_name
 from neurocompile.ops import OPS, is_level_neuron
 
 EXACT_RTOL = 1e-9     # float64 (exact mode): summation rounding only (science.md: "What exact means")
@@ -73,6 +73,11 @@ class LayerDiagnosis:
     synops: float | None = None                    # per inference (estimate)
     ann_macs: int | None = None                    # the ANN's MACs of the layer's connections (estimate)
     ann_adds: int | None = None
+
+    @property
+    def module(self) -> str:
+        """The exporting model's own name of the layer (its module path, e.g. "features.2"), what tables show."""
+        return module_name(self.name)
 
     def histogram(self, edges: np.ndarray) -> list[int]:
         if self.rates is None or not len(self.rates):
@@ -165,7 +170,7 @@ class Evaluation:
         layers = []
         for ly in self.layers:
             layers.append({
-                "name": ly.name, "op": ly.op, "neurons": ly.neurons, "compared": ly.compared,
+                "name": ly.name, "module": ly.module, "op": ly.op, "neurons": ly.neurons, "compared": ly.compared,
                 "settle_step": ly.settle_step,
                 "more": None if ly.more is None else [ly.more[i] for i in idx],
                 "less": None if ly.less is None else [ly.less[i] for i in idx],
@@ -213,7 +218,7 @@ class Evaluation:
                 line += [_pct(r["agreement"]), f"{r['max_rel_error']:.2e}", f"{r['mean_rel_error']:.2e}"]
             if "layers_settled" in r:
                 n = sum(ly.compared for ly in self.layers)
-                line += [f"{r['layers_settled']}/{n}", r["first_layer_off"] or "-"]
+                line += [f"{r['layers_settled']}/{n}", module_name(r["first_layer_off"]) if r["first_layer_off"] else "-"]
             if self.baseline is not None:
                 line.append(_pct(r["baseline_accuracy" if self.has_labels else "baseline_agreement"]))
             rows.append(line)
@@ -225,13 +230,14 @@ class Evaluation:
             out.append(f"SNN logits == ANN (rel. err <= {self.tolerance:g}): first at step {_s(self.first_exact_step)}, "
                        f"from step {_s(self.stable_exact_step)} on")
             if any(ly.compared for ly in self.layers):
-                out.append(f"first layer off at the final step: {self.first_error_layer or 'none'}")
+                out.append("first layer off at the final step: "
+                           f"{module_name(self.first_error_layer) if self.first_error_layer else 'none'}")
         out.append("")
         head = ["layer", "op", "neurons", "settle", "more@T", "less@T", "spikes/sample +", "-", "rate", "neg %",
                 "silent %", "dead %", "synops/inf", "ANN MACs"]
         rows = []
         for ly in self.layers:
-            rows.append([ly.name, ly.op, f"{ly.neurons:,}", _s(ly.settle_step) if ly.compared else "n/a",
+            rows.append([ly.module, ly.op, f"{ly.neurons:,}", _s(ly.settle_step) if ly.compared else "n/a",
                          _pct(ly.more[-1]) if ly.compared else "-", _pct(ly.less[-1]) if ly.compared else "-",
                          f"{ly.spikes_pos:,.1f}", f"{ly.spikes_neg:,.1f}", f"{ly.firing_rate:.4f}",
                          _pct(ly.neg_fraction), _pct(ly.sparsity), _pct(ly.dead_fraction),

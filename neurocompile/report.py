@@ -18,6 +18,7 @@ import numpy as np
 
 from neurocompile.atomic import write_atomic
 from neurocompile.evaluate import Evaluation, _pct  # one rule for percentages in the text table and the page
+from neurocompile.ir import module_name
 
 PLOTS = ("accuracy", "layer_errors", "spike_rates")  # file stems, in page order
 
@@ -99,7 +100,7 @@ def _layer_errors(ev: Evaluation) -> bytes | None:
     axes[1] = fig.add_subplot(2, 1, 2, sharex=axes[0])
     for i, ly in enumerate(layers):
         c = f"C{i % 10}"
-        lab = f"{ly.name} (settles {ly.settle_step if ly.settle_step is not None else '> T'})"
+        lab = f"{ly.module} (settles {ly.settle_step if ly.settle_step is not None else '> T'})"
         axes[0].plot(steps, 100 * np.asarray(ly.more), "o-", color=c, ms=3, label=lab)
         axes[1].plot(steps, 100 * np.asarray(ly.less), "o-", color=c, ms=3, label=lab)
     axes[0].set_ylabel("more spikes (%)")
@@ -126,7 +127,7 @@ def _spike_rates(ev: Evaluation) -> bytes | None:
     ax = fig.add_subplot(1, 1, 1)
     for i, ly in enumerate(layers):
         ax.hist(np.clip(ly.rates, edges[0], edges[-1]), bins=edges, histtype="step", lw=1.5, color=f"C{i % 10}",
-                label=f"{ly.name}: mean {ly.firing_rate:.3f}, dead {100 * ly.dead_fraction:.1f} %")
+                label=f"{ly.module}: mean {ly.firing_rate:.3f}, dead {100 * ly.dead_fraction:.1f} %")
     ax.set_yscale("log")
     ax.set_xlabel("firing rate (spikes per neuron per step, mean over samples)")
     ax.set_ylabel("neurons")
@@ -226,7 +227,8 @@ def render_html(evaluation: Evaluation, plots: Sequence[str] | dict[str, bytes] 
                   (f"logits equal (rel. err <= {ev.tolerance:g})", f"first at step {_s(ev.first_exact_step)}, from "
                                                                   f"step {_s(ev.stable_exact_step)} on")]
         if any(ly.compared for ly in ev.layers):
-            facts.append(("first layer off at the final step", ev.first_error_layer or "none"))
+            facts.append(("first layer off at the final step",
+                          module_name(ev.first_error_layer) if ev.first_error_layer else "none"))
     else:
         facts.append(("ANN", "none (a spiking student): SNN accuracy and spike statistics only"))
     if ev.synops is not None:
@@ -256,7 +258,8 @@ def render_html(evaluation: Evaluation, plots: Sequence[str] | dict[str, bytes] 
         if ev.has_ann:
             line += [_pct(r["agreement"]), f"{r['max_rel_error']:.2e}", f"{r['mean_rel_error']:.2e}"]
         if compared:
-            line += [f"{r['layers_settled']}/{len(compared)}", r["first_layer_off"] or "-"]
+            line += [f"{r['layers_settled']}/{len(compared)}",
+                     module_name(r["first_layer_off"]) if r["first_layer_off"] else "-"]
         if ev.baseline is not None:
             line.append(_pct(r["baseline_accuracy" if ev.has_labels else "baseline_agreement"]))
         rows.append(line)
@@ -271,7 +274,7 @@ def render_html(evaluation: Evaluation, plots: Sequence[str] | dict[str, bytes] 
             "rate", "neg. spikes", "silent", "dead", "synops/inf.", "ANN MACs"]
     rows, cls = [], []
     for ly in ev.layers:
-        rows.append([ly.name, ly.op, f"{ly.neurons:,}", _s(ly.settle_step) if ly.compared else "n/a",
+        rows.append([ly.module, ly.op, f"{ly.neurons:,}", _s(ly.settle_step) if ly.compared else "n/a",
                      _pct(ly.more[-1]) if ly.compared else "-", _pct(ly.less[-1]) if ly.compared else "-",
                      f"{ly.spikes_pos:,.1f}", f"{ly.spikes_neg:,.1f}", f"{ly.firing_rate:.4f}", _pct(ly.neg_fraction),
                      _pct(ly.sparsity), _pct(ly.dead_fraction), "-" if ly.synops is None else f"{ly.synops:,.0f}",
@@ -284,7 +287,7 @@ def render_html(evaluation: Evaluation, plots: Sequence[str] | dict[str, bytes] 
               "silent for every sample.</p>"]
     if compared:
         idx = [t - 1 for t in ev.at]
-        head = ["step"] + [f"{ly.name} more / less" for ly in compared]
+        head = ["step"] + [f"{ly.module} more / less" for ly in compared]
         rows = [[t] + [f"{_pct(ly.more[i])} / {_pct(ly.less[i])}" for ly in compared] for t, i in zip(ev.at, idx)]
         parts += ["<h3>More / less spikes than the ANN's level, per step</h3>", _table(head, rows)]
     for key, title in (("layer_errors", "per-layer more/less-spike curves"), ("spike_rates", "spike-rate histogram")):
