@@ -688,12 +688,13 @@ def evaluate(graph_or_path: "Graph | str | os.PathLike", x: Any, labels: Any = N
                 elif labelled != (yb is not None):
                     raise NeurocompileError("some batches have labels and some do not")
                 limits.check_work(snn, len(xb), T, "reference")
-                res = exe.run(xb, steps=T, record_layers=True)
+                res = _run(exe, xb, T, record_layers=True)
                 precision = res.precision
                 ann, levels = None, {}
                 if has_ann:
-                    vals = interpreter.run(snn, xb.astype(np.float64), "float64", device=device or "cpu",
+                    vals = interpreter.run(snn, _paired(xb).astype(np.float64), "float64", device=device or "cpu",
                                            keep=[*keep, snn.outputs[0]])
+                    vals = {k: v[:len(xb)] for k, v in vals.items()}
                     ann = vals[snn.outputs[0]]
                     levels = {n.name: vals[n.output] * level_scale[n.name] for n in spiking if n.name in compared_ok}
                 stats.add(res.per_step, ann, yb)
@@ -705,7 +706,7 @@ def evaluate(graph_or_path: "Graph | str | os.PathLike", x: Any, labels: Any = N
                     layer_stats[lname].add(rec, levels.get(lname), res.spikes.get(lname, {}))
                 del res
                 if base_exe is not None:
-                    bres = base_exe.run(xb, steps=T, record_layers=False)
+                    bres = _run(base_exe, xb, T, record_layers=False)
                     base_stats.add(bres.per_step, ann, yb)
                 if comm is None and synops and sum(len(a) for a in first_x) < synops_samples:
                     first_x.append(xb[:synops_samples - sum(len(a) for a in first_x)])
@@ -894,6 +895,25 @@ def _combine(comm, failure: Exception | None, stats: "_StepStats", base_stats: "
                 _, idx = np.unique(pos, return_index=True)  # sorted by position
                 first_x = _checked(xs[idx], shape, dtype)
     return labelled, precision, ordered, first_x
+
+
+def _paired(xb: np.ndarray) -> np.ndarray:
+    """A batch of one sample as two (the sample twice): torch's matrix-vector path (one sample) rounds a float32
+    readout differently from its matrix-matrix path (two or more; each sample's result then does not depend on
+    the batch), so a lone sample, a data set's or a shard's last batch, would differ by float32 rounding from
+    the same sample in a batch, and N processes from one."""
+    return np.concatenate([xb, xb]) if len(xb) == 1 else xb
+
+
+def _run(exe, xb: np.ndarray, T: int, record_layers: bool):
+    """``exe.run`` on a batch; a lone sample runs paired (:func:`_paired`) and its twin is dropped."""
+    res = exe.run(_paired(xb), steps=T, record_layers=record_layers)
+    if len(xb) == 1:
+        res.per_step = res.per_step[:, :1]
+        if res.layers is not None:
+            res.layers = {k: v[:, :1] for k, v in res.layers.items()}
+        res.spikes = {k: {sign: c // 2 for sign, c in v.items()} for k, v in res.spikes.items()}
+    return res
 
 
 def _known_total(x: Any) -> int | None:
