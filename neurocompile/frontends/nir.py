@@ -463,12 +463,7 @@ class _Importer:
         return {"bias": b} if b.any() else {}
 
     def _check_input_shape(self, k: str, typ: str, declared: Any, spatial: tuple[int, ...]) -> None:
-        if declared is None:
-            return
-        d = tuple(int(v) for v in _arr(declared).reshape(-1))
-        if d and d != tuple(spatial):
-            raise ModelLoadError(f"inconsistent shapes: input_shape {d} declared, the input's spatial shape is "
-                                 f"{tuple(spatial)}", node=k, op=typ)
+        self._check_declared(k, typ, declared, spatial, "input_shape (spatial)")
 
     def _pool_geometry(self, k: str, typ: str, node: Any, shape: Shape) -> tuple[list[int], list[int], list[int]]:
         if len(shape) != 3:
