@@ -10,7 +10,8 @@ SpikingJelly (0.0.0.0.14): ``ann2snn.Converter(mode=..., dataloader=...)`` on th
 soft reset, threshold-balanced by the max or 99.9th percentile activation), simulated in its default
 single-step mode, ``for t in range(T): out += snn(x)``, then ``functional.reset_net``. neurocompile: the
 CQReLU twin converted to CIF (CASC, wake/sleep, lossless once settled) on the reference simulator
-(default float32, exact float64; step mode and multi_step; the latency mode, exact in 1 + delay x depth steps),
+(default float32; exact: float32 in the count domain with every spike decision proved or made in float64;
+float64 throughout; step mode and multi_step; the latency mode, exact in 1 + delay x depth steps),
 and its calibrated (lossy) path on the ReLU twin.
 Everything runs in this one process with torch.set_num_threads(2), inputs as analog currents (direct
 encoding) on every step; throughput and compile times are medians over interleaved rounds.
@@ -132,18 +133,18 @@ def nc_contenders(path: str, xb: list[np.ndarray], T: int) -> dict:
 
     def add(label, graph, compile_kw, run_kw):
         sim = api.compile(graph, "reference", **compile_kw)
+        ran = sim.run(xb[0][:2], steps=graph.schedule.steps, record=False, **run_kw).precision.split(" (")[0]
 
         def fn(nb, sim=sim, steps=graph.schedule.steps):
             with torch.no_grad():
                 return [sim.run(b, steps=steps, record=False, **run_kw) for b in xb[:nb]]
 
-        rows[label] = (f"{sim.precision.split(' (')[0]}, T={graph.schedule.steps}"
-                       + (", multi_step" if run_kw else ""), fn)
+        rows[label] = (f"{ran}, T={graph.schedule.steps}" + (", multi_step" if run_kw else ""), fn)
 
     add("neurocompile default", snn, {}, {})
     add("neurocompile default, multi_step", snn, {}, {"multi_step": True})
-    add("neurocompile exact", snn, {"exact": True}, {})
-    add("neurocompile exact, multi_step", snn, {"exact": True}, {"multi_step": True})
+    add("neurocompile exact (--exact)", snn, {"exact": True}, {})
+    add("neurocompile float64 throughout", snn, {"dtype": "float64"}, {})
     add(f"neurocompile exact, --latency min (T_wake={t_wake}, gamma={gamma})", fast, {"exact": True}, {})
     return rows
 
@@ -216,8 +217,8 @@ def part_accuracy(a, ctx) -> None:
 
     def nc_row(graph, key):
         t1 = time.perf_counter()
-        sim = api.compile(graph, "reference", dtype="float64")
-        r = sim.run(x, steps=Tmax, record=True, batch=a.batch)
+        sim = api.compile(graph, "reference", exact=True)
+        r = sim.run(x, steps=Tmax, record=True)
         secs[key] = time.perf_counter() - t1
         return {t: r.per_step[t - 1] for t in Ts}, r.output
 
@@ -235,8 +236,8 @@ def part_accuracy(a, ctx) -> None:
     for name, res, ref, what in (
             ("SpikingJelly ann2snn, max", sj["max"], relu_ann, "ReLU twin, float32"),
             ("SpikingJelly ann2snn, 99.9%", sj["99.9%"], relu_ann, "ReLU twin, float32"),
-            ("neurocompile CIF (CASC, lossless)", nc, cq_ann, "CQReLU twin, ref. sim float64"),
-            ("neurocompile calibrated ReLU, p99.9", nc_cal, relu_ann, "ReLU twin, ref. sim float64 (lossy)")):
+            ("neurocompile CIF (CASC, lossless)", nc, cq_ann, "CQReLU twin, ref. sim exact"),
+            ("neurocompile calibrated ReLU, p99.9", nc_cal, relu_ann, "ReLU twin, ref. sim exact (lossy)")):
         rows.append([name, *[pct(acc(res[t], y)) for t in Ts], *[agree(res[t], ref) for t in Ts], what])
     rows.append(["ANN ReLU twin (torch)", *[pct(acc(relu_ann, y))] * len(Ts), *["-"] * len(Ts), "float32"])
     rows.append(["ANN CQReLU twin (interpreter)", *[pct(acc(cq_ann, y))] * len(Ts), *["-"] * len(Ts), "float64"])
@@ -362,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"twins: {d} ({ctx['data']}, {len(x_all)} test images {tuple(x_all.shape[1:])}); test accuracy (torch): "
           f"ReLU twin {pct(acc(relu_logits, y_all))} %, CQReLU twin (L=8) {pct(acc(cq_logits, y_all))} %")
     print(f"SpikingJelly {sj_ver} (activation_based.ann2snn, single-step, torch backend); neurocompile's reference "
-          "simulator: default float32, exact float64 (step mode and multi_step)")
+          "simulator: default float32, exact (count domain, proved), float64 throughout")
     print()
     if not a.skip_throughput:
         part_throughput(a, ctx)

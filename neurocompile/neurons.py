@@ -94,6 +94,26 @@ def cif_step_(m: "torch.Tensor", count: "torch.Tensor", x: "torch.Tensor", theta
     return s if amp == 1.0 else s.mul_(amp)
 
 
+def cif_count_step(count: Array, floor_x: Array, cap: int, gamma: int = 1, out: Array | None = None) -> Array:
+    """:func:`cif_step` in the count domain, for a neuron whose cumulative input (over theta, plus any pre-charge)
+    has integer part ``floor_x`` = floor(X_t): the membrane before firing is theta (X_t - S), so floor(m / theta)
+    = floor_x - S and the new count is clip(S + clip(floor_x - S, -gamma, gamma), 0, cap) (cap: t_wake_seen, or
+    what :meth:`ops.CIF.count_cap` gives). Integers in, integers out: exact in any float dtype. Returns new S (in
+    ``out``, a torch tensor, when given)."""
+    if torch is not None and isinstance(floor_x, torch.Tensor):
+        d = torch.sub(floor_x, count, out=out)
+        return d.clamp_(-gamma, gamma).add_(count).clamp_(0, cap)
+    d = floor_x - count
+    return _clip(_clip(d, -gamma, gamma) + count, 0, cap)
+
+
+def if_count_step(count: Array, floor_x: Array, out: Array | None = None) -> Array:
+    """:func:`if_step` in the count domain (see :func:`cif_count_step`): one positive spike at most, no cap."""
+    if torch is not None and isinstance(floor_x, torch.Tensor):
+        return torch.sub(floor_x, count, out=out).clamp_(0, 1).add_(count)
+    return _clip(floor_x - count, 0, 1) + count
+
+
 def if_step(m: Array, x: Array, theta: float):
     """IF baseline: soft reset, at most one positive spike per step, no clip, no negative spikes."""
     m = m + x

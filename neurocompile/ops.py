@@ -49,7 +49,11 @@ class Op:
     (neurons, the inhibition pool, the readout); ``sleep_phase``: a neuron whose schedule has a sleep
     phase after the wake steps (CIF; the IF baseline has none); ``rounding``: the offset a rounding op
     adds inside its floor (Floor 0, Round 0.5), None for other ops; ``additive``: adds data tensors and
-    constants (Add, Sub), so a constant term is in the unit of the data it is added to.
+    constants (Add, Sub), so a constant term is in the unit of the data it is added to; ``count_domain``: a stateful
+    op whose cumulative output is a function of its cumulative input: a neuron without leak and with a subtractive
+    reset, whose count after a step depends on floor(X_t), X_t its cumulative input over its threshold
+    (``count_step``, ``max_count``), or the inhibition pool (``forward`` of the cumulative input); the exact mode's
+    count-domain executor (targets/reference/certified.py) runs networks of these.
     """
 
     role = "affine"
@@ -69,6 +73,7 @@ class Op:
     sleep_phase = False
     rounding: float | None = None
     additive = False
+    count_domain = False
 
     def attr(self, node: Node, key: str) -> Any:
         return node.attrs.get(key, self.attrs.get(key))
@@ -522,6 +527,20 @@ class _Neuron(Op):
         amp = self.attr(node, "amplitude")
         return self.firing_threshold(node) if amp is None else float(amp)
 
+    # count domain (targets/reference/certified.py): no leak and a subtractive reset make the count after step t a
+    # function of floor(X_t), X_t = the cumulative input over the firing threshold plus the pre-charge ``shift``
+    count_domain = True
+
+    def count_step(self, node: Node, count: Tensor, floor_x: Tensor, wake_seen: int,
+                   out: Tensor | None = None) -> Tensor:
+        """The count after a step whose floor(X_t) is ``floor_x`` (the rule :meth:`step` follows, exactly), into
+        ``out`` when given."""
+        raise NotImplementedError
+
+    def max_count(self, node: Node, t_wake: int, steps: int) -> int:
+        """The largest count the neuron can reach in a run of ``steps`` steps (counts are never negative)."""
+        raise NotImplementedError
+
     def forward(self, node, xs, p):
         theta, levels = float(self.attr(node, "threshold")), int(self.attr(node, "levels"))
         amp = self.attr(node, "amplitude")
@@ -550,6 +569,13 @@ class CIF(_Neuron):
     def binary_spikes(self, node):
         return int(self.attr(node, "gamma")) == 1
 
+    def count_step(self, node, count, floor_x, wake_seen, out=None):
+        return neurons.cif_count_step(count, floor_x, self.count_cap(node, wake_seen), int(self.attr(node, "gamma")),
+                                      out)
+
+    def max_count(self, node, t_wake, steps):
+        return self.count_cap(node, t_wake)
+
 
 class IF(_Neuron):
     """Soft-reset IF baseline: no clip, no negative spikes, no sleep phase. Lossy by design."""
@@ -559,6 +585,12 @@ class IF(_Neuron):
     def step(self, node, state, x, wake_seen):
         s, state["m"] = neurons.if_step(state["m"], x, state["theta"])
         return s * state["amp"]
+
+    def count_step(self, node, count, floor_x, wake_seen, out=None):
+        return neurons.if_count_step(count, floor_x, out)
+
+    def max_count(self, node, t_wake, steps):
+        return steps
 
 
 class LIF(Op):
@@ -694,7 +726,7 @@ class InhibitionMaxPool(MaxPool):
     """MaxPool of a spiking network, done by lateral inhibition per window (same ANN meaning)."""
 
     exact_in_integers = True  # selects one input of its window per step
-    stateful = sink = True
+    stateful = sink = count_domain = True  # cumulative output = max over each window of the cumulative input
     role = "neuron"
     optional = ("bias",)
 

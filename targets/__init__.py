@@ -63,12 +63,14 @@ class ReferenceTarget:
 
     def compile(self, graph: Graph, device: str | None = None, dtype: str | None = None, exact: bool = False,
                 **_: Any) -> Executable:
-        """``dtype`` None is float32 (fast); ``exact`` (or dtype float64) runs in float64, the mode for proofs."""
+        """``dtype`` None is float32 (fast); ``exact`` is the mode for proofs: every spike decision exact or made in
+        float64 (targets/reference/certified.py), float64 throughout where that does not apply; dtype float64 runs
+        float64 throughout."""
         from neurocompile.targets.reference.simulator import ReferenceSimulator
 
         if exact and dtype not in (None, "float64"):
             raise TargetError(f"exact runs in float64; dtype {dtype} contradicts it", hint="Give one of them")
-        return ReferenceSimulator(graph, device=device, dtype="float64" if exact else dtype)
+        return ReferenceSimulator(graph, device=device, dtype="float64" if exact else dtype, exact=exact)
 
 
 _REGISTRY: dict[str, str] = {"reference": "neurocompile.targets:ReferenceTarget",
