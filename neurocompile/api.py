@@ -112,6 +112,27 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
     return out
 
 
+def readout_membrane(graph: Graph, result: Any) -> np.ndarray | None:
+    """The membrane after every step, (steps, N, *shape), of the first graph output of ``graph`` (converted, as run)
+    when a leaky integrator writes it (an LI node: NIR's LI, CubaLI or I as the readout), else None (also without
+    per-step records). Such an output sends its membrane V each step and is read out like every output, as the mean
+    over the T wake steps: ``result.output`` is the mean membrane and result.per_step[t] = (V_0 + ... + V_t) / T,
+    so V_t = T (per_step[t] - per_step[t - 1]), to the rounding of the running sum; the last row is the membrane
+    after the last step."""
+    from neurocompile import ops
+
+    if result.per_step is None or graph.schedule is None:
+        return None
+    src = graph.producers()[graph.outputs[0]]
+    if isinstance(OPS[src.op], ops.Readout):  # a lowered graph: the readout's source
+        src = graph.producers()[src.inputs[0]]
+    if not isinstance(OPS[src.op], ops.LI):
+        return None
+    s = graph.schedule
+    sums = np.asarray(result.per_step, dtype=np.float64) * (s.t_wake * s.readout_scale)
+    return np.diff(sums, axis=0, prepend=0.0)
+
+
 def network_levels(graph: Graph) -> int | None:
     """The quantization levels L a CQReLU network was trained with (None for plain ReLU or a student)."""
     levels = sorted({int(n.attrs["levels"]) for n in ann_graph(graph).nodes.values() if OPS[n.op].quantizer})
@@ -151,8 +172,9 @@ def simulate(graph: Graph, x: np.ndarray, steps: int | None = None, target: str 
              **options: Any):
     """Compile and run in one call (``x`` is checked: finite numbers, at least one sample).
     ``record_layers`` fills ``SimResult.layers`` (per-layer, per-step spike counts). The reference simulator runs in
-    float32 unless ``exact`` (float64: the readout equals the float64 interpreter's to summation rounding; fixed-point
-    networks are always exact). ``SimResult.precision`` says which ran."""
+    float32 unless ``exact`` (every spike decision exact: proved in float32 or made in float64, the readout in float64,
+    so it equals the float64 interpreter's to summation rounding; fixed-point networks are always exact).
+    ``SimResult.precision`` says which ran."""
     from neurocompile import limits
 
     if isinstance(x, np.ndarray):
@@ -207,9 +229,10 @@ def compare(snn: np.ndarray, ann: np.ndarray, per_step: np.ndarray | None = None
     return {f"{prefix}{k}": v for k, v in rep.items()}
 
 
-def load_input(path: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Read ``--input``/``--calibrate`` arrays: (N, *shape) or a single sample of ``shape``, N >= 1,
-    numeric (bool, int or float) and finite; returned as float32."""
+def load_input(path: str, shape: tuple[int, ...], per_step: bool = False) -> np.ndarray:
+    """Read ``--input``/``--calibrate`` arrays: (N, *shape) or a single sample of ``shape``, N >= 1, and with
+    ``per_step`` also (N, T, *shape), one input per step (a spiking input); numeric (bool, int or float) and finite;
+    returned as float32."""
     try:
         with open(path, "rb") as f:
             magic = f.read(6)
@@ -233,10 +256,17 @@ def load_input(path: str, shape: tuple[int, ...]) -> np.ndarray:
         raise ModelLoadError("the file is an .npz archive; pass a .npy array (np.save)", file=path)
     if tuple(x.shape) == tuple(shape):
         x = x[None]
-    if tuple(x.shape[1:]) != tuple(shape):
-        raise NeurocompileError(f"input array has shape {x.shape}, the model expects (N, {', '.join(map(str, shape))})",
-                                file=path)
+    stepped = per_step and x.ndim == len(shape) + 2 and tuple(x.shape[2:]) == tuple(shape) and x.shape[1] >= 1
+    if tuple(x.shape[1:]) != tuple(shape) and not stepped:
+        dims = ", ".join(map(str, shape))
+        raise NeurocompileError(f"input array has shape {x.shape}, the model expects (N, {dims})"
+                                + (f" or (N, T, {dims}) (one input per step)" if per_step else ""), file=path)
     return _checked_samples(x, "input array", path)
+
+
+def is_per_step(x: np.ndarray, graph: Graph) -> bool:
+    """``x`` gives one input per step, (N, T, *input shape), rather than one per sample."""
+    return np.ndim(x) == len(first_input_shape(graph)) + 2
 
 
 def _checked_samples(x: np.ndarray, what: str, path: str | None = None) -> np.ndarray:
@@ -294,6 +324,26 @@ def export(model: str, out: str, inputs: np.ndarray | None = None, n_reference: 
                     "options": {k: v for k, v in options.items() if isinstance(v, (int, float, str, bool))}})
     artifact.save(out, art)
     return art
+
+
+def export_nir(model: "str | Graph", out: str, dt: float | None = None, nir_options: dict[str, Any] | None = None,
+               **options: Any):
+    """Write ``model`` (a path or a Graph; converted here, without synaptic delays, with ``options`` unless it is
+    converted already) as a NIR file ``out`` (:mod:`neurocompile.frontends.nir_export`: LIF students exactly, CIF
+    networks as neurocompile's documented extension). ``dt`` (default 1e-4 s, snnTorch's) discretizes the neurons;
+    ``nir_options`` are :func:`load`'s for a NIR ``model``. Returns the :class:`NirExport`."""
+    from neurocompile.frontends.nir import DEFAULT_DT
+    from neurocompile.frontends.nir_export import write_nir
+
+    g = model if isinstance(model, Graph) else load(str(model), **(nir_options or {}))
+    if g.schedule is not None and options:
+        raise ConversionError(f"the model is converted already: {', '.join(sorted(options))} cannot apply",
+                              hint="Export the original model with these options instead")
+    snn = g if g.schedule is not None else convert(g, target="reference", **options)
+    try:
+        return write_nir(snn, out, DEFAULT_DT if dt is None else dt)
+    except NeurocompileError as err:
+        raise err.at(str(model)) if not isinstance(model, Graph) else err
 
 
 def verify(path: str, targets: tuple[str, ...] = ("reference", "lava-sim")) -> dict[str, Any]:
@@ -380,5 +430,5 @@ def first_input_shape(graph: Graph) -> tuple[int, ...]:
 
 
 __all__ = ["load", "optimize", "convert", "compile", "simulate", "ann_outputs", "compare", "load_input", "export",
-           "verify", "deploy_loihi2",
+           "export_nir", "verify", "deploy_loihi2", "readout_membrane",
 ]

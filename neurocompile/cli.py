@@ -121,11 +121,15 @@ def _export_parser() -> argparse.ArgumentParser:
                 "the converted network, its schedule, provenance and reference inputs with their ANN and SNN "
                 "outputs, so 'neurocompile verify' can check it anywhere without the ONNX file.")
     p.add_argument("model", help="ONNX file (or saved IR .json)")
-    p.add_argument("-o", "--output", required=True, help="file to write (.h5 artifact, or .net for --format netx)")
-    p.add_argument("--format", choices=("artifact", "netx"), default="artifact",
+    p.add_argument("-o", "--output", required=True, help="file to write (.h5 artifact, .net for --format netx, "
+                   ".nir for --format nir)")
+    p.add_argument("--format", choices=("artifact", "netx", "nir"), default="artifact",
                    help="artifact: neurocompile's own HDF5 (any network; default); netx: lava-dl's netx HDF5 for "
                         "feed-forward LIF students, converted to fixed point (load with "
-                        "netx.hdf5.Network(path, reset_interval=T, reset_offset=1, input_message_bits=8))")
+                        "netx.hdf5.Network(path, reset_interval=T, reset_offset=1, input_message_bits=8)); nir: a NIR "
+                        "file (nir.read, snnTorch's import_from_nir): LIF students exactly, CIF networks as "
+                        "neurocompile's extension (a labelled nir.IF approximation, exact metadata); --dt sets the "
+                        "time step (default 1e-4, snnTorch's)")
     p.add_argument("--target", default="lava-sim", choices=available(),
                    help="convert for this target's synaptic delay (default: lava-sim; the reference target runs it too)")
     p.add_argument("--input", help=".npy inputs; the first --samples become the reference inputs (default: random)")
@@ -176,7 +180,8 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help=".npy class labels (N,) for accuracies (default: agreement with the ANN only)")
     p.add_argument("--at", help="comma-separated steps to report, e.g. 4,8,16 (default: every step)")
     p.add_argument("--baseline", action="store_true", help="also run the IF baseline at the same T")
-    p.add_argument("--exact", action="store_true", help="float64 (exact) instead of the fast float32 default")
+    p.add_argument("--exact", action="store_true", help="every spike decision exact (proved in float32 or made in "
+                   "float64; readout in float64) instead of the fast float32 default")
     p.add_argument("--batch", type=int, default=256, help="samples simulated at a time (default 256)")
     p.add_argument("--device", help="torch device for the simulation (cpu, cuda, cuda:N; default cpu; under "
                    "torchrun, cuda is each process's cuda:LOCAL_RANK)")
@@ -436,7 +441,7 @@ def _subcommands() -> dict[str, Subcommand]:
         "inspect": Subcommand(_inspect_parser, _inspect, "layers, shapes, parameters, neurons and synapses",
                               "neurocompile inspect examples/digits_cqrelu.onnx --passes casc"),
         "export": Subcommand(_export_parser, _export, "write a deployable file (neurocompile HDF5 artifact, lava-dl "
-                             "netx)", "neurocompile export examples/digits_cqrelu.onnx -o net.h5"),
+                             "netx, NIR)", "neurocompile export examples/digits_cqrelu.onnx -o net.h5"),
         "verify": Subcommand(_verify_parser, _verify, "re-run an artifact's reference inputs here and on lava-sim",
                              "neurocompile verify net.h5"),
         "evaluate": Subcommand(_evaluate_parser, _evaluate, "accuracy over time steps, per-layer diagnosis, "
@@ -683,7 +688,7 @@ def _export(a: argparse.Namespace) -> int:
     if a.samples < 1:
         raise UsageError(f"--samples {a.samples}: store at least one reference input")
     _check_output("-o", a.output)
-    g = _load(a)
+    g = _load_for_nir_export(a) if a.format == "nir" else _load(a)
     if g.schedule is not None:  # converted already (a saved IR or artifact): conversion options cannot apply
         given = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
                                  ("--calibrate", a.calibrate), ("--fixed-point", a.fixed_point), ("--steps", a.steps),
@@ -693,6 +698,8 @@ def _export(a: argparse.Namespace) -> int:
                              hint="Export the original ONNX model with these options instead")
     if a.format == "netx":
         return _export_netx(a, g)
+    if a.format == "nir":
+        return _export_nir(a, g)
     shape = api.first_input_shape(g)
     x = api.load_input(a.input, shape) if a.input else None
     calib = api.load_input(a.calibrate, shape) if a.calibrate else None
@@ -742,6 +749,53 @@ def _export_netx(a: argparse.Namespace, g) -> int:
     return 0
 
 
+def _load_for_nir_export(a: argparse.Namespace) -> Any:
+    """The model for --format nir: --dt is the written file's time step (and a NIR model's, read with it)."""
+    from neurocompile import api
+    from neurocompile.frontends.nir import is_nir
+
+    if is_nir(a.model):
+        return _load(a)
+    if a.discretization is not None:
+        raise UsageError(f"--discretization applies to NIR input files; {a.model} is not one (--format nir writes "
+                         "snnTorch's convention)")
+    return api.load(a.model)
+
+
+def _export_nir(a: argparse.Namespace, g) -> int:
+    from neurocompile import api
+
+    given = [f for f, on in (("--input", a.input), ("--samples", a.samples != 8), ("--target", a.target != "lava-sim"),
+                             ("--fixed-point", a.fixed_point)) if on]
+    if given:
+        raise UsageError(f"--format nir writes the network only, in floating point and without synaptic delays (NIR "
+                         f"edges carry none): {', '.join(given)} cannot apply",
+                         hint="Drop them (the neurocompile artifact takes reference inputs and fixed point)")
+    if g.schedule is not None:
+        options = {}
+    else:
+        calib = api.load_input(a.calibrate, api.first_input_shape(g)) if a.calibrate else None
+        options = {k: v for k, v in _conversion_kwargs(a, g).items() if k != "fixed_point"}
+        options["calibration"] = calib
+    try:
+        exp = api.export_nir(g, a.output, dt=a.dt, **options)
+    except NeurocompileError as err:
+        raise err.at(a.model)
+    kinds = ", ".join(f"{n} {t}" for t, n in sorted(exp.types.items()))
+    what = (f"LIF student, T={exp.time_steps} (read out as the mean of the output over T steps)" if exp.kind == "student"
+            else f"CIF network as neurocompile's extension (nir.IF approximation + exact metadata), T={exp.time_steps} "
+                 f"(T_wake={exp.t_wake}: input and wake gates on for the first {exp.t_wake} steps)")
+    print(f"wrote {a.output}: NIR {_nir_version()} graph, {len(exp.graph.nodes)} nodes ({kinds}); {what}; "
+          f"dt={exp.dt:g} s, snnTorch's convention (tau = dt/(1-beta), r = tau/dt)")
+    return 0
+
+
+def _nir_version() -> str:
+    import nir
+
+    return str(nir.version)
+
+
 def _verify(a: argparse.Namespace) -> int:
     from neurocompile import api
 
@@ -771,6 +825,18 @@ def _verify(a: argparse.Namespace) -> int:
     return 0 if rep["ok"] else 1
 
 
+def _per_step_steps(a: argparse.Namespace, g, x: np.ndarray) -> None:
+    """A per-step input (N, T_x, ...) of a NIR network: T = T_x unless --steps or the file says otherwise, and never
+    fewer steps than the input holds."""
+    T_x = int(x.shape[1])
+    T = a.steps or (g.meta.get("time_steps") if g.schedule is None else g.schedule.steps)
+    if T is None:  # what load_nir(time_steps=T_x) records
+        a.steps = g.meta["time_steps"] = T_x
+    elif T_x > int(T):
+        raise UsageError(f"{a.input} holds {T_x} steps per sample, more than the {T} steps the run has",
+                         hint=f"Run --steps {T_x}, or pass the first {T} steps")
+
+
 def _run(a: argparse.Namespace) -> int:
     from neurocompile import api, limits
     from neurocompile.reference import reference_for
@@ -788,8 +854,10 @@ def _run(a: argparse.Namespace) -> int:
     g = _load(a)
     shape = api.first_input_shape(g)
     calib = api.load_input(a.calibrate, shape) if a.calibrate else None
-    if a.input:  # read (and checked: finite numbers, N >= 1) before any work
-        x, source = api.load_input(a.input, shape), a.input
+    if a.input:  # read (and checked: finite numbers, N >= 1) before any work; a NIR network takes spikes per step
+        x, source = api.load_input(a.input, shape, per_step=bool(g.meta.get("nir"))), a.input
+        if api.is_per_step(x, g):
+            _per_step_steps(a, g, x)
     else:
         x, source = api.default_input(shape)
     ref = reference_for(a.model, g, a.target)  # chosen (and the model checked by onnxruntime) before any work
@@ -841,6 +909,7 @@ def _run(a: argparse.Namespace) -> int:
             "outside_boundary_max_abs_error": r.get("outside_boundary_max_abs_error", r.get("max_abs_error")),
             "spikes": res.spikes, "quiescent_at": res.quiescent_at, "lossy_layers": lossy or [],
             "fixed_point_report": snn.meta.get("fixed_point_report"),
+            **_membrane_json(snn, res),
         })
     _print_report(a, snn, res, rep, source, ref, bnd, lossy)
     if a.save_ir:
@@ -939,6 +1008,12 @@ def _print_report(a, snn, res, rep, source, ref, bnd, lossy) -> None:
     print(f"inputs     {source}: {n} sample(s)")
     print(f"reference  {ref}")
     print(f"SNN pred   {pred_snn[:16].tolist()}{' ...' if n > 16 else ''}")
+    mem = _readout_membrane(snn, res)
+    if mem is not None:  # an LI / CubaLI / I readout (NIR): the output is its mean membrane
+        last = np.asarray(mem[-1][0]).reshape(-1)
+        print(f"readout    membrane of the leaky integrator '{snn.producers()[snn.outputs[0]].name}': the outputs are "
+              f"its mean over the {s['t_wake']} steps; after the last step (sample 0): "
+              f"{np.array2string(last[:8], precision=4, separator=', ')}{' ...' if last.size > 8 else ''}")
     if rep is None:
         print("error      not computed: there is no independent reference to compare with")
     else:
@@ -963,6 +1038,21 @@ def _print_report(a, snn, res, rep, source, ref, bnd, lossy) -> None:
     fixed = snn.meta.get("fixed_point_report")
     if fixed:
         print(f"fixed pt   {fixed_point_summary(fixed)}")
+
+
+def _readout_membrane(snn: Any, res: Any):
+    from neurocompile import api
+
+    return api.readout_membrane(snn, res)
+
+
+def _membrane_json(snn: Any, res: Any) -> dict:
+    """--json keys of an LI readout: the membrane after the last step (the outputs are its mean over T)."""
+    mem = _readout_membrane(snn, res)
+    if mem is None:
+        return {}
+    return {"readout": "mean membrane of a leaky integrator over the wake steps",
+            "membrane_last": mem[-1].tolist()}
 
 
 def fixed_point_summary(report: list[dict]) -> str:

@@ -403,7 +403,7 @@ class _Structure:
 
     def block(self, sink: Node) -> _Block:
         op = op_of(sink)
-        kind = "readout" if not op.stateful else ("neuron" if op.spiking else "pool")
+        kind = "readout" if not op.stateful else ("pool" if _is_pool(sink) else "neuron")  # LI: a neuron without spikes
         b = _Block(sink, kind, sink.output if kind == "pool" else sink.inputs[0], [], [])
         if kind == "pool":
             self._connect(b, "window", sink, sink.output, sink.inputs[0])

@@ -149,6 +149,31 @@ def lif_step_fixed(v: Array, a: Array, dv: int, vth: int):
     return f, v * (1 - f)
 
 
+def cuba_lif_step(i: Array, u: Array, x: Array, alpha: float, beta: float, threshold: float):
+    """Current-based LIF with hard reset to 0 (NIR's CubaLIF, snnTorch's ``Synaptic(reset_mechanism="zero",
+    reset_delay=False)``, Lava's LIF with du = 1 - alpha, dv = 1 - beta):
+
+        I(t) = alpha * I(t-1) + X(t);   U(t) = beta * U(t-1) * (1 - F(t-1)) + I(t);   F(t) = [U(t) > U_th]
+
+    The membrane takes this step's new current; the current itself is never reset. ``u`` is the membrane after the
+    previous step's reset. Returns (F, I, u after reset).
+    """
+    i = alpha * i + x
+    u = beta * u + i
+    f = _like(u > threshold, u)
+    return f, i, u * (1.0 - f)
+
+
+def li_step(v: Array, x: Array, beta: float, i: Array | None = None, alpha: float | None = None):
+    """Leaky integrator, no spikes and no reset (NIR's LI, and with a synaptic current its CubaLI; snnTorch's Leaky /
+    Synaptic with ``reset_mechanism="none"``): V(t) = beta * V(t-1) + X(t), or with a current (``i`` and ``alpha``
+    given) I(t) = alpha * I(t-1) + X(t), V(t) = beta * V(t-1) + I(t). Returns (I or None, V)."""
+    if i is not None:
+        i = alpha * i + x
+        x = i
+    return i, beta * v + x
+
+
 def inhibition_maxpool_step_(acc: "torch.Tensor", x_windows: "torch.Tensor") -> "torch.Tensor":
     """:func:`inhibition_maxpool_step` updating ``acc`` in place; returns the pooled output."""
     acc.add_(x_windows)

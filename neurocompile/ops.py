@@ -621,6 +621,73 @@ class LIF(Op):
         return f
 
 
+def _shape_only(op_name: str, xs: Sequence[Tensor]) -> Tensor:
+    """``forward`` of a neuron without an ANN meaning: on meta tensors (shape inference, :func:`infer_shape`) it is
+    elementwise; on data it refuses."""
+    if xs[0].is_meta:
+        return torch.empty_like(xs[0])
+    raise NotImplementedError(f"{op_name} has no ANN meaning: run it in a spiking simulator")
+
+
+class CubaLIF(Op):
+    """Current-based LIF with hard reset to 0 (NIR's CubaLIF; snnTorch's Synaptic): a synaptic current I decays by
+    ``alpha`` and takes the input, the membrane decays by ``beta`` and takes the new current, F = [U > threshold],
+    then U <- 0 (``neurons.cuba_lif_step``). Floating point only; no ANN meaning."""
+
+    spiking = stateful = sink = True
+    role = "neuron"
+    optional = ("bias",)  # set by lowering: the constant current reaching the neuron (part of its input X)
+    attrs = {"alpha": 0.5, "beta": 0.9, "threshold": 1.0}
+
+    def forward(self, node, xs, p):
+        return _shape_only("CubaLIF", xs)
+
+    def init_state(self, node, x):
+        return {"i": torch.zeros_like(x), "u": torch.zeros_like(x)}
+
+    def membrane(self, node, state):
+        return state["u"]
+
+    def step(self, node, state, x, wake_seen):
+        f, state["i"], state["u"] = neurons.cuba_lif_step(state["i"], state["u"], x, float(self.attr(node, "alpha")),
+                                                          float(self.attr(node, "beta")),
+                                                          float(self.attr(node, "threshold")))
+        return f
+
+
+class LI(Op):
+    """Leaky integrator that never spikes (NIR's LI; with a synaptic current decaying by ``alpha`` its CubaLI, with
+    ``beta`` 1 its I): V = beta V + X, or I = alpha I + X, V = beta V + I (``neurons.li_step``). Each step it sends
+    its membrane V: a network's non-spiking readout, whose graph output read out over T steps is the mean membrane.
+    Stateful, a sink (a constant current reaching it is its ``bias``, on in its wake window), not spiking; floating
+    point only; no ANN meaning."""
+
+    stateful = sink = True
+    role = "neuron"
+    optional = ("bias",)
+    attrs = {"beta": 0.9, "alpha": None}  # alpha None: no synaptic current (LI, I); a number: CubaLI
+
+    def forward(self, node, xs, p):
+        return _shape_only("LI", xs)
+
+    def has_current(self, node: Node) -> bool:
+        return self.attr(node, "alpha") is not None
+
+    def init_state(self, node, x):
+        return {"v": torch.zeros_like(x), **({"i": torch.zeros_like(x)} if self.has_current(node) else {})}
+
+    def membrane(self, node, state):
+        return state["v"]
+
+    def step(self, node, state, x, wake_seen):
+        alpha = self.attr(node, "alpha")
+        i, state["v"] = neurons.li_step(state["v"], x, float(self.attr(node, "beta")), state.get("i"),
+                                        None if alpha is None else float(alpha))
+        if i is not None:
+            state["i"] = i
+        return state["v"]
+
+
 def pool_axis(size: int, k: int, s: int, pb: int, pe: int, ceil: bool) -> int:
     """Number of windows along one pooled axis, by the rule onnxruntime and the ONNX spec share: window i
     covers [i*s - pb, i*s - pb + k); ceil_mode adds a last partial window only if it starts inside the
@@ -835,6 +902,9 @@ OPS: dict[str, Op] = {cls.__name__: cls() for cls in (
     Input, Conv, Dense, Gemm, MatMul, BatchNorm, Affine, Add, Sub, Mul, Div, Relu, LeakyRelu, Clip, Floor, Round,
     CQReLU, CIF, IF, LIF, AvgPool, MaxPool, InhibitionMaxPool, GlobalAvgPool, Flatten, Reshape, Concat, Identity,
     Dropout, Readout)}
+
+
+OPS.update({cls.__name__: cls() for cls in (CubaLIF, LI)})  # the NIR neurons (frontends/nir.py)
 
 
 def op_of(node: Node) -> Op:

@@ -15,6 +15,22 @@ from neurocompile.errors import TargetError
 from neurocompile.ir import Graph
 
 
+def per_step_input(graph: Graph, x: np.ndarray, steps: int) -> bool:
+    """Whether ``x`` is (N, T_x, *input shape), one input per step, rather than (N, *input shape) held on every input
+    step (the reference simulator's two forms); refuses other shapes and T_x > ``steps``."""
+    shape = tuple(graph.shapes[graph.input_nodes[0].output])
+    got = tuple(np.shape(x))
+    if got[1:] == shape:
+        return False
+    if len(got) == len(shape) + 2 and got[2:] == shape:
+        if got[1] > steps:
+            raise TargetError(f"the input holds {got[1]} steps per sample, more than the run's {steps}",
+                              hint=f"Run {got[1]} steps (--steps {got[1]})")
+        return True
+    raise TargetError(f"input of shape {got} fits neither (N, {', '.join(map(str, shape))}) (held on every input "
+                      f"step) nor (N, T, {', '.join(map(str, shape))}) (one input per step)")
+
+
 @dataclass
 class SimResult:
     """What a spiking run produced.

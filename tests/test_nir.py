@@ -9,9 +9,10 @@ rounding cannot then flip a spike, and a failure is a real difference, not a bou
 """
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 import sys
-import types
 
 import h5py
 import numpy as np
@@ -34,9 +35,9 @@ def _write(path, graph) -> None:
 
 def _snntorch_export():
     """snnTorch's per-module NIR export (snntorch.export_nir._extract_snntorch_module). Its ``export_to_nir`` only
-    adds nirtorch's graph tracing, and nirtorch is not installed here: for a Sequential the trace is the chain of
-    modules, which :func:`_export_sequential` builds the same way (nodes named by index, then ``infer_types``)."""
-    sys.modules.setdefault("nirtorch", types.ModuleType("nirtorch"))  # imported by export_nir, unused per module
+    adds nirtorch's graph tracing: for a Sequential the trace is the chain of modules, which
+    :func:`_export_sequential` builds the same way (nodes named by index, then ``infer_types``). nirtorch (a test
+    dependency since NIR export: snnTorch's importer needs it) is imported by export_nir."""
     from snntorch.export_nir import _extract_snntorch_module
 
     return _extract_snntorch_module
@@ -74,9 +75,9 @@ def _snn_cnn():
     return mods
 
 
-def _run_snntorch(mods, x: np.ndarray, steps: int):
+def _run_snntorch(mods, x: np.ndarray, steps: int, per_step: bool = False):
     """snnTorch's own modules in float64, step by step: per Leaky, the spikes (steps, N, ...) and the smallest
-    |U - threshold| before reset."""
+    |U - threshold| before reset. ``per_step``: x is (N, steps, ...), step t's input x[:, t]."""
     import snntorch as snn
 
     mods = [m.double() for m in mods]
@@ -85,8 +86,8 @@ def _run_snntorch(mods, x: np.ndarray, steps: int):
     spikes: dict[int, list] = {i: [] for i, m in enumerate(mods) if isinstance(m, snn.Leaky)}
     margin = np.inf
     with torch.no_grad():
-        for _ in range(steps):
-            h = xin
+        for t in range(steps):
+            h = xin[:, t] if per_step else xin
             for i, m in enumerate(mods):
                 if isinstance(m, snn.Leaky):
                     prev = mem.get(i, torch.zeros_like(h))
@@ -132,6 +133,29 @@ def test_snntorch_lif_cnn_runs_spike_for_spike(tmp_path):
     assert all(c < ref[k].size for k, c in counts.items()), counts  # not saturated either
     np.testing.assert_array_equal(res.output, ref["7"].mean(0))  # the readout: the output layer's spike rate
     print("snnTorch CNN spikes per layer:", counts)
+
+
+def test_snntorch_lif_cnn_takes_spikes_per_step(tmp_path):
+    """Spiking input (N, T, ...): each step's own spikes, on the reference simulator and through the CLI (T from the
+    input), spike for spike as in snnTorch."""
+    mods = _snn_cnn()
+    path = tmp_path / "cnn.nir"
+    nir.write(path, _export_sequential(mods, (1, 8, 8)))
+    rng = np.random.default_rng(3)
+    x = (rng.uniform(size=(6, T, 1, 8, 8)) < 0.4) * 2.0  # Bernoulli spikes of amplitude 2
+    res = api.simulate(api.convert(load_nir(str(path), time_steps=T)), x, exact=True, record_layers=True)
+    ref, margin = _run_snntorch(mods, x, T, per_step=True)
+    assert margin > MARGIN
+    counts = _compare_layers(res, ref)
+    assert all(c > 0 for c in counts.values()), counts
+    np.save(tmp_path / "spikes.npy", x)
+    out = subprocess.run([sys.executable, "-m", "neurocompile.cli", str(path), "--input", str(tmp_path / "spikes.npy"),
+                          "--exact", "--quiet", "--json", str(tmp_path / "r.json")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    got = json.loads((tmp_path / "r.json").read_text())
+    assert got["steps"] == T and np.allclose(got["outputs"], res.output, rtol=1e-12, atol=0)
+    held = api.simulate(api.convert(load_nir(str(path), time_steps=T)), x[:, 0], exact=True)
+    assert held.spikes != res.spikes  # not the first step's spikes held
 
 
 def test_snntorch_beta_inverts_the_export():
@@ -297,9 +321,9 @@ def test_refusals(tmp_path):
     wrong = nir.LIF(tau=np.full(4, 1e-3), r=np.full(4, 10.0), v_leak=np.zeros(4), v_threshold=np.ones(4),
                     v_reset=np.zeros(4))
     _refused(tmp_path, _small(nodes={"lif": wrong}), ModelLoadError, "inconsistent shapes", "of shape (4,) for an input of shape (3,)")
-    cuba = nir.CubaLIF(tau_syn=np.array(1e-3), tau_mem=np.array(1e-3), r=np.array(1.0), v_leak=np.array(0.0),
-                       v_threshold=np.array(1.0))
-    _refused(tmp_path, _small(nodes={"lif": cuba}), ConversionError, "CubaLIF neurons are not supported", "node 'lif'")
+    cuba = nir.CubaLIF(tau_syn=np.array(1e-3), tau_mem=np.array(1e-3), r=np.array(1.0), v_leak=np.array(0.3),
+                       v_threshold=np.array(1.0))  # CubaLIF is mapped (tests/test_nir_cuba.py); a leak potential is not
+    _refused(tmp_path, _small(nodes={"lif": cuba}), ConversionError, "v_leak = 0.3", "node 'lif'", "op CubaLIF")
     fast = nir.LIF(tau=np.array(1e-5), r=np.array(10.0), v_leak=np.array(0.0), v_threshold=np.array(1.0))
     _refused(tmp_path, _small(nodes={"lif": fast}), ConversionError, "beta = 1 - dt/tau", "discretization='zoh'")
 

@@ -19,7 +19,35 @@ Discretizations (``discretization=``), for LIF with per-step input I[t]:
 IF integrates without a leak (beta = 1) with g = r dt in every discretization (the three agree for a constant
 input over the step); snnTorch's importer makes it a Leaky with beta 0.9, which is not an IF. A gain within
 :data:`GAIN_TOLERANCE` of 1 is taken as exactly 1 (float rounding of the stored tau and r); any other uniform
-gain becomes a Mul by it before the neuron.
+gain becomes a Mul by it (kept in float64) before the neuron.
+
+Current-based neurons (CubaLIF: tau_syn dI/dt = -I + w_in S, tau_mem dv/dt = (v_leak - v) + r I, spike and reset as
+LIF; CubaLI: the same without spikes) step each compartment by the same rule, the membrane taking the step's new
+current (as snnTorch's Synaptic and Lava's CUBA LIF do):
+
+    I[t] = alpha I[t-1] + g_syn S[t];   v[t] = beta v[t-1] + g_mem I[t];   (CubaLIF) spike if v > v_threshold, v <- 0
+
+``"snntorch"``: alpha = 1 - dt/tau_syn and beta = 1 - dt/tau_mem as snnTorch's float32 values, g_syn = w_in dt/tau_syn,
+g_mem = r dt/tau_mem (snnTorch's Synaptic export writes w_in = tau_syn/dt and r = tau_mem/dt: both gains 1);
+``"euler"``: the same in float64; ``"zoh"``: alpha = exp(-dt/tau_syn), g_syn = w_in (1 - alpha), beta = exp(-dt/tau_mem),
+g_mem = r (1 - beta), each compartment integrated exactly with its input held over the step (the current's and the
+membrane's steps in sequence: exponential Euler, which is not the exact solution of the coupled pair). Since g_mem
+scales a linear current, the IR's CubaLIF holds alpha and beta and the product g_syn g_mem is its input gain (one Mul
+before it); its membrane is the file's v exactly. snnTorch's own importer reads a CubaLIF as ``Synaptic(...,
+reset_delay=False)``, this neuron; snnTorch's default ``Synaptic(reset_mechanism="zero")`` (``reset_delay=True``) is
+another one, which a file cannot tell apart: after a spike its membrane stays 0 for one step ((beta v + I) (1 -
+F[t-1])), so export such nets with ``reset_delay=False``. LI (tau dv/dt = (v_leak - v) + r I) steps like LIF without
+spikes; I (dv/dt = r I) with beta 1 and g = r dt, like IF.
+
+**Leaky integrators as readouts.** An LI, CubaLI or I node becomes the IR's non-spiking ``LI`` op, which sends its
+membrane v each step (also to later layers, where it is not the last). A graph output is read out, as every output of
+neurocompile, as the mean over the T steps of what reaches it: for an LI output the mean membrane (``SimResult.output``,
+what the CLI's predictions and ``--json`` "outputs" are), and ``api.readout_membrane(graph, result)`` gives its
+membrane after every step (T x N x ...; the last row is the membrane after the last step, the CLI's "readout" line and
+``--json`` "membrane_last"). ``graph.meta["nir"]["readout"]`` names such outputs. snnTorch 1.0.0 maps neither LI nor
+CubaLI (its LI-style readout is a Leaky / Synaptic with ``reset_mechanism="none"``, which it exports as a LIF /
+CubaLIF with a threshold it never applies). A graph whose neurons are all leaky integrators is refused (no spiking
+network to schedule).
 
 Node mapping (nothing lossy is mapped; what has no exact IR form is refused naming the node):
 
@@ -40,21 +68,37 @@ Delay            nothing if all delays are 0, else refused
 Threshold        LIF with beta 0 (U = X, F = [X > threshold]): the stateless Heaviside, exactly
 IF               LIF with beta 1 (hard reset to 0) after a Mul by g unless g = 1
 LIF              LIF (beta, threshold; hard reset to 0) after a Mul by g unless g = 1
+CubaLIF          CubaLIF (alpha, beta, threshold; hard reset to 0) after a Mul by g_syn g_mem unless it is 1
+LI               LI (beta; no spikes, it sends its membrane) after a Mul by g unless g = 1
+CubaLI           LI with a synaptic current (alpha, beta) after a Mul by g_syn g_mem unless it is 1
+I                LI with beta 1 after a Mul by r dt unless it is 1
 NIRGraph         flattened (its nodes named ``sub.node``); edges into it go to its Input node(s)
 fan-in           Add of the edges into a node (all the same shape)
 ===============  ===========================================================================================
 
 Refused: unknown node types, malformed nodes, inconsistent shapes (ModelLoadError); recurrent cycles, non-zero
-v_leak, v_reset != 0, per-neuron tau/r/threshold that differ within a layer (the IR's LIF takes one value per
-layer), forward Euler with dt > tau, AvgPool2d padding, Delay > 0, CubaLIF, CubaLI, LI and I (ConversionError). A subtractive reset has no NIR form: snnTorch writes v_reset = 0
+v_leak, v_reset != 0, per-neuron tau/tau_syn/tau_mem/r/w_in/threshold that differ within a layer (the IR's neurons
+take one value per layer), forward Euler with dt > tau (or tau_syn, tau_mem), AvgPool2d padding, Delay > 0, a graph
+with leaky integrators but no spiking neuron (ConversionError); later, fixed point for CubaLIF and LI (Lava's
+bit-accurate models have none). A subtractive reset has no NIR form: snnTorch writes v_reset = 0
 for a ``Leaky(reset_mechanism="subtract")`` too, which this file cannot detect; export such nets with
 ``reset_mechanism="zero"``.
+
+Files neurocompile wrote (graph metadata ``neurocompile``, format ``neurocompile-nir/1``; see
+:mod:`neurocompile.frontends.nir_export`) come back as the IR they were written from: a LIF takes the beta its
+metadata records when the file's tau is dt / (1 - beta) at the dt given (else the discretization's beta), a CubaLIF,
+LI or CubaLI its alpha and beta likewise; the CASC
+extension's IF nodes become the CIF / IF neurons their metadata records, their amplitude Scales are pass-throughs,
+the wake gate Inputs and bias branches go (each bias back onto its Conv2d/Affine/Linear), an AvgPool2d written
+for a GlobalAvgPool is one again; T comes from the metadata when ``time_steps`` is not given (students), and a CASC
+graph converts with ``api.convert(g, steps=T)`` (T in ``meta["nir"]["extension"]["steps"]``).
 
 A NIR file carries no number of time steps: ``time_steps`` (T) goes to ``meta["time_steps"]``, what the idsnn
 pipeline schedules (T steps of direct input); without it conversion refuses and asks for T.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import Any
@@ -70,8 +114,8 @@ DISCRETIZATIONS = ("snntorch", "euler", "zoh")
 DEFAULT_DT = 1e-4  # snnTorch's export and import
 GAIN_TOLERANCE = 1e-6  # |g - 1| below this is float rounding of the stored tau and r: g = 1
 MAPPED = ("Input", "Output", "NIRGraph", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
-          "Flatten", "Delay", "Threshold", "IF", "LIF")
-NOT_YET = ("CubaLIF", "CubaLI", "LI", "I")  # NIR node types neurocompile reads but cannot map yet
+          "Flatten", "Delay", "Threshold", "IF", "LIF", "CubaLIF", "LI", "CubaLI", "I")
+NOT_YET: tuple[str, ...] = ()  # NIR node types neurocompile reads but cannot map yet
 _PASS = "Pass"  # a flattened subgraph's Input/Output: an identity (a sum where several edges meet)
 
 
@@ -209,6 +253,59 @@ class _Importer:
         self._flatten(graph, "")
         self.tensor: dict[str, str] = {}    # flattened NIR name -> IR tensor carrying its output
         self.neurons: dict[str, Any] = self.out.meta["nir"]["neurons"]
+        self.membrane_outputs: dict[str, str] = {}  # IR LI node -> its NIR node (it sends its membrane)
+        self.exact: dict[str, dict] = {}    # node -> neurocompile's record of the IR node it was written from
+        self.gated: dict[str, Any] = {}     # layer -> the NIR node of its wake-gated bias (CASC extension)
+        self.ext = self._extension(graph, time_steps)
+
+    # -- the neurocompile extension (frontends/nir_export.py) ----------------------------------------------------
+    def _extension(self, graph: Any, time_steps: int | None) -> dict:
+        """Read a file neurocompile wrote (graph metadata ``neurocompile``: format ``neurocompile-nir/1``): each node's
+        record of the IR node it came from, the amplitude Scales (pass-throughs: the neuron sends its amplitude) and
+        the gated biases, whose gate Inputs and branches are removed (the bias goes back onto its layer)."""
+        doc = _ext_doc(graph.metadata if isinstance(getattr(graph, "metadata", None), dict) else {}, "", "NIRGraph")
+        if not doc or doc.get("format") != "neurocompile-nir/1":
+            return {}
+        drop: set[str] = set()
+        for k, node in list(self.nodes.items()):
+            if isinstance(node, tuple):
+                continue
+            info = _ext_doc(getattr(node, "metadata", None) or {}, k, self.types[k])
+            role = info.get("role")
+            if role == "gate":
+                drop.add(k)
+            elif role == "bias":
+                of = str(info.get("of"))
+                if of not in self.nodes or self.types[of] not in ("Conv2d", "Affine", "Linear"):
+                    raise ModelLoadError(f"a gated bias of '{of}', which is no Conv2d, Affine or Linear of the graph",
+                                         node=k, op=self.types[k])
+                self.gated[of] = node
+                drop.add(k)
+            elif role == "amplitude":  # the neuron's spikes times their amplitude: the IR neuron sends that itself
+                self.nodes[k] = (_PASS, node)
+                self.types[k] = "Scale (spike amplitude)"
+            elif "op" in info:
+                self.exact[k] = info
+        self.nodes = {k: v for k, v in self.nodes.items() if k not in drop}
+        self.edges = [(a, b) for a, b in self.edges if a not in drop and b not in drop]
+        meta = self.out.meta
+        meta["nir"]["extension"] = doc
+        if doc.get("kind") == "casc":
+            meta["neuron"] = "cif" if any(r.get("op") == "CIF" for r in self.exact.values()) else "if"
+        elif time_steps is None and doc.get("time_steps"):
+            meta["time_steps"] = int(doc["time_steps"])
+        return doc
+
+    def _gated_bias(self, k: str, typ: str, n_out: int) -> dict:
+        """{"bias": b} of a layer whose bias the file holds as a wake-gated branch, else {}."""
+        node = self.gated.get(k)
+        if node is None:
+            return {}
+        b = _arr(node.weight).reshape(-1)
+        if b.size != n_out:
+            raise ModelLoadError(f"inconsistent shapes: a gated bias of {b.size} values for {n_out} outputs", node=k,
+                                 op=typ)
+        return {"bias": b}
 
     # -- structure -------------------------------------------------------------------------
     def _flatten(self, g: Any, prefix: str) -> tuple[list[str], list[str]]:
@@ -299,17 +396,27 @@ class _Importer:
                 self._check_declared(k, typ, node.output_type.get("output"), shape, "output")
                 self.tensor[k] = x
                 outputs.append(x)
+                self.out.meta["nir"].setdefault("outputs", {}).setdefault(x, k)  # its name, for the export
             else:
                 handler = getattr(self, f"_{typ}", None)
                 if handler is None:  # a type nir knows but neurocompile cannot map yet
                     raise ConversionError(f"NIR {typ} neurons are not supported by neurocompile yet", node=k, op=typ,
-                                          hint="Supported neurons: LIF, IF, Threshold (hard reset to 0)")
+                                          hint="Supported neurons: LIF, IF, Threshold, CubaLIF (hard reset to "
+                                               "0); LI, CubaLI, I")
                 self.tensor[k] = handler(k, node, x, shape)
                 if not succs[k]:  # a leaf that is no Output node: an output, as nir's type inference makes it
                     outputs.append(self.tensor[k])
         if not outputs:
             raise ModelLoadError("the NIR graph has no Output node reached from its inputs")
         self.out.outputs = list(dict.fromkeys(outputs))
+        self._check_neurons()
+        membranes = [t for t in self.out.outputs if t in self.membrane_outputs]
+        if membranes:
+            self.out.meta["nir"]["readout"] = {
+                "membrane_outputs": membranes,
+                "rule": "an LI / CubaLI / I output sends its membrane V each step: the run's readout (SimResult.output) "
+                        "is the mean of V over the T steps, api.readout_membrane(graph, result) gives V after every "
+                        "step (its last row: the membrane after the last step)"}
         self.out.validate()
         return self.out
 
@@ -368,8 +475,8 @@ class _Importer:
             raise ModelLoadError(f"inconsistent shapes: the weight {w.shape} takes vectors of {w.shape[1]}, the input "
                                  f"has shape {tuple(shape)}", node=k, op=typ,
                                  hint="Flatten the input first (a NIR Flatten node)" if len(shape) > 1 else None)
-        params = {"weight": w}
-        if bias is not None:
+        params = {"weight": w, **self._gated_bias(k, typ, w.shape[0])}
+        if bias is not None and "bias" not in params:
             b = _arr(bias).astype(np.float64)
             if b.shape != (w.shape[0],):
                 raise ModelLoadError(f"inconsistent shapes: bias of shape {b.shape} for {w.shape[0]} outputs",
@@ -452,6 +559,8 @@ class _Importer:
         return self._add(f"{k}.to1d", "Reshape", [y], {"shape": [co, lo]}, {}, k, "Conv1d")
 
     def _conv_bias(self, k: str, typ: str, node: Any, c_out: int) -> dict:
+        if k in self.gated:
+            return self._gated_bias(k, typ, c_out)
         if getattr(node, "bias", None) is None:
             return {}
         b = _arr(node.bias).astype(np.float64)
@@ -489,6 +598,8 @@ class _Importer:
             raise ConversionError(f"AvgPool2d with padding {pad}: NIR does not say whether the padded zeros count in "
                                   "a window's average", node=k, op="AvgPool2d",
                                   hint="Export the pool with padding 0, or as a SumPool2d and a Scale")
+        if self.exact.get(k, {}).get("op") == "GlobalAvgPool" and kernel == stride == list(shape[1:]):
+            return self._add(k, "GlobalAvgPool", [x], {}, {}, k, "AvgPool2d")
         return self._add(k, "AvgPool", [x], {"kernel": kernel, "stride": stride, "pads": [0, 0, 0, 0]}, {}, k,
                          "AvgPool2d")
 
@@ -549,7 +660,9 @@ class _Importer:
             raise ConversionError(f"the input gain r·dt/tau = {gain!r} is not finite", node=k, op=typ)
         if abs(gain - 1.0) <= GAIN_TOLERANCE:
             return x, 1.0
-        return self._add(f"{k}.gain", "Mul", [x], {}, {"const": np.array(gain)}, k, typ), gain
+        y = self._add(f"{k}.gain", "Mul", [x], {}, {"const": np.array(gain)}, k, typ)
+        self.out.nodes[y].params["const"] = np.array(gain, np.float64)  # kept in float64: not rounded to float32
+        return y, gain
 
     def _neuron(self, k: str, typ: str, x: str, beta: float, threshold: float, gain: float, record: dict) -> str:
         if not math.isfinite(threshold):
@@ -565,6 +678,12 @@ class _Importer:
         return self._neuron(k, "Threshold", x, 0.0, thr, 1.0, {"rule": "z = [x > threshold] (LIF with beta 0)"})
 
     def _IF(self, k, node, x, shape):
+        rec = self.exact.get(k, {})
+        if rec.get("op") in ("CIF", "IF"):  # the CASC extension: the exact neuron, not the IF approximation
+            attrs = rec.get("attrs")
+            if not isinstance(attrs, dict):
+                raise ModelLoadError("the neurocompile record of this neuron has no attributes", node=k, op="IF")
+            return self._add(k, rec["op"], [x], attrs, {}, k, "IF")
         self._zero(k, "IF", node, "v_reset", shape, "neurocompile's neurons reset to 0 (hard reset)")
         r = self._uniform(k, "IF", node, "r", shape)
         thr = self._uniform(k, "IF", node, "v_threshold", shape)
@@ -588,10 +707,128 @@ class _Importer:
                 raise ConversionError(f"forward Euler with dt = {self.dt:g} s > tau = {tau:g} s gives beta = "
                                       f"1 - dt/tau = {beta:.6g} < 0 (snnTorch would clamp it to 0: not the ODE)",
                                       node=k, op="LIF", hint="Pass a smaller dt, or discretization='zoh'")
+            written = self._written_beta(k, tau)
+            if written is not None:  # neurocompile wrote tau = dt / (1 - beta) from this beta: take it exactly
+                return self._neuron(k, "LIF", x, written, thr, gain, {"tau": tau, "r": r, "beta_from": "metadata"})
             if self.disc == "snntorch":
                 beta, exact = snntorch_beta(tau, self.dt)
                 return self._neuron(k, "LIF", x, beta, thr, gain, {"tau": tau, "r": r, "beta_inverts_export": exact})
         return self._neuron(k, "LIF", x, beta, thr, gain, {"tau": tau, "r": r})
+
+
+    def _written_beta(self, k: str, tau: float) -> float | None:
+        """The beta neurocompile's exporter wrote for this LIF if the file's tau is dt / (1 - beta) at this dt."""
+        beta = self.exact.get(k, {}).get("beta")
+        if beta is None or self.ext.get("dt") != self.dt:
+            return None
+        beta = float(beta)
+        return beta if 0 <= beta < 1 and self.dt / (1.0 - beta) == tau else None
+
+    # -- current-based and non-spiking neurons (CubaLIF; LI, CubaLI, I) ----------------------------------------------
+    def _decay(self, k: str, typ: str, tau: float, field: str, key: str) -> tuple[float, float, dict]:
+        """One compartment ``tau dx/dt = -x + w u`` as a step x[t] = d x[t-1] + w c u[t]: (d, c, what was chosen),
+        by the discretization (the LIF rule: Euler d = 1 - dt/tau, c = dt/tau, d as snnTorch's float32 value by
+        default; zoh d = exp(-dt/tau), c = 1 - d). ``key`` names the decay in neurocompile's metadata (``alpha`` for
+        a synaptic current, ``beta`` for a membrane), taken exactly when this file's tau is dt / (1 - d)."""
+        if not tau > 0:
+            raise ConversionError(f"{field} = {tau:g}: a time constant must be positive", node=k, op=typ)
+        if self.disc == "zoh":
+            d = math.exp(-self.dt / tau)
+            return d, (1.0 - d) if math.isfinite(tau) else self.dt / tau, {}
+        d, c = 1.0 - self.dt / tau, self.dt / tau
+        if d < 0:
+            raise ConversionError(f"forward Euler with dt = {self.dt:g} s > {field} = {tau:g} s gives {key} = "
+                                  f"1 - dt/{field} = {d:.6g} < 0 (snnTorch would clamp it to 0: not the ODE)",
+                                  node=k, op=typ, hint="Pass a smaller dt, or discretization='zoh'")
+        written = self._written(k, key, tau)
+        if written is not None:
+            return written, c, {f"{key}_from": "metadata"}
+        if self.disc == "snntorch":
+            d, exact = snntorch_beta(tau, self.dt)
+            return d, c, {f"{key}_inverts_export": exact}
+        return d, c, {}
+
+    def _written(self, k: str, key: str, tau: float) -> float | None:
+        """The decay ``key`` neurocompile's exporter wrote for this node if the file's tau is dt / (1 - it)."""
+        v = self.exact.get(k, {}).get(key)
+        if v is None or self.ext.get("dt") != self.dt:
+            return None
+        v = float(v)
+        return v if 0 <= v < 1 and self.dt / (1.0 - v) == tau else None
+
+    def _cuba_params(self, k: str, typ: str, node: Any, shape: Shape, spiking: bool) -> dict:
+        """The checked, uniform parameters of a CubaLIF / CubaLI; v_leak (and v_reset) must be 0."""
+        self._zero(k, typ, node, "v_leak", shape, "neurocompile's neurons leak towards 0 (a leak potential would be a "
+                   "constant current (1 - beta)·v_leak, not supported yet)")
+        fields = ("tau_syn", "tau_mem", "r", "w_in") + (("v_threshold",) if spiking else ())
+        if spiking:
+            self._zero(k, typ, node, "v_reset", shape, "neurocompile's neurons reset to 0 (hard reset)")
+        return {f: self._uniform(k, typ, node, f, shape) for f in fields}
+
+    def _CubaLIF(self, k, node, x, shape):
+        p = self._cuba_params(k, "CubaLIF", node, shape, spiking=True)
+        thr = p.pop("v_threshold")
+        if not math.isfinite(thr):
+            raise ConversionError(f"v_threshold = {thr!r} is not finite", node=k, op="CubaLIF")
+        alpha, c_syn, n_syn = self._decay(k, "CubaLIF", p["tau_syn"], "tau_syn", "alpha")
+        beta, c_mem, n_mem = self._decay(k, "CubaLIF", p["tau_mem"], "tau_mem", "beta")
+        x, used = self._gain(k, "CubaLIF", x, p["w_in"] * c_syn * p["r"] * c_mem)
+        y = self._add(k, "CubaLIF", [x], {"alpha": alpha, "beta": beta, "threshold": thr}, {}, k, "CubaLIF")
+        self.neurons[y] = {"nir_type": "CubaLIF", **p, **n_syn, **n_mem, "alpha": alpha, "beta": beta, "gain": used,
+                           "threshold": thr, **({"gain_node": x} if used != 1.0 else {})}
+        return y
+
+    def _integrator(self, k: str, typ: str, x: str, attrs: dict, gain: float, record: dict) -> str:
+        """An LI node (the IR's non-spiking integrator) after the input gain; its output is its membrane."""
+        x, used = self._gain(k, typ, x, gain)
+        y = self._add(k, "LI", [x], attrs, {}, k, typ)
+        self.neurons[y] = {"nir_type": typ, **record, **attrs, "gain": used, **({"gain_node": x} if used != 1.0 else {})}
+        self.membrane_outputs[y] = k
+        return y
+
+    def _LI(self, k, node, x, shape):
+        self._zero(k, "LI", node, "v_leak", shape, "neurocompile's LI leaks towards 0 (a leak potential would be a "
+                   "constant current (1 - beta)·v_leak, not supported yet)")
+        tau, r = self._uniform(k, "LI", node, "tau", shape), self._uniform(k, "LI", node, "r", shape)
+        beta, c, note = self._decay(k, "LI", tau, "tau", "beta")
+        return self._integrator(k, "LI", x, {"beta": beta}, r * c, {"tau": tau, "r": r, **note})
+
+    def _CubaLI(self, k, node, x, shape):
+        p = self._cuba_params(k, "CubaLI", node, shape, spiking=False)
+        alpha, c_syn, n_syn = self._decay(k, "CubaLI", p["tau_syn"], "tau_syn", "alpha")
+        beta, c_mem, n_mem = self._decay(k, "CubaLI", p["tau_mem"], "tau_mem", "beta")
+        return self._integrator(k, "CubaLI", x, {"alpha": alpha, "beta": beta}, p["w_in"] * c_syn * p["r"] * c_mem,
+                                {**p, **n_syn, **n_mem})
+
+    def _I(self, k, node, x, shape):
+        r = self._uniform(k, "I", node, "r", shape)
+        return self._integrator(k, "I", x, {"beta": 1.0}, r * self.dt, {"r": r, "rule": "v = v + r·dt·I (LI with "
+                                                                                        "beta 1)"})
+
+    def _check_neurons(self) -> None:
+        """A network of leaky integrators only (no spiking neuron) is refused: its T would not be scheduled."""
+        from neurocompile.ops import OPS
+
+        if self.membrane_outputs and not any(OPS[n.op].spiking for n in self.out.nodes.values()):
+            y = next(iter(self.membrane_outputs))
+            k = self.membrane_outputs[y]
+            raise ConversionError("the NIR graph has leaky integrators but no spiking neuron: neurocompile runs spiking "
+                                  "networks (LI, CubaLI and I as layers or readouts of one)", node=k, op=self.types[k],
+                                  hint="Run a purely linear filter in its own tool; add a spiking layer to compile it")
+
+
+def _ext_doc(metadata: dict, k: str, typ: str) -> dict:
+    """The JSON record under metadata key ``neurocompile`` ({} if none)."""
+    raw = metadata.get("neurocompile")
+    if raw is None:
+        return {}
+    try:
+        doc = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except ValueError as exc:
+        raise ModelLoadError(f"the 'neurocompile' metadata is not JSON ({exc})", node=k or None, op=typ) from None
+    if not isinstance(doc, dict):
+        raise ModelLoadError("the 'neurocompile' metadata is not a JSON object", node=k or None, op=typ)
+    return doc
 
 
 _RULES = {

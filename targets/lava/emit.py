@@ -187,16 +187,39 @@ def _level_neuron(b: _Build, n: Node, ins: list[Ports]) -> Ports:
 def _lif(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     """lava's own LIF: du = 1 (current = this step's input), dv = 1 - β, hard reset; LIFReset clears u and v
     at the first step of every period (Lava's time_step is 1-based); the bias comes from a gated source."""
+    op = op_of(n)
+    dv = op.attr(n, "dv")  # fixed point: Lava's bit-accurate LIF (du 4095: the current is this step's input)
+    decays = dict(du=1.0, dv=1.0 - float(op.attr(n, "beta"))) if dv is None else dict(du=4095, dv=int(dv))
+    vth = float(op.attr(n, "threshold"))
+    return _lava_lif(b, n, ins, decays, vth if dv is None else int(vth))
+
+
+def _cuba_lif(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    """A CubaLIF as lava's own (CUBA) LIF, floating point: u = u (1 - du) + a_in, v = v (1 - dv) + u, spike when
+    v > vth, v <- 0, with du = 1 - alpha and dv = 1 - beta: the op's I = alpha I + X, U = beta U + I (exactly
+    where 1 - (1 - alpha) = alpha in floating point, as for every alpha in [0.5, 1]; else to rounding)."""
+    _floating_only(b.g, n)
+    op = op_of(n)
+    return _lava_lif(b, n, ins, dict(du=1.0 - float(op.attr(n, "alpha")), dv=1.0 - float(op.attr(n, "beta"))),
+                     float(op.attr(n, "threshold")))
+
+
+def _floating_only(g: Graph, n: Node) -> None:
+    if g.meta.get("fixed_point"):
+        raise TargetError("this neuron has no fixed-point mapping on Lava", node=n.name, op=n.op,
+                          hint="Run the network in floating point (drop --fixed-point)")
+
+
+def _lava_lif(b: _Build, n: Node, ins: list[Ports], decays: dict, vth) -> Ports:
+    """lava's LIFReset with ``decays`` (du, dv) and threshold ``vth``, reset at the first step of every period, its
+    bias from a gated source into ``a_in`` (part of the input current), its spikes counted."""
     from lava.proc.lif.process import LIFReset
 
     from neurocompile.targets.lava.processes.routing import GatedBias, SpikeCounter
 
-    op, lshape = op_of(n), lava_shape(b.g.shapes[n.output])
+    lshape = lava_shape(b.g.shapes[n.output])
     period = b.stream.period  # reset at the sample's first step: Lava's time_step is 1-based
-    dv = op.attr(n, "dv")  # fixed point: Lava's bit-accurate LIF (du 4095: the current is this step's input)
-    decays = dict(du=1.0, dv=1.0 - float(op.attr(n, "beta"))) if dv is None else dict(du=4095, dv=int(dv))
-    vth = float(op.attr(n, "threshold"))
-    p = b.add(LIFReset(shape=lshape, **decays, vth=vth if dv is None else int(vth), bias_mant=0,
+    p = b.add(LIFReset(shape=lshape, **decays, vth=vth, bias_mant=0,
                        reset_interval=period, reset_offset=(b.stream.offset(n.name) + 1) % period, name=n.name))
     _into(p.a_in, ins[0])
     if "bias" in n.params:
@@ -206,6 +229,21 @@ def _lif(b: _Build, n: Node, ins: list[Ports]) -> Ports:
                                  n_samples=b.n_samples, lanes=b.lanes, name=f"{n.name}/count"))
     p.s_out.connect(counter.s_in)
     b.out.neurons[n.name] = counter
+    return [p.s_out]
+
+
+def _leaky_integrator(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    """An LI (CubaLI, I) as neurocompile's LeakyIntegrator process (neurons.li_step): it sends its membrane every
+    step; its bias is added in its wake window; floating point only."""
+    from neurocompile.targets.lava.processes.neurons import LeakyIntegrator
+
+    _floating_only(b.g, n)
+    op = op_of(n)
+    alpha = op.attr(n, "alpha")
+    p = b.add(LeakyIntegrator(shape=lava_shape(b.g.shapes[n.output]), beta=float(op.attr(n, "beta")),
+                              alpha=None if alpha is None else float(alpha), bias=b.bias(n), name=n.name,
+                              **b.gating(n)))
+    _into(p.a_in, ins[0])
     return [p.s_out]
 
 
@@ -272,7 +310,8 @@ Emitter = Callable[[_Build, Node, list], Ports]
 
 # op class -> emitter (looked up along the class hierarchy); other synaptic ops are connections
 EMITTERS: dict[type, Emitter] = {
-    ops.Input: _input, ops._Neuron: _level_neuron, ops.LIF: _lif, ops.InhibitionMaxPool: _inhibition_pool,
+    ops.Input: _input, ops._Neuron: _level_neuron, ops.LIF: _lif, ops.CubaLIF: _cuba_lif, ops.LI: _leaky_integrator,
+    ops.InhibitionMaxPool: _inhibition_pool,
     ops.Readout: _readout, ops.Add: _sum, ops.Sub: _sum, ops.Flatten: _reshape, ops.Reshape: _reshape,
     ops.Concat: _concat}
 
@@ -287,7 +326,26 @@ def emitter(n: Node) -> Emitter:
         return _connection
     raise TargetError("no Lava mapping for this op", node=n.name, op=n.op,
                       hint="Supported: Conv, Dense, AvgPool, GlobalAvgPool, Affine, Mul/Div by constants, Add, Sub, "
-                           "Flatten, Reshape, Concat, CIF, IF, LIF, InhibitionMaxPool")
+                           "Flatten, Reshape, Concat, CIF, IF, LIF, CubaLIF, LI, InhibitionMaxPool")
+
+
+def _check_persisting_state(g: Graph) -> None:
+    """Refuse a graph whose readouts arrive at different steps if it has CubaLIF or LI neurons. The stream then gives
+    each sample T + (latest - earliest arrival) steps (:meth:`Stream.plan`), and in the extra steps the synaptic
+    current of a CubaLIF or the membrane of an LI, which persist after the input stops, would reach the earlier
+    readout: a different network from the one the file describes (LIF, CIF and IF layers send nothing then)."""
+    s = g.schedule
+    arrivals = sorted({s.arrival.get(n.name, 0) for n in g.topo() if isinstance(op_of(n), ops.Readout)})
+    if len(arrivals) < 2:
+        return
+    for n in g.topo():
+        if isinstance(op_of(n), (ops.CubaLIF, ops.LI)):
+            raise TargetError(f"the graph outputs reach their readouts at different steps ({', '.join(map(str, arrivals))}"
+                              f"), so on Lava each sample runs {arrivals[-1] - arrivals[0]} step(s) past its T, in "
+                              f"which this layer's {'membrane' if isinstance(op_of(n), ops.LI) else 'synaptic current'}"
+                              " (it persists after the input stops) would reach the earlier readout", node=n.name,
+                              op=n.op, hint="Give every output a path of the same depth (one output, or the same "
+                                            "layers to each), or run on the reference target")
 
 
 def lava_connection(g: Graph, n: Node) -> tuple[str, dict[str, Any]]:
@@ -336,9 +394,12 @@ def check_lowering(g: Graph) -> None:
     """Raise the TargetError that emission would, before Lava starts: ops without a Lava mapping, connections
     without a Lava form (pools Lava cannot compute exactly, asymmetric pads)."""
     g = lowered(g)
+    _check_persisting_state(g)
     for n in g.topo():
         e = emitter(n)
         if e is _connection:
             lava_connection(g, n)
         elif e is _sum and op_of(n).attr(n, "reverse"):
             _sum(None, n, [])  # raises its refusal
+        elif e in (_cuba_lif, _leaky_integrator):
+            _floating_only(g, n)

@@ -15,6 +15,7 @@ import numpy as np
 
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph
+from neurocompile.targets import per_step_input
 from neurocompile.ops import OPS
 from neurocompile.passes.lower_to_blocks import lowered
 from neurocompile.schedule import WakeSleepSchedule
@@ -71,6 +72,7 @@ class LavaExecutable:
         T = int(steps if steps is not None else self.sched.steps)
         Stream.plan(self.g, T)  # refuse here what the worker would
         x = np.asarray(x, dtype=np.float64)
+        per_step_input(self.g, x, T)  # refuses a shape that fits neither input form
         self.sched.check_input(x)  # before Lava starts, not in the worker
         limits.check_work(self.g, len(x), T, "lava-sim")  # refuse hours of Lava before starting it
         budget = timeout if timeout is not None else 120.0 + 0.5 * len(x) * T * max(len(self.g.nodes), 1)
@@ -93,7 +95,8 @@ class LavaExecutable:
         t0 = time.perf_counter()
         net = Network(self.g, steps=steps, n_samples=n, lanes=min(max_lanes(self.g), n))
         total = net.steps_for(n)
-        src = HoldSource(data=net.period_data(x), period=net.period)  # one column per period, not per step
+        per_step = per_step_input(self.g, x, steps)
+        src = HoldSource(data=net.period_data(x, per_step), period=net.period, per_step=per_step)  # not one per step
         src.s_out.connect(net.inp)
         sinks = []
         for i in range(len(net.output_names)):

@@ -27,10 +27,11 @@ def shift(series: Series, d: int) -> Series:
     return ([None] * d + series[:len(series) - d]) if d else series
 
 
-def run_multistep(sim, xin: torch.Tensor, T: int, record_layers: bool,
+def run_multistep(sim, inputs: list[torch.Tensor], T: int, record_layers: bool,
                   progress: Callable[[int], None] | None = None) -> dict:
-    """Run ``sim`` (a ReferenceSimulator) on the encoded input ``xin`` for ``T`` steps, layer by layer. Returns the
-    readout sums per output node after every step, spike counts and (on request) per-layer records."""
+    """Run ``sim`` (a ReferenceSimulator) on the encoded input current of each step (``inputs``, T entries; a silent
+    one is marked so) for ``T`` steps, layer by layer. Returns the readout sums per output node after every step,
+    spike counts and (on request) per-layer records."""
     s, g = sim.sched, sim.g
     uses: dict[str, int] = {}
     for n in sim.order:
@@ -44,12 +45,12 @@ def run_multistep(sim, xin: torch.Tensor, T: int, record_layers: bool,
     for i, n in enumerate(sim.order):
         op = OPS[n.op]
         if not n.inputs:
-            y = [xin if s.input_on(t) else None for t in range(T)]
+            y = [None if getattr(v, "_nc_silent", False) else v for v in inputs]
         else:
             ins = [series[src] for src in sim.srcs[n.name]]
             if n.name in s.balance:
                 ins = [shift(x, d) for x, d in zip(ins, s.balance[n.name])]
-            shape = (xin.shape[0], *g.shapes[n.inputs[0]])  # a sink's input current
+            shape = (inputs[0].shape[0], *g.shapes[n.inputs[0]])  # a sink's input current
             if op.sink:
                 y = _sink(sim, n, ins[0], T, state, counts, layers, shape)
             elif op.role == "affine":

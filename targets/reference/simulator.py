@@ -19,7 +19,7 @@ from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
 from neurocompile.ops import OPS, op_of, tensors
 from neurocompile.passes.lower_to_blocks import lowered
-from neurocompile.targets import SimResult
+from neurocompile.targets import SimResult, per_step_input
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -64,8 +64,29 @@ def is_silent(x: torch.Tensor) -> bool:
 # float64 runs on CPU go in batches of this many samples: torch has no mkldnn float64 convolution, and its fallback
 # (per-sample im2col + GEMM) slows down on large batches (on 2 cores: 256 samples at once 0.7x, 64 at a time 1.0x)
 F64_CPU_BATCH = 64
+F32_CPU_BATCH = 64  # float32 on CPU: a batch's neuron state stays in cache (2 cores: 64 at a time 1.3-2x 256 at once)
 CERTIFIED_CPU_BATCH = 128  # the count-domain executor: on 2 cores 128 ran 1.1-1.3x faster than 32, 64 or 256
 CERTIFIED_PRECISION = "exact (float32, every spike decision proved or made in float64; readout in float64)"
+
+
+def input_steps(xin: torch.Tensor, per_step: bool, T: int, s) -> list[torch.Tensor]:
+    """The input current of each of the T steps: ``xin`` on the schedule's input steps (or its step's slice of a
+    per-step input, zeros after it), a shared silent zero tensor otherwise."""
+    frames = xin.transpose(0, 1).contiguous() if per_step else None  # (T_x, N, ...): each step contiguous
+    zero = torch.zeros_like(xin if frames is None else frames[0])
+    zero._nc_silent = True
+    if frames is None:
+        return [xin if s.input_on(t) else zero for t in range(T)]
+    return [frames[t] if t < len(frames) and s.input_on(t) else zero for t in range(T)]
+
+
+def chunk_bounds(n: int, batch: int) -> list[tuple[int, int]]:
+    """[start, end) of the chunks of at most ``batch`` samples that run one after another, none of them a lone sample
+    (torch computes a one-row matrix product as a matrix-vector product, which rounds float32 differently)."""
+    ends = list(range(batch, n, batch)) + [n]
+    if len(ends) > 1 and ends[-1] - ends[-2] == 1 and batch > 2:
+        ends[-2] -= 1
+    return list(zip([0] + ends[:-1], ends))
 
 
 class ReferenceSimulator:
@@ -125,11 +146,14 @@ class ReferenceSimulator:
         ``batch`` runs at most that many samples at a time (bounded memory; the same result; float64 on CPU:
         :data:`F64_CPU_BATCH` by default). ``multi_step`` runs
         layer by layer over all steps (targets/reference/multistep.py: batched convolutions over time; no early
-        stop)."""
-        certified = self.certified and not early_stop and not record_layers and self._plan(steps) is not None
+        stop). ``x`` of shape (N, *input shape) is held on every input step (direct encoding); (N, T_x, *input shape)
+        gives the input of each step (spiking input), zeros after T_x (T_x <= ``steps``)."""
+        per_step = self._per_step_input(x, steps)
+        certified = (self.certified and not early_stop and not record_layers and not per_step
+                     and self._plan(steps) is not None)
         if batch is None and self.device.type == "cpu":
-            batch = CERTIFIED_CPU_BATCH if certified else (F64_CPU_BATCH if self.dtype == torch.float64 and not multi_step
-                                                          else None)
+            batch = (CERTIFIED_CPU_BATCH if certified else F32_CPU_BATCH if self.dtype == torch.float32 else
+                     None if multi_step else F64_CPU_BATCH)
         if batch is not None and len(x) > batch:
             return self._run_in_batches(x, steps, early_stop, record, progress, record_layers, int(batch), multi_step)
         if certified:
@@ -146,8 +170,7 @@ class ReferenceSimulator:
         if len(g.input_nodes) != 1:
             raise TargetError("the reference simulator takes single-input graphs")
         N = xin.shape[0]
-        zero_in = torch.zeros_like(xin)
-        zero_in._nc_silent = True
+        inputs = input_steps(xin, per_step, T, s)
         state: dict[str, dict] = {}
         delays = {k: _Delay(v) for k, v in s.delay.items()}
         balance = {k: [_Delay(d) if d else None for d in v] for k, v in s.balance.items()}
@@ -166,7 +189,7 @@ class ReferenceSimulator:
             active = False
             for n in self.order:
                 if not n.inputs:  # the input
-                    y = xin if s.input_on(t) else zero_in
+                    y = inputs[t]
                 else:
                     xs = [vals[src] for src in self.srcs[n.name]]
                     if n.name in balance:
@@ -213,7 +236,7 @@ class ReferenceSimulator:
             raise TargetError("the reference simulator takes single-input graphs")
         xin = s.encode_input(torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
                                              dtype=self.dtype, device=self.device))
-        out = run_multistep(self, xin, T, record_layers, progress)
+        out = run_multistep(self, input_steps(xin, self._per_step_input(x, T), T, s), T, record_layers, progress)
         scale = s.t_wake * s.readout_scale
         sums: dict[str, list] = {}
         for o, series in out["series"].items():
@@ -236,6 +259,9 @@ class ReferenceSimulator:
                          membranes=None if layers is None else
                          {k: OPS[g.nodes[k].op].membrane(g.nodes[k], out["state"][k]).cpu().numpy().copy()
                           for k in layers if k in out["state"]})
+
+    def _per_step_input(self, x, steps: int | None) -> bool:
+        return per_step_input(self.g, x, int(steps if steps is not None else self.sched.steps))
 
     def _plan(self, steps: int | None):
         from neurocompile.targets.reference.certified import plan
@@ -265,12 +291,12 @@ class ReferenceSimulator:
 
     def _run_in_batches(self, x, steps, early_stop, record, progress, record_layers, batch: int,
                         multi_step: bool = False) -> SimResult:
-        chunks = range(0, len(x), batch)
+        chunks = chunk_bounds(len(x), batch)
         T = int(steps if steps is not None else self.sched.steps)
         parts = []
-        for k, i in enumerate(chunks):  # progress in steps of the whole run: chunk k's step t is (k*T + t)/chunks
+        for k, (i, j) in enumerate(chunks):  # progress in steps of the whole run: chunk k's step t is (k*T + t)/chunks
             tick = None if progress is None else (lambda t, k=k: progress((k * T + t) // len(chunks)))
-            parts.append(self.run(x[i:i + batch], steps, early_stop, record, tick, record_layers,
+            parts.append(self.run(x[i:j], steps, early_stop, record, tick, record_layers, batch=j - i,
                                   multi_step=multi_step))
             if progress is not None:  # an early-stopped chunk is done with all its steps
                 progress(((k + 1) * T) // len(chunks))

@@ -56,6 +56,22 @@ def test_lava_equals_reference_every_step(onnx_model, arch, levels):
     assert _gone(exe.pgid), "Lava left processes behind"
 
 
+@pytest.mark.parametrize("arch", ["mlp", "vgg"])
+def test_lava_takes_an_input_per_step_as_the_reference_does(onnx_model, arch):
+    """x of shape (N, T_x, ...): each step's own input (spiking input), on Lava as on the reference simulator, three
+    samples streamed through one process graph."""
+    path, shape = onnx_model(arch, "cqrelu", "bn", 4)
+    snn = api.convert(api.load(path), target="lava-sim")
+    frames = np.random.default_rng(6).uniform(0, 1.5, (3, snn.schedule.t_wake, *shape))
+    frames[:, 1] = 0  # a silent step
+    ref = api.simulate(snn, frames, exact=True)
+    res = api.compile(snn, "lava-sim").run(frames)
+    assert res.spikes == ref.spikes
+    assert np.abs(res.per_step - ref.per_step).max() <= 1e-6 * np.abs(ref.per_step).max()
+    held = api.simulate(snn, frames[:, 0], exact=True)
+    assert held.spikes != ref.spikes  # not the first frame held
+
+
 def test_digits_example_is_lossless_on_lava():
     x = np.load(os.path.join(EXAMPLES, "digits_test.npy"))
     y = np.load(os.path.join(EXAMPLES, "digits_test_labels.npy"))

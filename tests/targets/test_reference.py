@@ -143,3 +143,26 @@ def test_multi_step_mode_gives_the_step_modes_numbers(onnx_model, arch, target):
         np.testing.assert_array_equal(b.layers[k], a.layers[k])
     with pytest.raises(TargetError, match="cannot stop early"):
         sim.run(x, multi_step=True, early_stop=True)
+
+
+def test_per_step_input_equals_the_held_input(onnx_model):
+    """x of shape (N, T_x, ...) is the input of each step: the held input repeated over the wake steps gives the held
+    input's numbers, step by step and layer by layer; a shape that fits neither form is refused."""
+    from neurocompile.targets.reference.simulator import ReferenceSimulator
+
+    path, shape = onnx_model("vgg", "cqrelu", "bn", 4)
+    snn = api.convert(api.load(path))
+    x = np.random.default_rng(12).uniform(0, 1, (6, *shape))
+    frames = np.repeat(x[:, None], snn.schedule.t_wake, axis=1)
+    sim = ReferenceSimulator(snn, dtype="float64")
+    held = sim.run(x)
+    for res in (sim.run(frames), sim.run(frames, multi_step=True), api.simulate(snn, frames, exact=True)):
+        np.testing.assert_allclose(res.per_step, held.per_step, rtol=0, atol=1e-12 * np.abs(held.per_step).max())
+        assert res.spikes == held.spikes
+    late = frames.copy()
+    late[:, -1] = 0  # the last wake step's input missing: another result
+    assert sim.run(late).spikes != held.spikes
+    with pytest.raises(TargetError, match="more than the run"):
+        sim.run(np.repeat(x[:, None], snn.schedule.steps + 1, axis=1))
+    with pytest.raises(TargetError, match="fits neither"):
+        sim.run(x[:, :1])

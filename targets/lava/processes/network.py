@@ -78,13 +78,19 @@ class Network(AbstractProcess):
         in Lava layout with time last: (*lava shape, periods * period)."""
         return np.repeat(np.moveaxis(self.period_data(x), 0, -1), self.period, axis=-1)
 
-    def period_data(self, x: np.ndarray) -> np.ndarray:
-        """The input current of each sample period, (periods, *lava shape): what ``source_data`` repeats."""
+    def period_data(self, x: np.ndarray, per_step: bool = False) -> np.ndarray:
+        """The input current of each sample period, (periods, *lava shape): what ``source_data`` repeats. With
+        ``per_step`` x is (N, T_x, *input shape), one input per step, and the result (periods, T_x, *lava shape)."""
         from neurocompile.targets.lava.emit import to_lava
 
         x = np.asarray(x, dtype=np.float64)
         n, B = len(x), self.lanes
         enc = self.graph.schedule.encode_input(np.concatenate([x, np.zeros((self.periods(n) * B - n, *x.shape[1:]))]))
+        if per_step:  # (P*B, T_x, C, ...) -> (P, T_x, B*C, ...): lane-major along the first axis at every step
+            P, T_x = len(enc) // B, enc.shape[1]
+            steps = np.swapaxes(enc.reshape(P, B, T_x, *enc.shape[2:]), 1, 2).reshape(P, T_x, B * enc.shape[2],
+                                                                                      *enc.shape[3:])
+            return np.stack([np.stack([to_lava(a) for a in period]) for period in steps])
         lanes = enc.reshape(-1, B * x.shape[1], *x.shape[2:])  # lane-major along the first axis
         return np.stack([to_lava(a) for a in lanes])
 

@@ -1,4 +1,4 @@
-"""Spiking neuron processes: CIF (lossless CASC neuron) and IF (baseline), with gated bias.
+"""Neuron processes: CIF (lossless CASC neuron) and IF (baseline), with gated bias; leaky integrators (LI).
 
 The update rules come from neurocompile.neurons (one definition of each neuron)."""
 from __future__ import annotations
@@ -102,3 +102,49 @@ class PySpikingNeuronFixed(PySpikingNeuronFloat):
     def _cif(self, x: np.ndarray, theta: float, seen: int, gamma: int) -> np.ndarray:
         s, self.m[:], self.count[:] = neurons.cif_step(self.m, self.count, x, theta, seen, gamma)  # integers
         return s
+
+
+class LeakyIntegrator(AbstractProcess):
+    """A layer of leaky integrators (the IR's LI: NIR's LI, CubaLI and I), which never spike. ``a_in`` takes currents;
+    each step the layer updates V = beta V + X (with a synaptic current, ``alpha`` not None: I = alpha I + X,
+    V = beta V + I) and sends V on ``s_out``. ``bias`` is added in the wake window only; a new sample starts at rest."""
+
+    def __init__(self, *, shape, beta: float, alpha: float | None, bias: np.ndarray, t_wake: int, arrival: int,
+                 offset: int = 0, steps: int, period: int, sleep: bool, name=None):
+        super().__init__(shape=shape, beta=beta, alpha=alpha, t_wake=t_wake, arrival=arrival, offset=offset,
+                         steps=steps, period=period, sleep=sleep, name=name)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        self.bias = Var(shape=shape, init=bias)
+        self.i = Var(shape=shape, init=0)
+        self.v = Var(shape=shape, init=0)
+
+
+@implements(proc=LeakyIntegrator, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyLeakyIntegratorFloat(PhasedModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    i: np.ndarray = LavaPyType(np.ndarray, float)
+    v: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def run_spk(self) -> None:
+        p = self.proc_params
+        x = self.a_in.recv()
+        k, phase = self.sample_and_step()
+        if self.starts_sample(phase):  # a new sample starts from rest
+            self.i[:] = 0.0
+            self.v[:] = 0.0
+        if not self.active(k, phase):  # before the first sample or in a flush: send nothing, drop what arrives
+            self.s_out.send(np.zeros(x.shape))
+            return
+        if self.in_window(phase):
+            x = x + self.bias
+        current = p["alpha"] is not None
+        i, v = neurons.li_step(self.v, x, p["beta"], self.i if current else None, p["alpha"])
+        if current:
+            self.i[:] = i
+        self.v[:] = v
+        self.s_out.send(v)

@@ -58,12 +58,13 @@ class PyDelayLineFixed(PyDelayLineFloat):
 
 class HoldSource(AbstractProcess):
     """Sends ``data[k]`` on every step of period k (zeros after the last): a RingBuffer with one column per
-    sample period instead of one per step (``Network.period_data`` gives it)."""
+    sample period instead of one per step (``Network.period_data`` gives it). ``per_step``: ``data[k, t]`` on step t
+    of period k (a per-step input of T_x steps; zeros after them)."""
 
-    def __init__(self, *, data: np.ndarray, period: int, name=None):
-        super().__init__(period=period, steps=period, name=name)
+    def __init__(self, *, data: np.ndarray, period: int, per_step: bool = False, name=None):
+        super().__init__(period=period, steps=period, per_step=per_step, name=name)
         self.data = Var(shape=data.shape, init=data)
-        self.s_out = OutPort(shape=data.shape[1:])
+        self.s_out = OutPort(shape=data.shape[2:] if per_step else data.shape[1:])
 
 
 @implements(proc=HoldSource, protocol=LoihiProtocol)
@@ -74,7 +75,11 @@ class PyHoldSourceFloat(PhasedModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
 
     def run_spk(self) -> None:
-        k, _ = self.sample_and_step()
+        k, t = self.sample_and_step()
+        if self.proc_params.get("per_step", False):
+            held = k < self.data.shape[0] and t < self.data.shape[1]
+            self.s_out.send(self.cast(self.data[k, t] if held else np.zeros(self.data.shape[2:])))
+            return
         self.s_out.send(self.cast(self.data[k] if k < self.data.shape[0] else np.zeros(self.data.shape[1:])))
 
 

@@ -1,0 +1,292 @@
+"""NIR export (neurocompile.frontends.nir_export): students read by snnTorch spike for spike, NIR -> IR -> NIR
+round trips keep every parameter, CIF networks come back exactly through neurocompile's extension, and the CLI.
+
+Exactness as in tests/test_nir.py: neurocompile runs in float64 (``exact=True``) and so does snnTorch (its imported
+module after ``.double()``); spikes are compared exactly after checking that no snnTorch membrane comes within
+MARGIN of its threshold, so float rounding cannot flip a spike.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import nir
+from neurocompile import api, cli
+from neurocompile.errors import ConversionError
+from neurocompile.frontends.nir import load_nir
+from neurocompile.frontends.nir_export import EXTENSION, to_nir, write_nir
+from neurocompile.torch import LIF, CQReLU, export_onnx
+from tests.test_nir import _export_sequential, _write
+
+MARGIN = 1e-9
+T = 6
+
+
+class _Student(nn.Module):
+    """A kit student with BN (folded at conversion), a residual fan-in, AvgPool, Flatten and a dense readout."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.b1, self.l1 = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), LIF(0.25, 0.5)
+        self.c2, self.l2 = nn.Conv2d(4, 4, 3, padding=1), LIF(0.5, 0.5)
+        self.pool, self.flat, self.fc, self.l3 = nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 10), LIF(0.75, 0.3)
+        self.out = nn.Linear(10, 3)
+
+    def forward(self, x):
+        a = self.l1(self.b1(self.c1(x)))
+        b = self.l2(self.c2(a) + a)
+        return self.out(self.l3(self.fc(self.flat(self.pool(b)))))
+
+
+def _student_onnx(tmp_path) -> str:
+    torch.manual_seed(1)
+    m = _Student()
+    with torch.no_grad():
+        m.b1.running_mean.uniform_(-0.1, 0.1)
+        m.b1.running_var.uniform_(0.8, 1.2)
+        m.c2.weight.mul_(1.5)
+        m.fc.weight.mul_(2.0)
+    return export_onnx(m.eval(), torch.rand(2, 1, 8, 8), tmp_path / "student.onnx", time_steps=T)
+
+
+def _run_snntorch_import(path, x: np.ndarray, steps: int):
+    """snnTorch 1.0.0's import_from_nir of the file, in float64, one sample at a time (its importer maps NIR's
+    Flatten(start_dim=0) to torch's Flatten(0, -1), which folds a batch dimension in). Per Leaky: spikes
+    (steps, N, ...); the mean output over the steps; the smallest |U - threshold| it compared."""
+    import snntorch as snn
+    from snntorch.import_nir import import_from_nir
+
+    net = import_from_nir(nir.read(path)).double()
+    leaks = {n: m for n, m in net.named_modules() if isinstance(m, snn.Leaky)}
+    spikes: dict[str, list] = {n: [] for n in leaks}
+    margin = [np.inf]
+    for name, m in leaks.items():
+        fire = m.fire
+
+        def watched(mem, fire=fire, m=m):
+            margin[0] = min(margin[0], float((mem - m.threshold).abs().min()))
+            return fire(mem)
+
+        m.fire = watched
+        # its Heaviside returns float32 0/1 (exact): cast so the next float64 layer takes it
+        m.register_forward_hook(lambda mod, inp, out, n=name: (spikes[n].append(out.double()), out.double())[1])
+    outputs = []
+    with torch.no_grad():
+        for i in range(len(x)):
+            for m in leaks.values():
+                m.mem = torch.zeros(0, dtype=torch.float64)  # a fresh state per sample
+            state, ys = None, []
+            for _ in range(steps):
+                y, state = net(torch.as_tensor(x[i:i + 1], dtype=torch.float64), state)
+                ys.append(y.reshape(-1))
+            outputs.append(torch.stack(ys).mean(0).numpy())
+    per_layer = {n: np.stack([np.stack([s.reshape(-1).numpy() for s in v[i * steps:(i + 1) * steps]])
+                              for i in range(len(x))], axis=1) for n, v in spikes.items()}
+    return per_layer, np.stack(outputs), margin[0]
+
+
+def test_student_exported_to_nir_runs_in_snntorch_spike_for_spike(tmp_path):
+    snn_g = api.convert(api.load(_student_onnx(tmp_path)), target="reference")
+    path = str(tmp_path / "student.nir")
+    exp = write_nir(snn_g, path)
+    assert exp.kind == "student" and exp.time_steps == T
+    assert exp.types == {"Input": 1, "Conv2d": 2, "LIF": 3, "AvgPool2d": 1, "Flatten": 1, "Affine": 2, "Output": 1}
+    g = nir.read(path)  # nir's own reader and type check
+    assert ("l1_LIF", "l2_LIF") in g.edges and ("c2_Conv", "l2_LIF") in g.edges  # the residual: two edges in
+    lif = g.nodes["l1_LIF"]
+    assert lif.tau.shape == (4, 8, 8) and np.all(lif.tau == 1e-4 / 0.75) and np.all(lif.r == lif.tau / 1e-4)
+    assert np.all(lif.v_leak == 0) and np.all(lif.v_reset == 0) and lif.metadata["beta"] == 0.25
+    x = np.random.default_rng(0).uniform(0, 1, (8, 1, 8, 8))
+    res = api.simulate(snn_g, x, exact=True, record_layers=True)
+    ref, out, margin = _run_snntorch_import(path, x, T)
+    assert margin > MARGIN, f"an snnTorch membrane lies within {margin:.3g} of its threshold: a boundary case"
+    counts = {}
+    for ir_name, key in (("/l1/LIF", "l1_LIF"), ("/l2/LIF", "l2_LIF"), ("/l3/LIF", "l3_LIF")):
+        got = np.diff(res.layers[ir_name], axis=0, prepend=0).reshape(T, len(x), -1)
+        np.testing.assert_array_equal(got, ref[key], err_msg=key)
+        counts[key] = int(ref[key].sum())
+    assert all(0 < c < ref[k].size for k, c in counts.items()), counts
+    np.testing.assert_allclose(out, res.output, rtol=1e-12, atol=1e-12)  # the readout: mean of the output
+    print("student -> NIR -> snnTorch spikes per layer:", counts)
+
+
+def _snn_cnn_explicit():
+    """test_nir's snnTorch CNN with explicit paddings (snnTorch's 'same' string has no round-trip value)."""
+    import snntorch as snn
+
+    torch.manual_seed(0)
+    leaky = lambda shape, beta, thr: snn.Leaky(beta=torch.full(shape, beta), threshold=torch.full(shape, thr),  # noqa: E731
+                                                reset_mechanism="zero")
+    return [nn.Conv2d(1, 6, 3, padding=1), leaky((6, 8, 8), 0.9, 1.0), nn.AvgPool2d(2),
+            nn.Conv2d(6, 8, 3, padding=1, bias=False), leaky((8, 4, 4), 0.7, 0.5),
+            nn.Flatten(), nn.Linear(8 * 4 * 4, 10), leaky((10,), 0.8, 0.5)]
+
+
+def _flat_residual(dt: float) -> nir.NIRGraph:
+    """A flat NIR graph of per-neuron parameters: LIF with input gain 2, an identity shortcut (two edges into a LIF),
+    Linear, IF with gain 0.5 and a Threshold readout layer."""
+    rng = np.random.default_rng(3)
+    tau1, tau2 = np.full(8, 4e-3), np.full(8, 2e-3)
+    return nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([6])),
+               "fc1": nir.Affine(weight=rng.normal(0, 0.8, (8, 6)).astype(np.float32),
+                                 bias=rng.normal(0.2, 0.1, 8).astype(np.float32)),
+               "lif1": nir.LIF(tau=tau1, r=2 * tau1 / dt, v_leak=np.zeros(8), v_threshold=np.full(8, 0.6),
+                               v_reset=np.zeros(8)),
+               "fc": nir.Affine(weight=rng.normal(0, 0.6, (8, 8)).astype(np.float32),
+                                bias=rng.normal(0, 0.1, 8).astype(np.float32)),
+               "lif2": nir.LIF(tau=tau2, r=tau2 / dt, v_leak=np.zeros(8), v_threshold=np.full(8, 0.8),
+                               v_reset=np.zeros(8)),
+               "fc2": nir.Linear(weight=rng.normal(0.3, 0.8, (4, 8)).astype(np.float32)),
+               "if3": nir.IF(r=np.full(4, 0.5 / dt), v_threshold=np.full(4, 1.0), v_reset=np.zeros(4)),
+               "th": nir.Threshold(threshold=np.full(4, 0.5)),
+               "output": nir.Output(output_type=np.array([4]))},
+        edges=[("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc"), ("fc", "lif2"), ("lif1", "lif2"), ("lif2", "fc2"),
+               ("fc2", "if3"), ("if3", "th"), ("th", "output")], type_check=False)
+
+
+_GEOMETRY = ("stride", "padding", "dilation", "kernel_size")  # an int or one per axis: NIR writes either
+
+
+def _assert_same_nir(a: nir.NIRGraph, b: nir.NIRGraph) -> int:
+    """Every node of ``a`` in ``b`` with the same type and every field equal (shapes and values; geometry fields may
+    be an int in one and a pair in the other); the same edges. Returns the number of arrays compared."""
+    assert set(a.nodes) == set(b.nodes), (sorted(a.nodes), sorted(b.nodes))
+    assert sorted(map(tuple, a.edges)) == sorted(map(tuple, b.edges))
+    checked = 0
+    for k, na in a.nodes.items():
+        nb = b.nodes[k]
+        assert type(na) is type(nb), (k, type(na), type(nb))
+        da, db = na.to_dict(), nb.to_dict()
+        da.pop("metadata", None), db.pop("metadata", None)
+        assert set(da) == set(db), (k, sorted(da), sorted(db))
+        for f, va in da.items():
+            vb = db[f]
+            if isinstance(va, dict):
+                assert set(va) == set(vb) and all(np.array_equal(va[i], vb[i]) for i in va), (k, f, va, vb)
+                continue
+            if isinstance(va, str) or va is None:
+                assert va == vb, (k, f, va, vb)
+                continue
+            x, y = np.asarray(va), np.asarray(vb)
+            if f in _GEOMETRY:
+                x, y = np.broadcast_arrays(x, y)
+            assert x.shape == y.shape and np.array_equal(x, y), (k, f, x, y)
+            checked += 1
+    return checked
+
+
+def test_round_trip_nir_ir_nir_keeps_every_parameter(tmp_path):
+    from tests.test_nir_cuba import _dense_net, _dense_nir, _mixed_graph
+
+    cases = [("cnn", _export_sequential(_snn_cnn_explicit(), (1, 8, 8)), 1e-4, "snntorch"),
+             ("residual", _flat_residual(1e-3), 1e-3, "euler"),
+             ("synaptic", _dense_nir(_dense_net()), 1e-4, "snntorch"),  # snnTorch's CubaLIF, and a CubaLI readout
+             ("mixed", _mixed_graph(1e-3, scalar=False)[0], 1e-3, "euler"),  # CubaLIF, LI, CubaLI, I with gains
+             ("mixed_zoh", _mixed_graph(1e-3, scalar=False)[0], 1e-3, "zoh")]
+    for name, graph, dt, disc in cases:
+        first = tmp_path / f"{name}.nir"
+        _write(first, graph)
+        ir = api.convert(load_nir(str(first), dt=dt, discretization=disc, time_steps=4), target="reference")
+        second = tmp_path / f"{name}_again.nir"
+        write_nir(ir, str(second), dt=dt)
+        n = _assert_same_nir(nir.read(first, type_check=False), nir.read(second, type_check=False))
+        assert n > 10, n
+        a, b = (load_nir(str(f), dt=dt, discretization=disc, time_steps=4) for f in (first, second))  # IR -> NIR -> IR
+        assert [(m.name, m.op, m.attrs) for m in a.topo()] == [(m.name, m.op, m.attrs) for m in b.topo()], name
+        assert all(np.array_equal(m.params[k], b.nodes[m.name].params[k]) for m in a.topo() for k in m.params), name
+    again = load_nir(str(tmp_path / "residual_again.nir"), dt=1e-3, discretization="euler", time_steps=4)
+    assert again.meta["nir"]["neurons"]["lif1"]["gain"] == 2.0 and again.nodes["if3"].attrs["beta"] == 1.0
+    again = load_nir(str(tmp_path / "mixed_again.nir"), dt=1e-3, discretization="euler", time_steps=4)
+    assert [again.meta["nir"]["neurons"][k]["nir_type"] for k in ("cuba", "li", "cubali", "integ")] == [
+        "CubaLIF", "LI", "CubaLI", "I"]
+    assert again.meta["nir"]["neurons"]["cuba"]["gain"] == 3.0 and again.nodes["integ"].attrs == {"beta": 1.0}
+
+
+class _Casc(nn.Module):
+    """A CQReLU CNN with biases (wake-gated), a residual, AvgPool and a global average pool, L = 4."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.a1 = nn.Conv2d(1, 4, 3, padding=1), CQReLU(4, 1.0)
+        self.c2, self.a2 = nn.Conv2d(4, 4, 3, padding=1), CQReLU(4, 1.0)
+        self.pool, self.c3, self.a3 = nn.AvgPool2d(2), nn.Conv2d(4, 6, 3, padding=1), CQReLU(4, 0.5)
+        self.gap, self.flat, self.fc = nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5)
+
+    def forward(self, x):
+        a = self.a1(self.c1(x))
+        b = self.a2(self.c2(a) + a)
+        return self.fc(self.flat(self.gap(self.a3(self.c3(self.pool(b))))))
+
+
+def test_cif_network_round_trips_exactly_through_the_extension(tmp_path):
+    torch.manual_seed(2)
+    onnx_path = export_onnx(_Casc().eval(), torch.rand(2, 1, 8, 8), tmp_path / "casc.onnx")
+    snn_g = api.convert(api.load(onnx_path), target="reference", gamma=2)
+    path = str(tmp_path / "casc.nir")
+    exp = write_nir(snn_g, path)
+    assert exp.kind == "casc" and exp.t_wake == 4 and exp.time_steps == snn_g.schedule.steps
+    other = nir.read(path)  # what other tools load: standard nodes, the approximation labelled
+    assert other.metadata["t_wake"] == 4 and EXTENSION in other.metadata["neurocompile"]
+    ifs = {k: v for k, v in other.nodes.items() if isinstance(v, nir.IF)}
+    assert len(ifs) == 3 and all("approximation" in v.metadata for v in ifs.values())
+    gates = sorted(k for k, v in other.nodes.items() if isinstance(v, nir.Input) and k.startswith("wake_"))
+    assert gates == ["wake_1", "wake_1x4x4", "wake_1x8x8"]
+    back = load_nir(path)
+    assert sorted(n.op for n in back.nodes.values()) == sorted(n.op for n in snn_g.nodes.values())
+    assert [n.attrs for n in back.nodes.values() if n.op == "CIF"] == [n.attrs for n in snn_g.nodes.values()
+                                                                       if n.op == "CIF"]
+    again = api.convert(back, steps=exp.time_steps)
+    assert again.schedule.t_wake == snn_g.schedule.t_wake and again.schedule.steps == snn_g.schedule.steps
+    x = np.random.default_rng(1).uniform(0, 1, (16, 1, 8, 8))
+    a = api.simulate(snn_g, x, exact=True)
+    b = api.simulate(again, x, exact=True)
+    np.testing.assert_array_equal(b.output, a.output)  # float64, same graph: bit for bit
+    assert [v for v in b.spikes.values()] == [v for v in a.spikes.values()]
+    assert sum(v["neg"] for v in a.spikes.values()) > 0  # signed spikes were exercised
+    print("CIF network spikes per layer (original = re-imported):", {k: v for k, v in a.spikes.items()})
+    # a network converted for Lava (one step per synapse, balanced) is written as the same zero-delay network
+    lava = to_nir(api.convert(api.load(onnx_path), target="lava-sim", gamma=2))
+    assert lava.time_steps == exp.time_steps and set(lava.graph.nodes) == set(other.nodes)
+
+
+def test_refusals_name_the_node_and_op(tmp_path):
+    g = api.load(api.EXAMPLE_DATA.replace("digits_test.npy", "digits_cqrelu.onnx"))
+    with pytest.raises(ConversionError) as info:
+        to_nir(api.convert(g, target="reference"))
+    err = info.value
+    assert err.node == "/6/MaxPool" and err.op == "InhibitionMaxPool" and "no exact form" in str(err)
+    with pytest.raises(ConversionError, match="converted network"):
+        to_nir(g)
+    student = api.load(_student_onnx(tmp_path))
+    with pytest.raises(ConversionError, match="fixed-point"):
+        to_nir(api.convert(student, target="lava-sim", fixed_point=True))
+    with pytest.raises(ConversionError, match="no-balance"):
+        to_nir(api.convert(student, target="lava-sim", balance=False))
+    with pytest.raises(ConversionError, match="dt must be"):
+        to_nir(api.convert(student, target="reference"), dt=0)
+
+
+def test_cli_export_format_nir(tmp_path, capsys):
+    student = _student_onnx(tmp_path)
+    out = tmp_path / "net.nir"
+    assert cli.main(["export", student, "--format", "nir", "-o", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith(f"wrote {out}: NIR 1.0.8 graph, 11 nodes") and f"T={T}" in line and "dt=0.0001" in line
+    assert nir.read(out).metadata["time_steps"] == T
+    again = tmp_path / "again.nir"  # a NIR file in, the same NIR file out
+    assert cli.main(["export", str(out), "--format", "nir", "-o", str(again)]) == 0
+    assert _assert_same_nir(nir.read(out), nir.read(again)) > 10
+    slow = tmp_path / "slow.nir"  # another time step: the same student, tau = dt / (1 - beta)
+    assert cli.main(["export", student, "--format", "nir", "--dt", "1e-3", "-o", str(slow)]) == 0
+    assert np.all(nir.read(slow).nodes["l1_LIF"].tau == 1e-3 / (1 - 0.25))
+    capsys.readouterr()
+    bad = tmp_path / "bad.nir"
+    assert cli.main(["export", "examples/digits_cqrelu.onnx", "--format", "nir", "-o", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "node '/6/MaxPool'" in err and "op InhibitionMaxPool" in err and "digits_cqrelu.onnx" in err
+    assert "\n" not in err.strip() and not bad.exists() and not list(tmp_path.glob(".neurocompile-*"))
+    assert cli.main(["export", student, "--format", "nir", "--fixed-point", "-o", str(bad)]) == 2
+    assert "--fixed-point cannot apply" in capsys.readouterr().err and not bad.exists()
