@@ -97,6 +97,11 @@ class Op:
         """The integer factor each data input is multiplied by before the op (Add's ``gains``; else 1)."""
         return [1] * len(node.inputs)
 
+    def output_delay(self, node: Node) -> int:
+        """Steps the network itself delays the op's output (StepDelay's ``steps``; 0 for others): part of what it
+        computes, unlike a target's synaptic delay, which the schedule balances away."""
+        return 0
+
     def weight_map(self, node: Node, in_shape: Shape) -> "WeightMap":
         """The node's linear map as one connection with fixed weights (what Lava runs); synaptic ops only."""
         raise NoWeightMap("this op has no fixed-weight form")
@@ -886,6 +891,21 @@ class Dropout(Identity):
     pass
 
 
+class StepDelay(Op):
+    """The input, ``steps`` steps late (NIR's Delay): its value is the identity (no ANN meaning changes), and the schedule
+    adds ``steps`` to the node's output delay, which every target applies. Spiking students only (a CIF network's wake
+    phase would miss a delayed input)."""
+
+    homogeneous = exact_in_integers = True
+    attrs = {"steps": 1}
+
+    def output_delay(self, node):
+        return int(self.attr(node, "steps"))
+
+    def forward(self, node, xs, p):
+        return xs[0]
+
+
 class Readout(Op):
     """A graph output of a lowered graph (a sink): sums the currents reaching it plus its ``bias``, the
     constant current of the layers before it, gated to its wake window."""
@@ -904,7 +924,7 @@ OPS: dict[str, Op] = {cls.__name__: cls() for cls in (
     Dropout, Readout)}
 
 
-OPS.update({cls.__name__: cls() for cls in (CubaLIF, LI)})  # the NIR neurons (frontends/nir.py)
+OPS.update({cls.__name__: cls() for cls in (CubaLIF, LI, StepDelay)})  # NIR's neurons and delays (frontends/nir.py)
 
 
 def op_of(node: Node) -> Op:

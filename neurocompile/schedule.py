@@ -32,7 +32,8 @@ class WakeSleepSchedule:
     sleep: bool = True                   # False for the IF baseline: input and biases on every step
     inputs: list[str] = field(default_factory=list)            # nodes that take the input current
     gated_bias: list[str] = field(default_factory=list)        # nodes whose constant term is wake-only
-    delay: dict[str, int] = field(default_factory=dict)        # per-node output delay
+    delay: dict[str, int] = field(default_factory=dict)        # per-node output delay (synaptic + the network's own)
+    own_delay: dict[str, int] = field(default_factory=dict)    # the part of it the network computes (StepDelay)
     arrival: dict[str, int] = field(default_factory=dict)      # per-node first arrival step
     balance: dict[str, list[int]] = field(default_factory=dict)  # merge node -> extra delay per input
     depth: int = 0                       # synaptic layers on the longest path
@@ -49,6 +50,11 @@ class WakeSleepSchedule:
     def wake_steps_seen(self, node: str, t: int) -> int:
         """Wake steps a neuron has counted after step ``t`` (t_w in science.md)."""
         return wake_steps_counted(t, self.arrival.get(node, 0), self.t_wake, self.sleep)
+
+    def lag(self, node: str) -> int:
+        """Steps a target's synaptic delays hold back the output of ``node`` (its arrival plus its synaptic delay; the
+        network's own delays are not lag): what balancing lines up and the wake windows follow."""
+        return self.arrival.get(node, 0) + self.delay.get(node, 0) - self.own_delay.get(node, 0)
 
     @property
     def max_delay(self) -> int:

@@ -55,22 +55,29 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
     elif not is_if and levels and t_wake * max(rates) != L:
         raise ConversionError(f"T_wake={t_wake} differs from the network's levels L={L}: a CIF network is lossless "
                               "only when its neurons were encoded for this wake phase (encode_spikes t_wake)")
+    own = {n.name: op_of(n).output_delay(n) for n in g.topo() if op_of(n).output_delay(n)}
+    if own and (neurons or not lif):
+        n = g.nodes[next(iter(own))]
+        raise ConversionError("a delay in the network itself (NIR's Delay) is for spiking students: a CIF network's wake "
+                              "phase would miss the delayed input", node=n.name, op=n.op)
     delay, arrival, extra = {}, {}, {}
+    lag: dict[str, int] = {}  # arrival + synaptic delay: the network's own delays are computed, not balanced
     depth: dict[str, int] = {}
     ndepth: dict[str, int] = {}  # neuron layers on the longest path
     prod = g.producers()
     for n in g.topo():
         srcs = [prod[t].name for t in n.inputs]
-        arr = [arrival[s] + delay[s] for s in srcs]
+        arr = [lag[s] for s in srcs]
         start = max(arr, default=0)
         if op_of(n).merge and balance and len(set(arr)) > 1:
             extra[n.name] = [start - a for a in arr]
-        delay[n.name] = synapse_delay if op_of(n).synaptic else 0
+        delay[n.name] = (synapse_delay if op_of(n).synaptic else 0) + own.get(n.name, 0)
         arrival[n.name] = start
+        lag[n.name] = start + delay[n.name] - own.get(n.name, 0)
         depth[n.name] = max([depth[s] for s in srcs], default=0) + (1 if op_of(n).synaptic else 0)
         ndepth[n.name] = max([ndepth[s] for s in srcs], default=0) + (1 if is_level_neuron(n) else 0)
     outs = [prod[t].name for t in g.outputs]
-    last = max(arrival[n] + delay[n] for n in outs)
+    last = max(lag[n] for n in outs)  # a T-step run of the network itself, held back by the synaptic delays
     gamma = min([int(n.attrs.get("gamma", 1)) for n in neurons], default=1)
     if lif:  # a LIF student runs exactly T steps (plus the path delay): there is nothing to settle
         settle = t_wake + last
@@ -89,7 +96,7 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
         sleep=not is_if,
         inputs=[n.name for n in g.input_nodes],
         gated_bias=[n.name for n in g.topo() if _has_bias(g, n)],
-        delay={k: v for k, v in delay.items() if v}, arrival={k: v for k, v in arrival.items() if v},
+        delay={k: v for k, v in delay.items() if v}, own_delay=own, arrival={k: v for k, v in arrival.items() if v},
         balance=extra, depth=max(depth.values(), default=0), predicted_settle=int(settle))
     if sched.steps < 1:
         raise ConversionError(f"steps must be >= 1, got {sched.steps}")

@@ -148,6 +148,7 @@ def test_snntorch_lif_cnn_takes_spikes_per_step(tmp_path):
     assert margin > MARGIN
     counts = _compare_layers(res, ref)
     assert all(c > 0 for c in counts.values()), counts
+    print("snnTorch CNN on spikes, spikes per layer:", counts)
     np.save(tmp_path / "spikes.npy", x)
     out = subprocess.run([sys.executable, "-m", "neurocompile.cli", str(path), "--input", str(tmp_path / "spikes.npy"),
                           "--exact", "--quiet", "--json", str(tmp_path / "r.json")], capture_output=True, text=True)
@@ -191,8 +192,9 @@ def _residual_graph(dt: float):
     return g, p, ref
 
 
-def _run_residual(p, c, x: np.ndarray, steps: int):
-    """The residual net by hand (forward Euler), float64."""
+def _run_residual(p, c, x: np.ndarray, steps: int, delay: int = 0):
+    """The residual net by hand (forward Euler), float64; ``delay``: the block's fc branch reads lif1's spikes of that
+    many steps before (zeros at first)."""
     t = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in p.items()}
     xin = torch.as_tensor(x, dtype=torch.float64)
     u1 = torch.zeros(len(x), 8, dtype=torch.float64)
@@ -200,10 +202,13 @@ def _run_residual(p, c, x: np.ndarray, steps: int):
     f1, f2, f3 = torch.zeros_like(u1), torch.zeros_like(u2), torch.zeros_like(u3)
     out = {"lif1": [], "block.lif": [], "if3": []}
     margin = np.inf
+    seen = [torch.zeros_like(u1)] * delay
     for _ in range(steps):
         u1 = c["beta1"] * u1 * (1 - f1) + c["g1"] * (xin @ t["W1"].T + t["b1"])
         f1 = (u1 > c["th1"]).double()
-        u2 = c["beta2"] * u2 * (1 - f2) + (f1 @ t["Wb"].T + t["bb"] + f1)  # the residual sum
+        seen.append(f1)
+        late = seen.pop(0)
+        u2 = c["beta2"] * u2 * (1 - f2) + (late @ t["Wb"].T + t["bb"] + f1)  # the residual sum
         f2 = (u2 > c["th2"]).double()
         u3 = u3 * (1 - f3) + c["g3"] * (f2 @ t["W2"].T)
         f3 = (u3 > c["th3"]).double()
@@ -232,6 +237,49 @@ def test_residual_nir_graph_runs_as_written(tmp_path):
     assert all(0 < c_ < ref[k].size for k, c_ in counts.items()), counts
     np.testing.assert_array_equal(res.output, ref["if3"].mean(0))
     print("residual net spikes per layer:", counts)
+
+
+def _delayed_residual(dt: float, delay):
+    graph, p, c = _residual_graph(dt)
+    block = graph.nodes["block"]
+    block.nodes["d"] = nir.Delay(delay=np.asarray(delay, dtype=np.float64))
+    block.edges = [("in", "d"), ("d", "fc"), ("fc", "lif"), ("in", "lif"), ("lif", "out")]
+    return graph, p, c
+
+
+def test_a_delayed_branch_runs_as_written_on_both_targets_and_exports_back(tmp_path):
+    """NIR's Delay (3 steps on the block's weighted branch, none on its shortcut): the schedule delays that branch
+    and, unlike Lava's synaptic delays, never balances it away; reference and lava-sim spike for spike as the
+    hand-written loop; the export writes the Delay back."""
+    from neurocompile.frontends.nir_export import write_nir
+
+    dt = 1e-3
+    graph, p, c = _delayed_residual(dt, np.full(8, 3 * dt))
+    path = tmp_path / "delayed.nir"
+    _write(path, graph)
+    g = load_nir(str(path), dt=dt, discretization="euler", time_steps=T)
+    assert g.nodes["block.d"].op == "StepDelay" and g.nodes["block.d"].attrs["steps"] == 3
+    x = np.random.default_rng(4).uniform(0, 1, (8, 6))
+    snn = api.convert(g)
+    res = api.simulate(snn, x, exact=True, record_layers=True)
+    ref, margin = _run_residual(p, c, x, T, delay=3)
+    assert margin > MARGIN
+    counts = _compare_layers(res, ref)
+    undelayed, _ = _run_residual(p, c, x, T)
+    assert not np.array_equal(ref["block.lif"], undelayed["block.lif"])  # the delay matters here
+    lava = api.convert(g, target="lava-sim")
+    assert lava.schedule.delay["block.d"] == 3 and lava.schedule.own_delay == {"block.d": 3}
+    on_lava = api.compile(lava, "lava-sim").run(x)
+    assert on_lava.spikes == res.spikes and np.allclose(on_lava.output, res.output, rtol=1e-12, atol=0)
+    write_nir(snn, str(tmp_path / "back.nir"))
+    back = nir.read(str(tmp_path / "back.nir"))
+    delays = [v for v in back.nodes.values() if isinstance(v, nir.Delay)]
+    assert len(delays) == 1 and np.allclose(delays[0].delay, 3e-4)  # written at the export's dt = 1e-4: 3 steps
+    print("delayed residual spikes per layer:", counts)
+    for bad, words in ((np.full(8, 2.5 * dt), "not a whole number"), (np.linspace(0, 3 * dt, 8), "per-element")):
+        _write(tmp_path / "bad.nir", _delayed_residual(dt, bad)[0])
+        with pytest.raises(ConversionError, match=words):
+            load_nir(str(tmp_path / "bad.nir"), dt=dt, discretization="euler", time_steps=T)
 
 
 def test_conv1d_sumpool_threshold_and_zoh(tmp_path):

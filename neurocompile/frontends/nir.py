@@ -64,7 +64,9 @@ Conv1d           Reshape (C, L) -> (C, 1, L), Conv with a (1, k) kernel, Reshape
 SumPool2d        Conv, depthwise with weights 1 (window sums)
 AvgPool2d        AvgPool (padding 0 only: NIR does not say whether padded zeros count)
 Flatten          Flatten (all dims) or Reshape; dims exclude the batch, negative ones count from the end
-Delay            nothing if all delays are 0, else refused
+Delay            StepDelay of round(delay / dt) steps (a whole number, the same for every element; 0: nothing):
+                 the schedule delays the node's output by it and, unlike a target's synaptic delays, never
+                 balances it away; spiking students only
 Threshold        LIF with beta 0 (U = X, F = [X > threshold]): the stateless Heaviside, exactly
 IF               LIF with beta 1 (hard reset to 0) after a Mul by g unless g = 1
 LIF              LIF (beta, threshold; hard reset to 0) after a Mul by g unless g = 1
@@ -78,7 +80,7 @@ fan-in           Add of the edges into a node (all the same shape)
 
 Refused: unknown node types, malformed nodes, inconsistent shapes (ModelLoadError); recurrent cycles, non-zero
 v_leak, v_reset != 0, per-neuron tau/tau_syn/tau_mem/r/w_in/threshold that differ within a layer (the IR's neurons
-take one value per layer), forward Euler with dt > tau (or tau_syn, tau_mem), AvgPool2d padding, Delay > 0, a graph
+take one value per layer), forward Euler with dt > tau (or tau_syn, tau_mem), AvgPool2d padding, a Delay that is no whole number of steps or differs between elements, a graph
 with leaky integrators but no spiking neuron (ConversionError); later, fixed point for CubaLIF and LI (Lava's
 bit-accurate models have none). A subtractive reset has no NIR form: snnTorch writes v_reset = 0
 for a ``Leaky(reset_mechanism="subtract")`` too, which this file cannot detect; export such nets with
@@ -619,12 +621,22 @@ class _Importer:
         return self._add(k, "Reshape", [x], {"shape": target}, {}, k, "Flatten")
 
     def _Delay(self, k, node, x, shape):
+        """A delay of whole steps of dt, the same for every element: StepDelay (0: nothing)."""
         d = _arr(node.delay).astype(np.float64)
         self._check_param(k, "Delay", "delay", d, shape)
-        if np.any(d != 0):
-            raise ConversionError(f"Delay of {float(d.max()):g} s ({float(d.max()) / self.dt:g} steps of dt): synaptic "
-                                  "delays are not supported by the NIR importer yet", node=k, op="Delay")
-        return x
+        if np.isnan(d).any() or (d < 0).any():
+            raise ModelLoadError("delay holds negative or NaN values", node=k, op="Delay")
+        if d.size > 1 and np.ptp(d) != 0:
+            raise ConversionError(f"per-element delays from {float(d.min()):g} to {float(d.max()):g} s: the IR delays a "
+                                  "layer as a whole", node=k, op="Delay")
+        steps = float(d.reshape(-1)[0]) / self.dt
+        if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
+            raise ConversionError(f"a delay of {float(d.reshape(-1)[0]):g} s is {steps:.6g} steps of dt = {self.dt:g} s, "
+                                  "not a whole number", node=k, op="Delay",
+                                  hint="Choose --dt so that the delay is whole steps")
+        if round(steps) == 0:
+            return x
+        return self._add(k, "StepDelay", [x], {"steps": int(round(steps))}, {}, k, "Delay")
 
     # -- neurons ---------------------------------------------------------------------------
     def _check_param(self, k: str, typ: str, field: str, v: np.ndarray, shape: Shape) -> None:

@@ -209,7 +209,7 @@ class _Exporter:
             if not op_of(n).merge or len(n.inputs) < 2:
                 continue
             extra = s.balance.get(n.name, [0] * len(n.inputs))
-            arr = {s.arrival.get(prod[t].name, 0) + s.delay.get(prod[t].name, 0) + e for t, e in zip(n.inputs, extra)}
+            arr = {s.lag(prod[t].name) + e for t, e in zip(n.inputs, extra)}
             if len(arr) > 1:
                 raise ConversionError("the schedule does not balance this merge's branches (converted with "
                                       "--no-balance): the network depends on its synaptic delays, which NIR edges do not "
@@ -219,7 +219,7 @@ class _Exporter:
     def _steps(self) -> tuple[int, int]:
         """(steps, t_wake) of the zero-delay run: the schedule's steps less the readout's arrival."""
         s, prod = self.s, self.g.producers()
-        last = max((s.arrival.get(prod[t].name, 0) + s.delay.get(prod[t].name, 0) for t in self.g.outputs), default=0)
+        last = max((s.lag(prod[t].name) for t in self.g.outputs), default=0)
         return int(s.steps) - int(last), int(s.t_wake)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -261,6 +261,13 @@ class _Exporter:
                    "(x / c and x * (1/c) round differently)", "Readout": "a readout of a lowered graph"}
             self._refuse(n, why.get(n.op, f"the op {n.op}"))
         handler(n, op)
+
+    def _StepDelay(self, n: Node, op: ops.Op) -> None:
+        """A delay of the network itself: NIR's Delay, in seconds (steps times dt) for every element."""
+        key = self._emit(n, self.nir.Delay(delay=np.full(self._shape(n.output), op.output_delay(n) * self.dt),
+                                           metadata=_meta(op=n.op, steps=op.output_delay(n))))
+        self._connect(n.inputs[0], key)
+        self.terms[n.output] = [key]
 
     def _Identity(self, n: Node, op: ops.Op) -> None:
         self.terms[n.output] = self.terms[n.inputs[0]]

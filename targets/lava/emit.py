@@ -277,6 +277,15 @@ def _reshape(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     return [_reshape_port(t, b.g.shapes[n.inputs[0]], b.g.shapes[n.output]) for t in ins[0]]
 
 
+def _step_delay(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    """A delay of the network itself (NIR's Delay): a delay line of its steps; it sums the currents it receives."""
+    from neurocompile.targets.lava.processes.routing import DelayLine
+
+    line = b.add(DelayLine(shape=lava_shape(b.g.shapes[n.output]), delay=op_of(n).output_delay(n), name=n.name))
+    _into(line.a_in, ins[0])
+    return [line.s_out]
+
+
 def _concat(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     if any(len(ts) != 1 for ts in ins):
         raise TargetError("Concat of summed currents is not supported on Lava", node=n.name, op=n.op)
@@ -313,7 +322,7 @@ EMITTERS: dict[type, Emitter] = {
     ops.Input: _input, ops._Neuron: _level_neuron, ops.LIF: _lif, ops.CubaLIF: _cuba_lif, ops.LI: _leaky_integrator,
     ops.InhibitionMaxPool: _inhibition_pool,
     ops.Readout: _readout, ops.Add: _sum, ops.Sub: _sum, ops.Flatten: _reshape, ops.Reshape: _reshape,
-    ops.Concat: _concat}
+    ops.Concat: _concat, ops.StepDelay: _step_delay}
 
 
 def emitter(n: Node) -> Emitter:
@@ -326,7 +335,7 @@ def emitter(n: Node) -> Emitter:
         return _connection
     raise TargetError("no Lava mapping for this op", node=n.name, op=n.op,
                       hint="Supported: Conv, Dense, AvgPool, GlobalAvgPool, Affine, Mul/Div by constants, Add, Sub, "
-                           "Flatten, Reshape, Concat, CIF, IF, LIF, CubaLIF, LI, InhibitionMaxPool")
+                           "Flatten, Reshape, Concat, StepDelay, CIF, IF, LIF, CubaLIF, LI, InhibitionMaxPool")
 
 
 def _check_persisting_state(g: Graph) -> None:

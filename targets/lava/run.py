@@ -325,5 +325,5 @@ def _models(select_tag: str) -> dict:
 
 def _branches_differ(g: Graph, s: WakeSleepSchedule, n) -> bool:
     prod = g.producers()
-    arr = {s.arrival.get(prod[t].name, 0) + s.delay.get(prod[t].name, 0) for t in n.inputs}
+    arr = {s.lag(prod[t].name) for t in n.inputs}
     return len(arr) > 1
