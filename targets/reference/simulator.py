@@ -293,13 +293,17 @@ class ReferenceSimulator:
                         multi_step: bool = False) -> SimResult:
         chunks = chunk_bounds(len(x), batch)
         T = int(steps if steps is not None else self.sched.steps)
-        parts = []
+        parts, proof = [], {}
         for k, (i, j) in enumerate(chunks):  # progress in steps of the whole run: chunk k's step t is (k*T + t)/chunks
             tick = None if progress is None else (lambda t, k=k: progress((k * T + t) // len(chunks)))
+            self.proof = None
             parts.append(self.run(x[i:j], steps, early_stop, record, tick, record_layers, batch=j - i,
                                   multi_step=multi_step))
+            for key, v in (self.proof or {}).items():  # the decision counts of the whole run
+                proof[key] = proof.get(key, 0) + v
             if progress is not None:  # an early-stopped chunk is done with all its steps
                 progress(((k + 1) * T) // len(chunks))
+        self.proof = proof or None
         quiet = [p.quiescent_at for p in parts]
         return SimResult(
             outputs={t: np.concatenate([p.outputs[t] for p in parts]) for t in parts[0].outputs}, steps=T,
