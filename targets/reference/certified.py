@@ -34,6 +34,7 @@ import torch
 
 from neurocompile.ir import Node
 from neurocompile.ops import OPS, tensors
+from neurocompile.targets.reference.multistep import CHUNK, shift
 
 U32 = 2.0 ** -24  # unit roundoff, float32 round to nearest
 U64 = 2.0 ** -53
@@ -86,12 +87,11 @@ class Plan:
     when the graph has a stateful node without a count-domain form (LIF)."""
 
     def __init__(self, sim, steps: int):
-        self.sim, self.g, self.s, self.steps = sim, sim.g, sim.sched, steps
+        self.sim, self.g, self.s = sim, sim.g, sim.sched
         self.p64 = {n.name: tensors(n, torch.float64, sim.device) for n in sim.order}
         self.sources: dict[str, Source] = {}
         self.sinks: dict[str, SinkPlan] = {}
         self.real: set[str] = set()  # pools over real values: float64 series
-        self.input = self.g.input_nodes[0].name
         self.pool: dict[tuple, list[torch.Tensor]] = {}  # count tensors to reuse (runs and layers alike)
         for n in sim.order:
             op = OPS[n.op]
@@ -279,8 +279,8 @@ class Run:
     """One batch through a :class:`Plan`: count series per source, readout sums, spike statistics and how many
     decisions needed float64 (``proof``)."""
 
-    def __init__(self, p: Plan, x: torch.Tensor, T: int, record: bool):
-        self.p, self.x, self.T, self.record = p, x, T, record
+    def __init__(self, p: Plan, x: torch.Tensor, T: int):
+        self.p, self.x, self.T = p, x, T
         self.N = x.shape[0]
         s = p.s
         self.input_seen = np.cumsum([1 if s.input_on(t) else 0 for t in range(T)])  # input steps up to t
@@ -352,7 +352,7 @@ class Run:
         p, sp = self.p, self.p.sinks[n.name]
         if sp.mode == "pool":
             b = sp.branches[0]
-            src = shift_series(self.counts[b.src], b.delay)
+            src = shift(self.counts[b.src], b.delay)
             op, memo = OPS[n.op], {}
             out = []
             for c in src:
@@ -413,7 +413,7 @@ class Run:
         (the layer's terms for all steps were mapped before)."""
         p, op, T = self.p, OPS[n.op], self.T
         theta = op.firing_threshold(n)
-        shift = float(op.attr(n, "shift") or 0.0)
+        precharge = float(op.attr(n, "shift") or 0.0)  # QCFS's shift: X starts there
         shape = (self.N, *p.g.shapes[n.inputs[0]])
         beta = self.bias_steps(n) if "bias" in p.p64[n.name] else np.zeros(T, dtype=int)
         bias64 = p.p64[n.name].get("bias")
@@ -421,9 +421,9 @@ class Run:
         X = torch.empty(shape, dtype=torch.float32, device=p.sim.device)  # scratch, and the floors of the last X_t
         F = torch.empty_like(X)
 
-        def const(bt: int) -> tuple:  # β b / θ + shift: (float64, float32, largest magnitude); broadcastable
+        def const(bt: int) -> tuple:  # β b / θ + precharge: (float64, float32, largest magnitude); broadcastable
             if bt not in consts:
-                c64 = bias64 * (bt / theta) + shift if bias64 is not None and bt else torch.tensor(shift,
+                c64 = bias64 * (bt / theta) + precharge if bias64 is not None and bt else torch.tensor(precharge,
                                                                                                   dtype=torch.float64)
                 consts[bt] = (c64, c64.float(), float(c64.abs().max()))
             return consts[bt]
@@ -449,7 +449,7 @@ class Run:
                 delta = 3.3 * U32 * (k * mag_c + kmag)
                 return self._certify(X, F, delta, lambda idx: c64[idx] * k + _at(k64, idx), None)
         else:
-            srcs = [shift_series(self.counts[b.src], b.delay) for b in sp.branches]
+            srcs = [shift(self.counts[b.src], b.delay) for b in sp.branches]
             keys = [(tuple(id(src[t]) for src in srcs), int(beta[t])) for t in range(T)]
             mapped = [self._map_distinct(b, src) for b, src in zip(sp.branches, srcs)]
             bound = sum(b.bound for b in sp.branches)
@@ -540,8 +540,6 @@ class Run:
         if b.syn is None:
             coef = np.float32(b.coef)
             return {k: [c * coef if coef != 1 else c] for k, c in distinct.items()}
-        from neurocompile.targets.reference.multistep import CHUNK
-
         xs, ids = list(distinct.values()), list(distinct)
         N = xs[0].shape[0]
         per = max(1, CHUNK // max(1, xs[0].numel()))
@@ -563,7 +561,7 @@ def run_certified(p: Plan, xin: torch.Tensor, T: int, record: bool,
     """Run the encoded input ``xin`` for ``T`` steps layer by layer in the count domain. Returns the readout sums
     (float64) per output node after every step (``record``) or after the last, spike statistics and the proof
     counts."""
-    r = Run(p, xin, T, record)
+    r = Run(p, xin, T)
     sums: dict[str, list] = {}
     order = p.sim.order
     for i, n in enumerate(order):
@@ -604,7 +602,3 @@ def _at(const: torch.Tensor, idx: tuple) -> torch.Tensor:
     """A broadcastable per-channel constant at the indices of a (N, C, ...) tensor."""
     c = const.reshape(-1)
     return c[idx[1]] if c.numel() > 1 else c.expand(len(idx[0]))
-
-
-def shift_series(series: list, d: int) -> list:
-    return ([None] * d + series[:len(series) - d]) if d else series
