@@ -48,7 +48,17 @@ def _inspect_parser() -> argparse.ArgumentParser:
     p.add_argument("--passes", choices=sorted(PIPELINES), default="optimize",
                    help="show the graph after this pipeline (default: optimize = canonicalize + fold_batchnorm)")
     p.add_argument("--log-passes", action="store_true", help="also print what every pass changed")
+    _nir_options(p)
     return p
+
+
+def _nir_options(p: argparse.ArgumentParser) -> None:
+    """How a NIR file's ODE neurons become steps (every subcommand that reads a model takes them)."""
+    p.add_argument("--dt", type=float, help="NIR files: the time step in seconds that discretizes the neurons' ODEs "
+                   "(default 1e-4, snnTorch's); --steps is then the number of input steps T")
+    p.add_argument("--discretization", choices=("snntorch", "euler", "zoh"),
+                   help="NIR files: how LIF ODEs become steps (default snntorch: forward Euler, beta = 1 - dt/tau, "
+                        "as snnTorch exports and imports)")
 
 
 def _conversion_options(p: argparse.ArgumentParser) -> None:
@@ -70,11 +80,7 @@ def _conversion_options(p: argparse.ArgumentParser) -> None:
                         "--max-payload-bits (with T_wake = 1 and gamma = L: depth x delay + 1 steps); default: T_wake = L")
     p.add_argument("--max-payload-bits", type=int, default=24,
                    help="signed graded-spike payload for --latency min (default 24, Loihi 2's largest)")
-    p.add_argument("--dt", type=float, help="NIR files: the time step in seconds that discretizes the neurons' ODEs "
-                   "(default 1e-4, snnTorch's); --steps is then the number of input steps T")
-    p.add_argument("--discretization", choices=("snntorch", "euler", "zoh"),
-                   help="NIR files: how LIF ODEs become steps (default snntorch: forward Euler, beta = 1 - dt/tau, "
-                        "as snnTorch exports and imports)")
+    _nir_options(p)
 
 
 def _load(a: argparse.Namespace) -> Any:
@@ -83,7 +89,7 @@ def _load(a: argparse.Namespace) -> Any:
     from neurocompile.frontends.nir import is_nir
 
     if is_nir(a.model):
-        return api.load(a.model, dt=a.dt, discretization=a.discretization, time_steps=a.steps)
+        return api.load(a.model, dt=a.dt, discretization=a.discretization, time_steps=getattr(a, "steps", None))
     if a.dt is not None or a.discretization is not None:
         raise UsageError(f"--dt and --discretization apply to NIR files (.nir); {a.model} is not one")
     return api.load(a.model)
@@ -645,7 +651,7 @@ def _inspect(a: argparse.Namespace) -> int:
 
     _check_args(a)
     log: list = []
-    g = api.run_pipeline(api.load(a.model), a.passes, log)
+    g = api.run_pipeline(_load(a), a.passes, log)
     print(f"model: {a.model}  (opset {g.meta.get('opset', '?')}, producer {g.meta.get('producer') or '?'})")
     print(g.summary())
     print(_neuron_synapse_counts(g))

@@ -282,6 +282,20 @@ def test_a_delayed_branch_runs_as_written_on_both_targets_and_exports_back(tmp_p
             load_nir(str(tmp_path / "bad.nir"), dt=dt, discretization="euler", time_steps=T)
 
 
+def test_inspect_takes_the_nir_options(tmp_path):
+    """`neurocompile inspect net.nir --dt ... --discretization ...` shows the neurons those options give; the options
+    are refused for a file that is not NIR."""
+    graph, _, c = _residual_graph(1e-3)
+    _write(tmp_path / "r.nir", graph)
+    cli = [sys.executable, "-m", "neurocompile.cli", "inspect"]
+    out = subprocess.run(cli + [str(tmp_path / "r.nir"), "--dt", "1e-3", "--discretization", "euler"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert f"beta={c['beta1']:g}" in out.stdout  # 1 - dt/tau = 0.75 at dt = 1e-3 (not the default 1e-4)
+    bad = subprocess.run(cli + ["examples/digits_cqrelu.onnx", "--dt", "1e-3"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "apply to NIR files" in bad.stderr
+
+
 def test_conv1d_sumpool_threshold_and_zoh(tmp_path):
     """Conv1d (through 2-D), SumPool2d (depthwise ones), Threshold (LIF beta 0) and the zoh discretization."""
     rng = np.random.default_rng(5)
