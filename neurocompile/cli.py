@@ -95,13 +95,27 @@ def _load(a: argparse.Namespace) -> Any:
     return api.load(a.model)
 
 
+def _steps_to_convert(a: argparse.Namespace, g: Any) -> int | None:
+    """T for api.convert: --steps; for a NIR student none (it took --steps as its T at import); for a CIF network read
+    from neurocompile's NIR extension, --steps or else, on the reference target (no synaptic delay, as the file was
+    written), the T it was exported with."""
+    from neurocompile import api
+
+    nir = g.meta.get("nir")
+    if not nir:
+        return a.steps
+    if api.is_student(g):
+        return None
+    exported = (nir.get("extension") or {}).get("steps") if getattr(a, "target", "reference") == "reference" else None
+    return a.steps or exported
+
+
 def _conversion_kwargs(a: argparse.Namespace, g: Any) -> dict[str, Any]:
     """api.convert's options as the user gave them; --latency min resolves to (t_wake, gamma) from the levels."""
     from neurocompile import api
 
     kw = dict(neuron=a.neuron, gamma=a.gamma, levels=a.levels, percentile=a.percentile,
-              steps=None if g.meta.get("nir") else a.steps,  # a NIR network took --steps as its T at import
-              fixed_point=a.fixed_point, t_wake=a.t_wake)
+              steps=_steps_to_convert(a, g), fixed_point=a.fixed_point, t_wake=a.t_wake)
     if a.latency == "min":
         if a.t_wake is not None or a.gamma != 1:
             raise UsageError("--latency min chooses --t-wake and --gamma itself: give either --latency min or them")

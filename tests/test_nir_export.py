@@ -7,6 +7,10 @@ MARGIN of its threshold, so float rounding cannot flip a spike.
 """
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -250,6 +254,26 @@ def test_cif_network_round_trips_exactly_through_the_extension(tmp_path):
     # a network converted for Lava (one step per synapse, balanced) is written as the same zero-delay network
     lava = to_nir(api.convert(api.load(onnx_path), target="lava-sim", gamma=2))
     assert lava.time_steps == exp.time_steps and set(lava.graph.nodes) == set(other.nodes)
+
+
+def test_cli_runs_a_cif_nir_file_for_the_t_it_was_exported_with(tmp_path):
+    """`neurocompile casc.nir` runs the exported T on the reference target (the file's zero-delay network), --steps
+    overrides it; the readout equals the original network's."""
+    torch.manual_seed(2)
+    onnx_path = export_onnx(_Casc().eval(), torch.rand(2, 1, 8, 8), tmp_path / "casc.onnx")
+    snn_g = api.convert(api.load(onnx_path), target="reference", steps=30)
+    path = str(tmp_path / "casc.nir")
+    write_nir(snn_g, path)
+    x = np.random.default_rng(1).uniform(0, 1, (4, 1, 8, 8))
+    np.save(tmp_path / "x.npy", x)
+    for extra, T in (([], 30), (["--steps", "40"], 40)):
+        out = subprocess.run([sys.executable, "-m", "neurocompile.cli", path, "--input", str(tmp_path / "x.npy"),
+                              "--exact", "--quiet", "--json", str(tmp_path / "r.json"), *extra],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        got = json.loads((tmp_path / "r.json").read_text())
+        assert got["steps"] == T
+        np.testing.assert_allclose(got["outputs"], api.simulate(snn_g, x, exact=True).output, rtol=1e-12, atol=1e-15)
 
 
 def test_refusals_name_the_node_and_op(tmp_path):
