@@ -238,6 +238,12 @@ class _Exporter:
         for src in self.terms[tensor]:
             self.edges.append((src, dst))
 
+    def _after_input(self, n: Node, node: Any) -> None:
+        """``node`` for ``n``: fed by ``n``'s input, standing for its output."""
+        key = self._emit(n, node)
+        self._connect(n.inputs[0], key)
+        self.terms[n.output] = [key]
+
     def _refuse(self, n: Node, why: str, hint: str = _HINT) -> None:
         raise ConversionError(f"{why}: NIR has no exact form for it", node=n.name, op=n.op, hint=hint)
 
@@ -264,10 +270,8 @@ class _Exporter:
 
     def _StepDelay(self, n: Node, op: ops.Op) -> None:
         """A delay of the network itself: NIR's Delay, in seconds (steps times dt) for every element."""
-        key = self._emit(n, self.nir.Delay(delay=np.full(self._shape(n.output), op.output_delay(n) * self.dt),
+        self._after_input(n, self.nir.Delay(delay=np.full(self._shape(n.output), op.output_delay(n) * self.dt),
                                            metadata=_meta(op=n.op, steps=op.output_delay(n))))
-        self._connect(n.inputs[0], key)
-        self.terms[n.output] = [key]
 
     def _Identity(self, n: Node, op: ops.Op) -> None:
         self.terms[n.output] = self.terms[n.inputs[0]]
@@ -346,15 +350,11 @@ class _Exporter:
             scale = np.broadcast_to(c, shape)
         except ValueError:
             self._refuse(n, f"a Mul by a constant of shape {c.shape} that does not broadcast to {shape}")
-        key = self._emit(n, self.nir.Scale(scale=_f32(scale), metadata=_meta(op="Mul")))
-        self._connect(n.inputs[0], key)
-        self.terms[n.output] = [key]
+        self._after_input(n, self.nir.Scale(scale=_f32(scale), metadata=_meta(op="Mul")))
 
     def _pool(self, n: Node, kernel: tuple[int, int], stride: tuple[int, int], op_name: str) -> None:
-        key = self._emit(n, self.nir.AvgPool2d(kernel_size=np.array(kernel), stride=np.array(stride),
+        self._after_input(n, self.nir.AvgPool2d(kernel_size=np.array(kernel), stride=np.array(stride),
                                                 padding=np.array([0, 0]), metadata=_meta(op=op_name)))
-        self._connect(n.inputs[0], key)
-        self.terms[n.output] = [key]
 
     def _AvgPool(self, n: Node, op: ops.Op) -> None:
         if any(int(v) for v in op.attr(n, "pads")) or op.attr(n, "divisor_override") is not None:
@@ -386,10 +386,8 @@ class _Exporter:
 
     def _flatten(self, n: Node, in_shape: tuple[int, ...], start: int, end: int) -> None:
         end = -1 if end == len(in_shape) - 1 else end  # what snnTorch writes for nn.Flatten() (and nir's default)
-        key = self._emit(n, self.nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=end,
+        self._after_input(n, self.nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=end,
                                              metadata=_meta(op=n.op)))
-        self._connect(n.inputs[0], key)
-        self.terms[n.output] = [key]
 
     # -- neurons ---------------------------------------------------------------------------
     def _LIF(self, n: Node, op: ops.Op) -> None:
@@ -418,9 +416,7 @@ class _Exporter:
                 r = tau / self.dt
             node = self.nir.LIF(tau=full(tau), r=full(r), v_leak=full(0.0), v_threshold=full(thr), v_reset=full(0.0),
                                 metadata=meta)
-        key = self._emit(n, node)
-        self._connect(n.inputs[0], key)
-        self.terms[n.output] = [key]
+        self._after_input(n, node)
 
     def _decay_tau(self, n: Node, what: str, d: float) -> float:
         """tau = dt / (1 - d) of a decay d (snnTorch's convention), which needs 0 <= d < 1."""
@@ -435,6 +431,15 @@ class _Exporter:
             return None
         return rec
 
+    def _cuba_taus(self, n: Node, rec: dict | None, alpha: float, beta: float) -> dict[str, float]:
+        """tau_syn, tau_mem, r, w_in of a CubaLIF / CubaLI: the file's own values when the node came from NIR (a gain
+        folded back into r), else snnTorch's Synaptic export: tau = dt / (1 - decay), w_in = tau_syn / dt,
+        r = tau_mem / dt."""
+        if rec is not None:
+            return {k: float(rec[k]) for k in ("tau_syn", "tau_mem", "r", "w_in")}
+        ts, tm = self._decay_tau(n, "alpha", alpha), self._decay_tau(n, "beta", beta)
+        return {"tau_syn": ts, "tau_mem": tm, "r": tm / self.dt, "w_in": ts / self.dt}
+
     def _CubaLIF(self, n: Node, op: ops.Op) -> None:
         if "bias" in n.params:
             self._refuse(n, "a lowered CubaLIF (its bias moved to it)")
@@ -442,18 +447,12 @@ class _Exporter:
         shape = self._shape(n.output)
         full = lambda v: np.full(shape, float(v))  # noqa: E731 - per-neuron arrays, as for LIF
         rec = self._record(n, ("CubaLIF",), alpha=alpha, beta=beta)
-        if rec is not None:  # the file's own values (a gain folded back into r)
-            p = {k: float(rec[k]) for k in ("tau_syn", "tau_mem", "r", "w_in")}
-        else:  # snnTorch's Synaptic export: tau = dt / (1 - decay), w_in = tau_syn / dt, r = tau_mem / dt
-            ts, tm = self._decay_tau(n, "alpha", alpha), self._decay_tau(n, "beta", beta)
-            p = {"tau_syn": ts, "tau_mem": tm, "r": tm / self.dt, "w_in": ts / self.dt}
+        p = self._cuba_taus(n, rec, alpha, beta)
         meta = {**_meta(op="CubaLIF", alpha=alpha, beta=beta, threshold=thr), "alpha": alpha, "beta": beta,
                 "threshold": thr}
         node = self.nir.CubaLIF(**{k: full(v) for k, v in p.items()}, v_leak=full(0.0), v_threshold=full(thr),
                                 v_reset=full(0.0), metadata=meta)
-        key = self._emit(n, node)
-        self._connect(n.inputs[0], key)
-        self.terms[n.output] = [key]
+        self._after_input(n, node)
 
     def _LI(self, n: Node, op: ops.Op) -> None:
         if "bias" in n.params:
@@ -466,11 +465,7 @@ class _Exporter:
         if alpha is not None:  # CubaLI
             alpha = float(alpha)
             rec = self._record(n, ("CubaLI",), alpha=alpha, beta=beta)
-            if rec is not None:
-                p = {k: float(rec[k]) for k in ("tau_syn", "tau_mem", "r", "w_in")}
-            else:
-                ts, tm = self._decay_tau(n, "alpha", alpha), self._decay_tau(n, "beta", beta)
-                p = {"tau_syn": ts, "tau_mem": tm, "r": tm / self.dt, "w_in": ts / self.dt}
+            p = self._cuba_taus(n, rec, alpha, beta)
             node = self.nir.CubaLI(**{k: full(v) for k, v in p.items()}, v_leak=full(0.0), metadata=meta)
         else:
             rec = self._record(n, ("LI", "I"), beta=beta)
@@ -483,9 +478,7 @@ class _Exporter:
             else:
                 tau = self._decay_tau(n, "beta", beta)
                 node = self.nir.LI(tau=full(tau), r=full(tau / self.dt), v_leak=full(0.0), metadata=meta)
-        key = self._emit(n, node)
-        self._connect(n.inputs[0], key)
-        self.terms[n.output] = [key]
+        self._after_input(n, node)
 
     def _level_neuron(self, n: Node, op: ops.Op) -> None:
         """CIF / IF baseline: the extension (a labelled nir.IF approximation, the exact neuron in metadata)."""
