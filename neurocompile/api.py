@@ -118,7 +118,8 @@ def readout_membrane(graph: Graph, result: Any) -> np.ndarray | None:
     per-step records). Such an output sends its membrane V each step and is read out like every output, as the mean
     over the T wake steps: ``result.output`` is the mean membrane and result.per_step[t] = (V_0 + ... + V_t) / T,
     so V_t = T (per_step[t] - per_step[t - 1]), to the rounding of the running sum; the last row is the membrane
-    after the last step."""
+    after the output's last step (with synaptic delays, an output reached before the latest one stops earlier than
+    the run: it has fewer rows)."""
     from neurocompile import ops
 
     if result.per_step is None or graph.schedule is None:
@@ -130,7 +131,11 @@ def readout_membrane(graph: Graph, result: Any) -> np.ndarray | None:
         return None
     s = graph.schedule
     sums = np.asarray(result.per_step, dtype=np.float64) * (s.t_wake * s.readout_scale)
-    return np.diff(sums, axis=0, prepend=0.0)
+    # with synaptic delays an output reached earlier than the latest ends its own T steps earlier than the run
+    # (ReferenceSimulator.ends): the rows stop there, so the last one is the membrane after its last step
+    prod = graph.producers()
+    end = s.lag(src.name) + int(result.steps) - max(s.lag(prod[t].name) for t in graph.outputs)
+    return np.diff(sums, axis=0, prepend=0.0)[:max(end, 0)]
 
 
 def network_levels(graph: Graph) -> int | None:

@@ -148,7 +148,8 @@ def _export_parser() -> argparse.ArgumentParser:
                         "feed-forward LIF students, converted to fixed point (load with "
                         "netx.hdf5.Network(path, reset_interval=T, reset_offset=1, input_message_bits=8)); nir: a NIR "
                         "file (nir.read, snnTorch's import_from_nir): LIF students exactly, CIF networks as "
-                        "neurocompile's extension (a labelled nir.IF approximation, exact metadata); --dt sets the "
+                        "neurocompile's extension (labelled approximations: nir.IF for CIF, nir.AvgPool2d for max "
+                        "pooling; exact metadata); --dt sets the "
                         "time step (default 1e-4, snnTorch's)")
     p.add_argument("--target", default="lava-sim", choices=available(),
                    help="convert for this target's synaptic delay (default: lava-sim; the reference target runs it too)")
@@ -802,9 +803,12 @@ def _export_nir(a: argparse.Namespace, g) -> int:
     except NeurocompileError as err:
         raise err.at(a.model)
     kinds = ", ".join(f"{n} {t}" for t, n in sorted(exp.types.items()))
+    approx = ", ".join(f"{op} as nir.{typ}" for op, typ in exp.approximations().items())
     what = (f"LIF student, T={exp.time_steps} (read out as the mean of the output over T steps)" if exp.kind == "student"
-            else f"CIF network as neurocompile's extension (nir.IF approximation + exact metadata), T={exp.time_steps} "
+            else f"CIF network as neurocompile's extension, T={exp.time_steps} "
                  f"(T_wake={exp.t_wake}: input and wake gates on for the first {exp.t_wake} steps)")
+    if approx:
+        what += f"; labelled approximations for other tools, exact metadata for neurocompile: {approx}"
     print(f"wrote {a.output}: NIR {_nir_version()} graph, {len(exp.graph.nodes)} nodes ({kinds}); {what}; "
           f"dt={exp.dt:g} s, snnTorch's convention (tau = dt/(1-beta), r = tau/dt)")
     return 0

@@ -179,13 +179,26 @@ class Graph:
                 raise ValidationError(f"no shape stored for tensor '{n.output}'", node=n.name, op=n.op)
             if want is not None and tuple(want) != tuple(have):
                 raise ValidationError(f"stored shape {have} != inferred {tuple(want)}", node=n.name, op=n.op)
+            for k in OPS[n.op].varying(n):  # per-neuron parameters: one value per neuron of the layer, or broadcast
+                v = np.asarray(n.params[k])
+                try:
+                    fits = np.broadcast_shapes(v.shape, tuple(have)) == tuple(have)
+                except ValueError:
+                    fits = False
+                if not fits:
+                    raise ValidationError(f"per-neuron {k} of shape {v.shape} does not broadcast to the layer's shape "
+                                          f"{tuple(have)}", node=n.name, op=n.op)
 
     # ---- display ------------------------------------------------------------------------
     def summary(self) -> str:
         """A readable table: the model's module, node, op, inputs, output shape, parameter count, key attributes."""
+        from neurocompile.ops import OPS  # ops imports ir: import here
+
         rows = [("module", "node", "op", "inputs", "shape", "params", "attributes")]
         for n in self.topo():
-            attrs = ", ".join(f"{k}={_short(v)}" for k, v in n.attrs.items())
+            attrs = ", ".join([f"{k}={_short(v)}" for k, v in n.attrs.items()]
+                              + [f"{k}={float(np.min(n.params[k])):.4g}..{float(np.max(n.params[k])):.4g} per neuron"
+                                 for k in OPS[n.op].varying(n)])
             rows.append((module_name(n.name), n.name, n.op, ", ".join(n.inputs),
                          "x".join(["N", *map(str, self.shapes.get(n.output, ()))]), f"{n.num_params():,}", attrs))
         widths = [min(max(len(r[i]) for r in rows), 40) for i in range(6)]

@@ -53,7 +53,9 @@ class Op:
     op whose cumulative output is a function of its cumulative input: a neuron without leak and with a subtractive
     reset, whose count after a step depends on floor(X_t), X_t its cumulative input over its threshold
     (``count_step``, ``max_count``), or the inhibition pool (``forward`` of the cumulative input); the exact mode's
-    count-domain executor (targets/reference/certified.py) runs networks of these.
+    count-domain executor (targets/reference/certified.py) runs networks of these; ``per_neuron``: the neuron
+    attributes (LIF, CubaLIF, LI: decays, threshold) a param of the same name may give per neuron instead, an array
+    that broadcasts to the layer's shape (``varying``, ``neuron_values``; floating point only).
     """
 
     role = "affine"
@@ -144,6 +146,27 @@ class Op:
     def binary_spikes(self, node: Node) -> bool:
         """At most one spike (of either sign) per neuron and step."""
         return True
+
+    # neuron parameters given per neuron (``per_neuron``: the attributes a param of the same name may replace)
+    per_neuron: tuple[str, ...] = ()
+
+    def varying(self, node: Node) -> list[str]:
+        """The :attr:`per_neuron` parameters this node gives per neuron (params broadcastable to its output shape)
+        instead of one attribute value for the layer."""
+        return [k for k in self.per_neuron if k in node.params]
+
+    def neuron_values(self, node: Node, like: Tensor) -> dict[str, Any]:
+        """Each :attr:`per_neuron` parameter as the simulators use it: the attribute (a float, None where unset), or
+        the per-neuron param as a tensor of ``like``'s dtype and device (broadcasting over the batch)."""
+        out = {}
+        for k in self.per_neuron:
+            v = node.params.get(k)
+            if v is not None:
+                out[k] = torch.as_tensor(np.asarray(v), dtype=like.dtype, device=like.device)
+            else:
+                a = self.attr(node, k)
+                out[k] = None if a is None else float(a)
+        return out
 
 
 class NoWeightMap(ValueError):
@@ -604,14 +627,15 @@ class LIF(Op):
 
     spiking = stateful = sink = True
     role = "neuron"
-    optional = ("bias",)
+    per_neuron = ("beta", "threshold")  # floating point only: a param of the same name gives one per neuron
+    optional = ("bias", *per_neuron)
     attrs = {"beta": 0.25, "threshold": 0.5, "dv": None}
 
     def forward(self, node, xs, p):
         raise NotImplementedError("LIF has no ANN meaning: run it in a spiking simulator")
 
     def init_state(self, node, x):
-        return {"u": torch.zeros_like(x)}
+        return {"u": torch.zeros_like(x), "p": self.neuron_values(node, x)}
 
     def membrane(self, node, state):
         return state["u"]
@@ -621,8 +645,8 @@ class LIF(Op):
         if dv is not None:
             f, state["u"] = neurons.lif_step_fixed(state["u"], x, int(dv), int(self.attr(node, "threshold")))
         else:
-            f, state["u"] = neurons.lif_step(state["u"], x, float(self.attr(node, "beta")),
-                                             float(self.attr(node, "threshold")))
+            p = state["p"]
+            f, state["u"] = neurons.lif_step(state["u"], x, p["beta"], p["threshold"])
         return f
 
 
@@ -641,22 +665,23 @@ class CubaLIF(Op):
 
     spiking = stateful = sink = True
     role = "neuron"
-    optional = ("bias",)  # set by lowering: the constant current reaching the neuron (part of its input X)
+    per_neuron = ("alpha", "beta", "threshold")  # a param of the same name gives one per neuron
+    optional = ("bias", *per_neuron)  # bias: set by lowering, the constant current reaching the neuron (part of X)
     attrs = {"alpha": 0.5, "beta": 0.9, "threshold": 1.0}
 
     def forward(self, node, xs, p):
         return _shape_only("CubaLIF", xs)
 
     def init_state(self, node, x):
-        return {"i": torch.zeros_like(x), "u": torch.zeros_like(x)}
+        return {"i": torch.zeros_like(x), "u": torch.zeros_like(x), "p": self.neuron_values(node, x)}
 
     def membrane(self, node, state):
         return state["u"]
 
     def step(self, node, state, x, wake_seen):
-        f, state["i"], state["u"] = neurons.cuba_lif_step(state["i"], state["u"], x, float(self.attr(node, "alpha")),
-                                                          float(self.attr(node, "beta")),
-                                                          float(self.attr(node, "threshold")))
+        p = state["p"]
+        f, state["i"], state["u"] = neurons.cuba_lif_step(state["i"], state["u"], x, p["alpha"], p["beta"],
+                                                          p["threshold"])
         return f
 
 
@@ -669,25 +694,26 @@ class LI(Op):
 
     stateful = sink = True
     role = "neuron"
-    optional = ("bias",)
+    per_neuron = ("alpha", "beta")  # a param of the same name gives one per neuron (alpha: where the attr is set)
+    optional = ("bias", *per_neuron)
     attrs = {"beta": 0.9, "alpha": None}  # alpha None: no synaptic current (LI, I); a number: CubaLI
 
     def forward(self, node, xs, p):
         return _shape_only("LI", xs)
 
     def has_current(self, node: Node) -> bool:
-        return self.attr(node, "alpha") is not None
+        return self.attr(node, "alpha") is not None or "alpha" in node.params
 
     def init_state(self, node, x):
-        return {"v": torch.zeros_like(x), **({"i": torch.zeros_like(x)} if self.has_current(node) else {})}
+        return {"v": torch.zeros_like(x), **({"i": torch.zeros_like(x)} if self.has_current(node) else {}),
+                "p": self.neuron_values(node, x)}
 
     def membrane(self, node, state):
         return state["v"]
 
     def step(self, node, state, x, wake_seen):
-        alpha = self.attr(node, "alpha")
-        i, state["v"] = neurons.li_step(state["v"], x, float(self.attr(node, "beta")), state.get("i"),
-                                        None if alpha is None else float(alpha))
+        p = state["p"]
+        i, state["v"] = neurons.li_step(state["v"], x, p["beta"], state.get("i"), p["alpha"])
         if i is not None:
             state["i"] = i
         return state["v"]

@@ -70,6 +70,12 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
                               f"{op_of(short).rate(short)} per wake step (a short wake phase), whose threshold "
                               "theta / rate has no integer form yet", node=short.name, op=short.op,
                               hint="Convert with T_wake = L (drop --t-wake / --latency) for fixed point")
+    varying = next((n for n in g.topo() if op_of(n).varying(n)), None)
+    if varying is not None:
+        raise ConversionError(f"this layer's {' and '.join(op_of(varying).varying(varying))} differ from neuron to "
+                              "neuron: Lava's bit-accurate LIF takes one decay and one threshold per layer",
+                              node=varying.name, op=varying.op,
+                              hint="Run this network in floating point (drop --fixed-point)")
     g = lowered(g)
     q = _Quantizer(g, float(input_scale))
     for blk in blocks(g):

@@ -377,9 +377,9 @@ def test_refusals(tmp_path):
     _refused(tmp_path, _small(nodes={"skip": nir.Linear(weight=np.ones((2, 3)))},
                               extra_edges=[("input", "skip"), ("skip", "lif")]),
              ModelLoadError, "inconsistent shapes", "edges into the node", "node 'lif'")
-    varying = nir.LIF(tau=np.array([1e-3, 2e-3, 1e-3]), r=np.full(3, 10.0), v_leak=np.zeros(3), v_threshold=np.ones(3),
-                      v_reset=np.zeros(3))
-    _refused(tmp_path, _small(nodes={"lif": varying}), ConversionError, "per-neuron tau values differ", "node 'lif'")
+    varying = nir.LIF(tau=np.array([1e-3, 5e-5, 1e-3]), r=np.full(3, 10.0), v_leak=np.zeros(3), v_threshold=np.ones(3),
+                      v_reset=np.zeros(3))  # per-neuron taus, one of them shorter than dt
+    _refused(tmp_path, _small(nodes={"lif": varying}), ConversionError, "dt = 0.0001 s > tau = 5e-05 s", "node 'lif'")
     wrong = nir.LIF(tau=np.full(4, 1e-3), r=np.full(4, 10.0), v_leak=np.zeros(4), v_threshold=np.ones(4),
                     v_reset=np.zeros(4))
     _refused(tmp_path, _small(nodes={"lif": wrong}), ModelLoadError, "inconsistent shapes", "of shape (4,) for an input of shape (3,)")

@@ -348,15 +348,16 @@ def test_refusals(tmp_path):
              "node 'lif'", "op CubaLIF")
     _refused(tmp_path, _small(nodes={"lif": _cuba(v_reset=np.full(3, -0.5))}), ConversionError, "v_reset = -0.5",
              "hard reset", "op CubaLIF")
-    _refused(tmp_path, _small(nodes={"lif": _cuba(tau_syn=np.array([1e-3, 1e-3, 2e-3]))}), ConversionError,
-             "per-neuron tau_syn values differ", "op CubaLIF")
+    _refused(tmp_path, _small(nodes={"lif": _cuba(tau_syn=np.array([1e-3, 1e-3, -2e-3]))}), ConversionError,
+             "tau_syn = -0.002: a time constant must be positive", "op CubaLIF")
     _refused(tmp_path, _small(nodes={"lif": _cuba(tau_syn=np.full(3, 5e-5))}), ConversionError,
              "dt = 0.0001 s > tau_syn", "alpha", "discretization='zoh'")
     li = nir.LI(tau=np.full(3, 1e-3), r=np.full(3, 10.0), v_leak=np.full(3, -0.2))
     _refused(tmp_path, _small(nodes={"lif": li}), ConversionError, "v_leak = -0.2", "op LI")
-    cubali = nir.CubaLI(tau_syn=np.full(3, 1e-3), tau_mem=np.array([1e-3, 2e-3, 1e-3]), r=np.full(3, 10.0),
+    cubali = nir.CubaLI(tau_syn=np.full(3, 1e-3), tau_mem=np.array([1e-3, 0.0, 1e-3]), r=np.full(3, 10.0),
                         v_leak=np.zeros(3))
-    _refused(tmp_path, _small(nodes={"lif": cubali}), ConversionError, "per-neuron tau_mem values differ", "op CubaLI")
+    _refused(tmp_path, _small(nodes={"lif": cubali}), ConversionError, "tau_mem = 0: a time constant must be positive",
+             "op CubaLI")
     wrong = nir.LI(tau=np.full(4, 1e-3), r=np.full(4, 10.0), v_leak=np.zeros(4))
     _refused(tmp_path, _small(nodes={"lif": wrong}), Exception, "inconsistent shapes", "op LI")
     only = nir.LI(tau=np.full(3, 1e-3), r=np.full(3, 10.0), v_leak=np.zeros(3))
@@ -394,3 +395,54 @@ def test_lava_refuses_outputs_of_unequal_depth_with_persisting_state(tmp_path):
     with pytest.raises(TargetError) as info:
         api.compile(api.convert(g, target="lava-sim"), "lava-sim")
     assert (info.value.node, info.value.op) == ("cuba", "CubaLIF") and "different steps (6, 7)" in str(info.value)
+
+
+def test_reference_with_delays_gives_the_undelayed_numbers_for_outputs_of_unequal_depth(tmp_path, capsys):
+    """The mixed graph's outputs are reached at different steps with synaptic delays (6 and 7 at delay 1: I has an
+    input-gain connection, CubaLI none), so a run of T + 7 steps gives the earlier output and every layer above it
+    steps past the network's T, where the CubaLIF's current and the LIs' membranes persist. Each sink stops after its
+    own T steps (ReferenceSimulator.ends): at delays 1 and 2, step by step and layer by layer, with the input held or
+    given per step, the outputs, spike counts, the layers' final counts and membranes and the readout's membrane are
+    the undelayed run's, bit for bit in float64; so is the CLI's --delay 1 (Lava refuses the graph instead:
+    test_lava_refuses_outputs_of_unequal_depth_with_persisting_state)."""
+    graph, _ = _mixed_graph(1e-3)
+    path = tmp_path / "mixed.nir"
+    _write(path, graph)
+    rng = np.random.default_rng(8)
+    for x in (rng.uniform(0, 1, (6, 5)), (rng.uniform(0, 1, (6, 9, 5)) < 0.6).astype(np.float64)):
+        runs = {}
+        for delay in (0, 1, 2):
+            snn_g = api.convert(load_nir(str(path), dt=1e-3, discretization="euler", time_steps=T),
+                                synapse_delay=delay)
+            for multi in (False, True):
+                res = api.simulate(snn_g, x, exact=not multi, dtype="float64" if multi else None, multi_step=multi,
+                                   record_layers=True)
+                runs[delay, multi] = res, api.readout_membrane(snn_g, res)
+        assert runs[1, False][0].steps == T + 7 and runs[2, False][0].steps == T + 14
+        want, want_mem = runs[0, False]
+        assert all(0 < c["pos"] < want.layers[k][0].size * T for k, c in want.spikes.items()), want.spikes
+        for (delay, multi), (res, mem) in runs.items():
+            for o in ("cubali", "integ"):
+                np.testing.assert_array_equal(res.outputs[o], want.outputs[o], err_msg=f"{o} at delay {delay}")
+            assert res.spikes == want.spikes, (delay, multi, res.spikes, want.spikes)
+            for k in want.layers:
+                np.testing.assert_array_equal(res.layers[k][-1], want.layers[k][-1])
+                np.testing.assert_allclose(res.membranes[k], want.membranes[k], rtol=1e-12, atol=1e-12)
+            # the earlier output's membrane after each of its own T steps (rows from its arrival, 6 x delay steps; they
+            # end (7 - 6) x delay steps before the run's)
+            assert len(mem) == 6 * delay + T
+            _assert_membranes(mem[len(mem) - T:], want_mem)
+    x = rng.uniform(0, 1, (4, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    args = [str(path), "--steps", str(T), "--dt", "1e-3", "--discretization", "euler", "--input",
+            str(tmp_path / "x.npy"), "--target", "reference", "--quiet"]
+    for delay in (0, 1):
+        assert cli.main([*args, "--delay", str(delay), "--json", str(tmp_path / f"d{delay}.json")]) == 0
+    capsys.readouterr()
+    d0, d1 = (json.loads((tmp_path / f"d{d}.json").read_text()) for d in (0, 1))
+    assert (d0["steps"], d1["steps"]) == (T, T + 7)
+    for key in ("outputs", "spikes", "membrane_last"):
+        assert d1[key] == d0[key], key
+    with capsys.disabled():
+        print("mixed graph at delays 0, 1, 2 spikes per layer (per-step input):", {k: c["pos"] for k, c in
+                                                                                   want.spikes.items()})

@@ -18,8 +18,8 @@ from torch import nn
 
 import nir
 from neurocompile import api, cli
-from neurocompile.errors import ConversionError
-from neurocompile.frontends.nir import load_nir
+from neurocompile.errors import ConversionError, ModelLoadError
+from neurocompile.frontends.nir import import_nir, load_nir
 from neurocompile.frontends.nir_export import EXTENSION, to_nir, write_nir
 from neurocompile.torch import LIF, CQReLU, export_onnx
 from tests.test_nir import _export_sequential, _write
@@ -276,12 +276,135 @@ def test_cli_runs_a_cif_nir_file_for_the_t_it_was_exported_with(tmp_path):
         np.testing.assert_allclose(got["outputs"], api.simulate(snn_g, x, exact=True).output, rtol=1e-12, atol=1e-15)
 
 
-def test_refusals_name_the_node_and_op(tmp_path):
-    g = api.load(api.EXAMPLE_DATA.replace("digits_test.npy", "digits_cqrelu.onnx"))
+DIGITS = api.EXAMPLE_DATA.replace("digits_test.npy", "digits_cqrelu.onnx")  # the bundled CQReLU CNN: a max pool
+
+
+def _same_run(a, b) -> None:
+    """Two runs of the reference simulator (``exact=True``) agree bit for bit: readout, spike counts and every
+    layer's per-step spikes (in layer order: a re-imported graph names its nodes by their NIR keys)."""
+    np.testing.assert_array_equal(b.output, a.output)
+    assert list(b.spikes.values()) == list(a.spikes.values())
+    assert len(a.layers) == len(b.layers) and all(np.array_equal(u, v) for u, v in zip(a.layers.values(),
+                                                                                      b.layers.values()))
+
+
+def test_max_pooling_casc_cnn_round_trips_exactly_through_the_extension(tmp_path):
+    """The bundled digits CNN (InhibitionMaxPool /6/MaxPool) exports by the API and the CLI; nir.read (type check
+    on) loads a standard AvgPool2d labelled as an approximation; neurocompile reads the exact pool back and the
+    network runs bit for bit as the original."""
+    snn_g = api.convert(api.load(DIGITS), target="reference")
+    path = str(tmp_path / "digits.nir")
+    exp = api.export_nir(DIGITS, path)
+    assert exp.kind == "casc" and exp.time_steps == snn_g.schedule.steps and exp.types["AvgPool2d"] == 2
+    cli_path = tmp_path / "cli.nir"
+    assert cli.main(["export", DIGITS, "--format", "nir", "-o", str(cli_path)]) == 0
+    other = nir.read(path)  # nir's own reader, with its type check
+    assert _assert_same_nir(other, nir.read(cli_path)) > 10
+    pool = other.nodes["6_MaxPool"]
+    assert isinstance(pool, nir.AvgPool2d) and "approximation" in pool.metadata
+    assert list(pool.kernel_size) == list(pool.stride) == [2, 2] and list(pool.padding) == [0, 0]
+    assert pool.output_type["output"].tolist() == [32, 4, 4]
+    assert json.loads(pool.metadata["neurocompile"]) == {"op": "InhibitionMaxPool", "attrs": snn_g.nodes[
+        "/6/MaxPool"].attrs}
+    back = load_nir(path)
+    assert back.nodes["6_MaxPool"].op == "InhibitionMaxPool"
+    assert back.nodes["6_MaxPool"].attrs == snn_g.nodes["/6/MaxPool"].attrs
+    assert sorted(n.op for n in back.nodes.values()) == sorted(n.op for n in snn_g.nodes.values())
+    again = api.convert(back, steps=exp.time_steps)
+    assert again.schedule.t_wake == snn_g.schedule.t_wake and again.schedule.steps == snn_g.schedule.steps
+    x = np.load(api.EXAMPLE_DATA)
+    a = api.simulate(snn_g, x, exact=True, record_layers=True)
+    b = api.simulate(again, x, exact=True, record_layers=True)
+    _same_run(a, b)
+    assert sum(v["neg"] for v in a.spikes.values()) > 0  # signed spikes were exercised
+    print("digits CNN spikes per layer (original = re-imported):", dict(a.spikes))
+
+
+class _PoolCasc(nn.Module):
+    """A CQReLU CNN around one max pool ``pool`` of a 4-channel map (``out`` windows a side)."""
+
+    def __init__(self, pool: nn.Module, out: int):
+        super().__init__()
+        self.c1, self.a1, self.pool = nn.Conv2d(1, 4, 3, padding=1), CQReLU(4, 1.0), pool
+        self.c2, self.a2 = nn.Conv2d(4, 4, 3, padding=1), CQReLU(4, 1.0)
+        self.flat, self.fc = nn.Flatten(), nn.Linear(4 * out * out, 3)
+
+    def forward(self, x):
+        return self.fc(self.flat(self.a2(self.c2(self.pool(self.a1(self.c1(x)))))))
+
+
+class _PoolStudent(nn.Module):
+    """A LIF student with a max pool of its spikes (a MaxPool in the converted graph)."""
+
+    def __init__(self, pool: nn.Module, out: int):
+        super().__init__()
+        self.c1, self.l1, self.pool = nn.Conv2d(1, 4, 3, padding=1), LIF(0.5, 0.5), pool
+        self.flat, self.fc = nn.Flatten(), nn.Linear(4 * out * out, 3)
+
+    def forward(self, x):
+        return self.fc(self.flat(self.pool(self.l1(self.c1(x)))))
+
+
+def test_max_pool_attributes_round_trip_exactly(tmp_path):
+    """Overlapping windows, padding (-inf for a max pool) and ceil_mode (no partial window here) come back exactly:
+    an InhibitionMaxPool of a CIF network (which then runs bit for bit) and a student's MaxPool."""
+    torch.manual_seed(0)
+    pool = lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)  # noqa: E731 - 9x9 -> 5x5
+    attrs = {"kernel": [3, 3], "stride": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1}
+    casc = api.convert(api.load(export_onnx(_PoolCasc(pool(), 5).eval(), torch.rand(2, 1, 9, 9),
+                                            tmp_path / "casc.onnx")), target="reference")
+    student = api.convert(api.load(export_onnx(_PoolStudent(pool(), 5).eval(), torch.rand(2, 1, 9, 9),
+                                               tmp_path / "student.onnx", time_steps=4)), target="reference")
+    for g, op in ((casc, "InhibitionMaxPool"), (student, "MaxPool")):
+        assert g.nodes["/pool/MaxPool"].op == op and g.nodes["/pool/MaxPool"].attrs == attrs
+        path = str(tmp_path / f"{op}.nir")
+        exp = write_nir(g, path)
+        node = nir.read(path).nodes["pool_MaxPool"]
+        assert isinstance(node, nir.AvgPool2d) and list(node.padding) == [1, 1] and list(node.kernel_size) == [3, 3]
+        assert node.output_type["output"].tolist() == [4, 5, 5] and op in node.metadata["approximation"]
+        back = load_nir(path)
+        assert (back.nodes["pool_MaxPool"].op, back.nodes["pool_MaxPool"].attrs) == (op, attrs)
+        assert back.shapes["pool_MaxPool"] == g.shapes[g.nodes["/pool/MaxPool"].output] == (4, 5, 5)
+        again = tmp_path / f"{op}_again.nir"  # and NIR -> IR -> NIR gives the same file
+        write_nir(api.convert(back, steps=exp.time_steps) if op == "InhibitionMaxPool" else api.convert(back),
+                  str(again))
+        assert _assert_same_nir(nir.read(path), nir.read(again)) > 5
+        assert nir.read(again).nodes["pool_MaxPool"].metadata == node.metadata
+    again = api.convert(load_nir(str(tmp_path / "InhibitionMaxPool.nir")), steps=casc.schedule.steps)
+    x = np.random.default_rng(0).uniform(0, 1, (8, 1, 9, 9))
+    _same_run(api.simulate(casc, x, exact=True, record_layers=True),
+              api.simulate(again, x, exact=True, record_layers=True))
+
+
+def test_max_pools_nir_cannot_hold_are_refused_naming_the_node(tmp_path):
+    """A partial (ceil_mode) window or asymmetric pads: the standard AvgPool2d would have other windows (nir.read's
+    shape inference another output shape), so the pool is refused in one paragraph naming the node."""
+    torch.manual_seed(0)
+    onnx = export_onnx(_PoolCasc(nn.MaxPool2d(2, ceil_mode=True), 4).eval(), torch.rand(2, 1, 7, 7),
+                       tmp_path / "ceil.onnx")  # 7x7 -> 4x4 windows, 3x3 without ceil_mode
     with pytest.raises(ConversionError) as info:
-        to_nir(api.convert(g, target="reference"))
+        api.export_nir(onnx, str(tmp_path / "ceil.nir"))
     err = info.value
-    assert err.node == "/6/MaxPool" and err.op == "InhibitionMaxPool" and "no exact form" in str(err)
+    assert (err.node, err.op) == ("/pool/MaxPool", "InhibitionMaxPool") and "partial (ceil_mode) window" in str(err)
+    assert "\n" not in str(err) and not (tmp_path / "ceil.nir").exists()
+    g = api.convert(api.load(DIGITS), target="reference")
+    g.nodes["/6/MaxPool"].attrs["pads"] = [0, 0, 1, 1]  # 8x8 -> 4x4 windows still
+    with pytest.raises(ConversionError) as info:
+        to_nir(g)
+    err = info.value
+    assert (err.node, err.op) == ("/6/MaxPool", "InhibitionMaxPool") and "asymmetric pads [0, 0, 1, 1]" in str(err)
+    assert "\n" not in str(err)
+    # reading back: a max-pool record must describe the AvgPool2d it rides on
+    graph = to_nir(api.convert(api.load(DIGITS), target="reference")).graph
+    rec = json.loads(graph.nodes["6_MaxPool"].metadata["neurocompile"])
+    graph.nodes["6_MaxPool"].metadata["neurocompile"] = json.dumps({**rec, "attrs": {**rec["attrs"], "kernel": [3, 3]}})
+    with pytest.raises(ModelLoadError, match="disagrees with its AvgPool2d") as info:
+        import_nir(graph)
+    assert info.value.node == "6_MaxPool"
+
+
+def test_refusals_name_the_node_and_op(tmp_path):
+    g = api.load(DIGITS)
     with pytest.raises(ConversionError, match="converted network"):
         to_nir(g)
     student = api.load(_student_onnx(tmp_path))
@@ -308,9 +431,12 @@ def test_cli_export_format_nir(tmp_path, capsys):
     assert np.all(nir.read(slow).nodes["l1_LIF"].tau == 1e-3 / (1 - 0.25))
     capsys.readouterr()
     bad = tmp_path / "bad.nir"
-    assert cli.main(["export", "examples/digits_cqrelu.onnx", "--format", "nir", "-o", str(bad)]) == 1
+    torch.manual_seed(0)
+    ceil = export_onnx(_PoolCasc(nn.MaxPool2d(2, ceil_mode=True), 4).eval(), torch.rand(2, 1, 7, 7),
+                       tmp_path / "ceil.onnx")  # a partial window: refused
+    assert cli.main(["export", ceil, "--format", "nir", "-o", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert "node '/6/MaxPool'" in err and "op InhibitionMaxPool" in err and "digits_cqrelu.onnx" in err
+    assert "node '/pool/MaxPool'" in err and "op InhibitionMaxPool" in err and "ceil.onnx" in err
     assert "\n" not in err.strip() and not bad.exists() and not list(tmp_path.glob(".neurocompile-*"))
     assert cli.main(["export", student, "--format", "nir", "--fixed-point", "-o", str(bad)]) == 2
     assert "--fixed-point cannot apply" in capsys.readouterr().err and not bad.exists()

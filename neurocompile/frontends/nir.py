@@ -62,7 +62,8 @@ Conv2d           Conv; padding int, pair, ``"valid"`` or ``"same"`` (PyTorch's r
                  an all-zero bias (what snnTorch writes for bias=False) is dropped
 Conv1d           Reshape (C, L) -> (C, 1, L), Conv with a (1, k) kernel, Reshape back
 SumPool2d        Conv, depthwise with weights 1 (window sums)
-AvgPool2d        AvgPool (padding 0 only: NIR does not say whether padded zeros count)
+AvgPool2d        AvgPool (padding 0 only: NIR does not say whether padded zeros count); one carrying
+                 neurocompile's max-pool record: that MaxPool / InhibitionMaxPool (see below)
 Flatten          Flatten (all dims) or Reshape; dims exclude the batch, negative ones count from the end
 Delay            StepDelay of round(delay / dt) steps (a whole number, the same for every element; 0: nothing):
                  the schedule delays the node's output by it and, unlike a target's synaptic delays, never
@@ -79,10 +80,19 @@ fan-in           Add of the edges into a node (all the same shape)
 ===============  ===========================================================================================
 
 Refused: unknown node types, malformed nodes, inconsistent shapes (ModelLoadError); recurrent cycles, non-zero
-v_leak, v_reset != 0, per-neuron tau/tau_syn/tau_mem/r/w_in/threshold that differ within a layer (the IR's neurons
-take one value per layer), forward Euler with dt > tau (or tau_syn, tau_mem), AvgPool2d padding, a Delay that is no whole number of steps or differs between elements, a graph
-with leaky integrators but no spiking neuron (ConversionError); later, fixed point for CubaLIF and LI (Lava's
-bit-accurate models have none). A subtractive reset has no NIR form: snnTorch writes v_reset = 0
+v_leak, v_reset != 0, forward Euler with dt > tau (or tau_syn, tau_mem; for any neuron), AvgPool2d padding, a Delay
+that is no whole number of steps or differs between elements, a graph with leaky integrators but no spiking neuron
+(ConversionError); later, fixed point for CubaLIF and LI (Lava's bit-accurate models have none) and for parameters
+that differ from neuron to neuron.
+
+**Per-neuron parameters.** NIR gives every neuron parameter as an array (one value, or one per neuron; any shape
+that broadcasts to the layer's). Where all its values are equal (what snnTorch writes for a scalar) it is one value
+for the layer, an attribute of the IR neuron; where they differ (snnTorch's tensor beta or threshold, per-neuron
+tau, tau_syn, tau_mem, r, w_in, v_threshold) the IR neuron holds the derived beta, alpha or threshold as a float64
+param of the layer's shape (``ops.Op.per_neuron``: what the reference simulator and Lava's LeakyNeuron /
+LeakyIntegrator processes run), and an input gain that differs is a Mul by an array. Each neuron's value follows the
+same rule as a layer's (snnTorch's float32 beta per distinct tau); ``meta['nir']['neurons']`` records such a
+parameter as its [min, max] under ``per_neuron``. A subtractive reset has no NIR form: snnTorch writes v_reset = 0
 for a ``Leaky(reset_mechanism="subtract")`` too, which this file cannot detect; export such nets with
 ``reset_mechanism="zero"``.
 
@@ -92,8 +102,11 @@ metadata records when the file's tau is dt / (1 - beta) at the dt given (else th
 LI or CubaLI its alpha and beta likewise; the CASC
 extension's IF nodes become the CIF / IF neurons their metadata records, their amplitude Scales are pass-throughs,
 the wake gate Inputs and bias branches go (each bias back onto its Conv2d/Affine/Linear), an AvgPool2d written
-for a GlobalAvgPool is one again; T comes from the metadata when ``time_steps`` is not given (students), and a CASC
-graph converts with ``api.convert(g, steps=T)`` (T in ``meta["nir"]["extension"]["steps"]``).
+for a GlobalAvgPool is one again, one written for a max pool (the extension's labelled approximation) is the
+MaxPool or InhibitionMaxPool its record names with the record's attributes (kernel, stride, pads -inf, ceil_mode;
+they must have the AvgPool2d's kernel, stride and padding, else ModelLoadError); T comes from the metadata when
+``time_steps`` is not given (students), and a CASC graph converts with ``api.convert(g, steps=T)`` (T in
+``meta["nir"]["extension"]["steps"]``).
 
 A NIR file carries no number of time steps: ``time_steps`` (T) goes to ``meta["time_steps"]``, what the idsnn
 pipeline schedules (T steps of direct input); without it conversion refuses and asks for T.
@@ -103,7 +116,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any
+from typing import Any, Union
 
 import networkx as nx
 import numpy as np
@@ -118,6 +131,8 @@ GAIN_TOLERANCE = 1e-6  # |g - 1| below this is float rounding of the stored tau 
 MAPPED = ("Input", "Output", "NIRGraph", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
           "Flatten", "Delay", "Threshold", "IF", "LIF", "CubaLIF", "LI", "CubaLI", "I")
 NOT_YET: tuple[str, ...] = ()  # NIR node types neurocompile reads but cannot map yet
+Value = Union[float, np.ndarray]  # a neuron parameter: one value for the layer, or one per neuron (the layer's shape)
+_EXP = np.vectorize(math.exp, otypes=[float])  # libm's exp, element by element (numpy's may differ in the last bit)
 _PASS = "Pass"  # a flattened subgraph's Input/Output: an identity (a sum where several edges meet)
 
 
@@ -596,6 +611,8 @@ class _Importer:
 
     def _AvgPool2d(self, k, node, x, shape):
         kernel, stride, pad = self._pool_geometry(k, "AvgPool2d", node, shape)
+        if self.exact.get(k, {}).get("op") in ("MaxPool", "InhibitionMaxPool"):
+            return self._max_pool(k, x, kernel, stride, pad)
         if any(pad):
             raise ConversionError(f"AvgPool2d with padding {pad}: NIR does not say whether the padded zeros count in "
                                   "a window's average", node=k, op="AvgPool2d",
@@ -604,6 +621,31 @@ class _Importer:
             return self._add(k, "GlobalAvgPool", [x], {}, {}, k, "AvgPool2d")
         return self._add(k, "AvgPool", [x], {"kernel": kernel, "stride": stride, "pads": [0, 0, 0, 0]}, {}, k,
                          "AvgPool2d")
+
+    def _max_pool(self, k: str, x: str, kernel: list[int], stride: list[int], pad: list[int]) -> str:
+        """The extension's max pool (its AvgPool2d is the approximation other tools load): the MaxPool or
+        InhibitionMaxPool its record names, with the record's attributes, which must have the AvgPool2d's geometry
+        and output shape (no partial ceil_mode window: the exporter writes none)."""
+        from neurocompile.ops import OPS, pair
+
+        rec = self.exact[k]
+        attrs = rec.get("attrs")
+        if not isinstance(attrs, dict):
+            raise ModelLoadError("the neurocompile record of this pool has no attributes", node=k, op="AvgPool2d")
+        y = self._add(k, rec["op"], [x], attrs, {}, k, "AvgPool2d")
+        n, op = self.out.nodes[y], OPS[rec["op"]]
+        got = (list(pair(op.attr(n, "kernel"))), list(pair(op.attr(n, "stride"))), [int(v) for v in op.attr(n, "pads")])
+        if got != (kernel, stride, pad + pad):
+            raise ModelLoadError(f"the neurocompile record of this {rec['op']} (kernel {got[0]}, stride {got[1]}, pads "
+                                 f"{got[2]}) disagrees with its AvgPool2d (kernel_size {kernel}, stride {stride}, "
+                                 f"padding {pad})", node=k, op="AvgPool2d")
+        hw = tuple(self._shape(x)[1:])
+        whole = tuple((size + 2 * p - kk) // s + 1 for size, p, kk, s in zip(hw, pad, kernel, stride))
+        if tuple(self._shape(y)[1:]) != whole:
+            raise ModelLoadError(f"the neurocompile record of this {rec['op']} has partial (ceil_mode) windows: "
+                                 f"{tuple(self._shape(y)[1:])} windows where its AvgPool2d has {whole}", node=k,
+                                 op="AvgPool2d")
+        return y
 
     def _Flatten(self, k, node, x, shape):
         self._check_declared(k, "Flatten", node.input_type.get("input"), shape, "input")
@@ -639,23 +681,26 @@ class _Importer:
         return self._add(k, "StepDelay", [x], {"steps": int(round(steps))}, {}, k, "Delay")
 
     # -- neurons ---------------------------------------------------------------------------
+    # A neuron parameter is one value for the layer (a float) or, where a file's per-neuron values differ within the
+    # layer, an array of the layer's shape; the arithmetic below works on both (numpy broadcasting).
     def _check_param(self, k: str, typ: str, field: str, v: np.ndarray, shape: Shape) -> None:
-        if v.size != 1 and tuple(v.shape) != tuple(shape):
+        try:
+            fits = v.size == 1 or np.broadcast_shapes(v.shape, tuple(shape)) == tuple(shape)
+        except ValueError:
+            fits = False
+        if not fits:
             raise ModelLoadError(f"inconsistent shapes: {field} of shape {v.shape} for an input of shape "
                                  f"{tuple(shape)} (one value, or one per neuron)", node=k, op=typ)
 
-    def _uniform(self, k: str, typ: str, node: Any, field: str, shape: Shape) -> float:
-        """The one value of a neuron parameter (a scalar, or per-neuron values that are all equal)."""
+    def _values(self, k: str, typ: str, node: Any, field: str, shape: Shape) -> Value:
+        """A neuron parameter: its one value (a scalar, or per-neuron values that are all equal, as snnTorch writes a
+        scalar), else its per-neuron values as a float64 array of the layer's shape."""
         v = _arr(getattr(node, field)).astype(np.float64)
         self._check_param(k, typ, field, v, shape)
         if np.isnan(v).any():
             raise ModelLoadError(f"{field} holds NaN", node=k, op=typ)
         lo, hi = float(v.min()), float(v.max())
-        if lo != hi:
-            raise ConversionError(f"per-neuron {field} values differ ({lo:.7g} .. {hi:.7g}): neurocompile's LIF takes "
-                                  "one value per layer", node=k, op=typ,
-                                  hint="Give the layer one value (or split it into layers of equal parameters)")
-        return lo
+        return lo if lo == hi else np.ascontiguousarray(np.broadcast_to(v, tuple(shape)))
 
     def _zero(self, k: str, typ: str, node: Any, field: str, shape: Shape, what: str) -> None:
         v = getattr(node, field, None)
@@ -666,27 +711,41 @@ class _Importer:
         if np.any(v != 0):
             raise ConversionError(f"{field} = {float(v.flat[np.flatnonzero(v)[0]]):g} (non-zero): {what}", node=k, op=typ)
 
-    def _gain(self, k: str, typ: str, x: str, gain: float) -> tuple[str, float]:
-        """``x`` times the input gain g (a Mul node) unless g is 1 within :data:`GAIN_TOLERANCE`."""
-        if not math.isfinite(gain):
-            raise ConversionError(f"the input gain r·dt/tau = {gain!r} is not finite", node=k, op=typ)
-        if abs(gain - 1.0) <= GAIN_TOLERANCE:
+    def _gain(self, k: str, typ: str, x: str, gain: Value) -> tuple[str, Value]:
+        """``x`` times the input gain g (a Mul node; per neuron where g differs within the layer) unless g is 1 within
+        :data:`GAIN_TOLERANCE` for every neuron."""
+        g = np.asarray(gain, np.float64)
+        if not np.isfinite(g).all():
+            raise ConversionError(f"the input gain r·dt/tau = {_first_bad(g)!r} is not finite", node=k, op=typ)
+        if np.all(np.abs(g - 1.0) <= GAIN_TOLERANCE):
             return x, 1.0
+        gain = _one(g)
         y = self._add(f"{k}.gain", "Mul", [x], {}, {"const": np.array(gain)}, k, typ)
         self.out.nodes[y].params["const"] = np.array(gain, np.float64)  # kept in float64: not rounded to float32
         return y, gain
 
-    def _neuron(self, k: str, typ: str, x: str, beta: float, threshold: float, gain: float, record: dict) -> str:
-        if not math.isfinite(threshold):
-            raise ConversionError(f"v_threshold = {threshold!r} is not finite", node=k, op=typ)
+    def _cell(self, k: str, typ: str, op: str, x: str, values: dict[str, Value], gain: Value, record: dict) -> str:
+        """The IR neuron ``op`` after the input gain: its parameters ``values`` are attributes where they are one
+        value for the layer and float64 params (its ``per_neuron`` form) where they differ. Recorded in
+        ``meta['nir']['neurons']`` (a per-neuron parameter as its range)."""
         x, used = self._gain(k, typ, x, gain)
-        y = self._add(k, "LIF", [x], {"beta": float(beta), "threshold": float(threshold)}, {}, k, typ)
-        self.neurons[y] = {"nir_type": typ, **record, "beta": float(beta), "gain": used, "threshold": float(threshold),
-                           **({"gain_node": x} if used != 1.0 else {})}
+        attrs = {f: float(v) for f, v in values.items() if np.ndim(v) == 0}
+        varying = {f: v for f, v in values.items() if np.ndim(v)}
+        y = self._add(k, op, [x], attrs, {}, k, typ)
+        self.out.nodes[y].params.update({f: np.asarray(v, np.float64) for f, v in varying.items()})
+        self.neurons[y] = {"nir_type": typ, **record, **attrs, "gain": _summary(used),
+                           **({"per_neuron": {f: [float(v.min()), float(v.max())] for f, v in varying.items()}}
+                              if varying else {}),
+                           **({"gain_node": x} if np.ndim(used) or used != 1.0 else {})}
         return y
 
+    def _neuron(self, k: str, typ: str, x: str, beta: Value, threshold: Value, gain: Value, record: dict) -> str:
+        if not np.isfinite(threshold).all():
+            raise ConversionError(f"v_threshold = {_first_bad(threshold)!r} is not finite", node=k, op=typ)
+        return self._cell(k, typ, "LIF", x, {"beta": beta, "threshold": threshold}, gain, record)
+
     def _Threshold(self, k, node, x, shape):
-        thr = self._uniform(k, "Threshold", node, "threshold", shape)
+        thr = self._values(k, "Threshold", node, "threshold", shape)
         return self._neuron(k, "Threshold", x, 0.0, thr, 1.0, {"rule": "z = [x > threshold] (LIF with beta 0)"})
 
     def _IF(self, k, node, x, shape):
@@ -697,125 +756,114 @@ class _Importer:
                 raise ModelLoadError("the neurocompile record of this neuron has no attributes", node=k, op="IF")
             return self._add(k, rec["op"], [x], attrs, {}, k, "IF")
         self._zero(k, "IF", node, "v_reset", shape, "neurocompile's neurons reset to 0 (hard reset)")
-        r = self._uniform(k, "IF", node, "r", shape)
-        thr = self._uniform(k, "IF", node, "v_threshold", shape)
-        return self._neuron(k, "IF", x, 1.0, thr, r * self.dt, {"r": r, "rule": "v = v + r·dt·I (LIF with beta 1)"})
+        r = self._values(k, "IF", node, "r", shape)
+        thr = self._values(k, "IF", node, "v_threshold", shape)
+        return self._neuron(k, "IF", x, 1.0, thr, _one(np.multiply(r, self.dt)),
+                            {"r": _summary(r), "rule": "v = v + r·dt·I (LIF with beta 1)"})
 
     def _LIF(self, k, node, x, shape):
         self._zero(k, "LIF", node, "v_leak", shape, "the IR's LIF leaks towards 0 (a leak potential would be a "
                    "constant current (1 - beta)·v_leak, not supported yet)")
         self._zero(k, "LIF", node, "v_reset", shape, "neurocompile's neurons reset to 0 (hard reset)")
-        tau = self._uniform(k, "LIF", node, "tau", shape)
-        r = self._uniform(k, "LIF", node, "r", shape)
-        thr = self._uniform(k, "LIF", node, "v_threshold", shape)
-        if not tau > 0:
-            raise ConversionError(f"tau = {tau:g}: a time constant must be positive", node=k, op="LIF")
-        if self.disc == "zoh":
-            beta = math.exp(-self.dt / tau)
-            gain = r * (1.0 - beta) if math.isfinite(tau) else r * self.dt / tau
-        else:
-            beta, gain = 1.0 - self.dt / tau, r * self.dt / tau
-            if beta < 0:
-                raise ConversionError(f"forward Euler with dt = {self.dt:g} s > tau = {tau:g} s gives beta = "
-                                      f"1 - dt/tau = {beta:.6g} < 0 (snnTorch would clamp it to 0: not the ODE)",
-                                      node=k, op="LIF", hint="Pass a smaller dt, or discretization='zoh'")
-            written = self._written_beta(k, tau)
-            if written is not None:  # neurocompile wrote tau = dt / (1 - beta) from this beta: take it exactly
-                return self._neuron(k, "LIF", x, written, thr, gain, {"tau": tau, "r": r, "beta_from": "metadata"})
-            if self.disc == "snntorch":
-                beta, exact = snntorch_beta(tau, self.dt)
-                return self._neuron(k, "LIF", x, beta, thr, gain, {"tau": tau, "r": r, "beta_inverts_export": exact})
-        return self._neuron(k, "LIF", x, beta, thr, gain, {"tau": tau, "r": r})
+        tau = self._values(k, "LIF", node, "tau", shape)
+        r = self._values(k, "LIF", node, "r", shape)
+        thr = self._values(k, "LIF", node, "v_threshold", shape)
+        beta, c, note = self._decay(k, "LIF", tau, "tau", "beta")
+        return self._neuron(k, "LIF", x, beta, thr, _one(np.multiply(r, c)),
+                            {"tau": _summary(tau), "r": _summary(r), **note})
 
+    # -- decays (LIF, CubaLIF; LI, CubaLI) -----------------------------------------------------------------------
+    def _decay(self, k: str, typ: str, tau: Value, field: str, key: str) -> tuple[Value, Value, dict]:
+        """One compartment ``tau dx/dt = -x + w u`` as a step x[t] = d x[t-1] + w c u[t]: (d, c, what was chosen),
+        by the discretization (Euler d = 1 - dt/tau, c = dt/tau, d as snnTorch's float32 value by default; zoh
+        d = exp(-dt/tau), c = 1 - d), per neuron where ``tau`` is an array. ``key`` names the decay in neurocompile's
+        metadata (``alpha`` for a synaptic current, ``beta`` for a membrane), taken exactly when this file's tau is
+        dt / (1 - d)."""
+        t = np.asarray(tau, np.float64)
+        if not np.all(t > 0):
+            raise ConversionError(f"{field} = {_first_bad(t, t > 0):g}: a time constant must be positive", node=k,
+                                  op=typ)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.disc == "zoh":
+                d = _EXP(-self.dt / t)
+                return _one(d), _one(np.where(np.isfinite(t), 1.0 - d, self.dt / t)), {}
+            d, c = 1.0 - self.dt / t, self.dt / t
+        if np.any(d < 0):
+            bad = float(t[d < 0].min()) if t.ndim else float(t)
+            raise ConversionError(f"forward Euler with dt = {self.dt:g} s > {field} = {bad:g} s gives {key} = "
+                                  f"1 - dt/{field} = {1.0 - self.dt / bad:.6g} < 0 (snnTorch would clamp it to 0: not "
+                                  "the ODE)", node=k, op=typ, hint="Pass a smaller dt, or discretization='zoh'")
+        written = self._written(k, key, t)
+        if written is not None:
+            return written, _one(c), {f"{key}_from": "metadata"}
+        if self.disc == "snntorch":
+            d, exact = snntorch_betas(t, self.dt)
+            return d, _one(c), {f"{key}_inverts_export": exact}
+        return _one(d), _one(c), {}
 
-    def _written_beta(self, k: str, tau: float) -> float | None:
-        """The beta neurocompile's exporter wrote for this LIF if the file's tau is dt / (1 - beta) at this dt."""
-        beta = self.exact.get(k, {}).get("beta")
-        if beta is None or self.ext.get("dt") != self.dt:
+    def _written(self, k: str, key: str, tau: np.ndarray) -> Value | None:
+        """The decay ``key`` neurocompile's exporter wrote for this node if the file's tau is dt / (1 - it) (for every
+        neuron: a per-neuron decay is recorded as its distinct values, ``{key}_values``)."""
+        rec = self.exact.get(k, {})
+        if self.ext.get("dt") != self.dt:
             return None
-        beta = float(beta)
-        return beta if 0 <= beta < 1 and self.dt / (1.0 - beta) == tau else None
+        cands = rec.get(f"{key}_values") if tau.ndim else None
+        cands = cands if cands is not None else ([] if rec.get(key) is None else [rec[key]])
+        by_tau = {self.dt / (1.0 - float(v)): float(v) for v in cands if 0 <= float(v) < 1}
+        found = [by_tau.get(float(t)) for t in tau.reshape(-1)]
+        if not found or any(v is None for v in found):
+            return None
+        return found[0] if tau.ndim == 0 else _one(np.array(found).reshape(tau.shape))
 
     # -- current-based and non-spiking neurons (CubaLIF; LI, CubaLI, I) ----------------------------------------------
-    def _decay(self, k: str, typ: str, tau: float, field: str, key: str) -> tuple[float, float, dict]:
-        """One compartment ``tau dx/dt = -x + w u`` as a step x[t] = d x[t-1] + w c u[t]: (d, c, what was chosen),
-        by the discretization (the LIF rule: Euler d = 1 - dt/tau, c = dt/tau, d as snnTorch's float32 value by
-        default; zoh d = exp(-dt/tau), c = 1 - d). ``key`` names the decay in neurocompile's metadata (``alpha`` for
-        a synaptic current, ``beta`` for a membrane), taken exactly when this file's tau is dt / (1 - d)."""
-        if not tau > 0:
-            raise ConversionError(f"{field} = {tau:g}: a time constant must be positive", node=k, op=typ)
-        if self.disc == "zoh":
-            d = math.exp(-self.dt / tau)
-            return d, (1.0 - d) if math.isfinite(tau) else self.dt / tau, {}
-        d, c = 1.0 - self.dt / tau, self.dt / tau
-        if d < 0:
-            raise ConversionError(f"forward Euler with dt = {self.dt:g} s > {field} = {tau:g} s gives {key} = "
-                                  f"1 - dt/{field} = {d:.6g} < 0 (snnTorch would clamp it to 0: not the ODE)",
-                                  node=k, op=typ, hint="Pass a smaller dt, or discretization='zoh'")
-        written = self._written(k, key, tau)
-        if written is not None:
-            return written, c, {f"{key}_from": "metadata"}
-        if self.disc == "snntorch":
-            d, exact = snntorch_beta(tau, self.dt)
-            return d, c, {f"{key}_inverts_export": exact}
-        return d, c, {}
-
-    def _written(self, k: str, key: str, tau: float) -> float | None:
-        """The decay ``key`` neurocompile's exporter wrote for this node if the file's tau is dt / (1 - it)."""
-        v = self.exact.get(k, {}).get(key)
-        if v is None or self.ext.get("dt") != self.dt:
-            return None
-        v = float(v)
-        return v if 0 <= v < 1 and self.dt / (1.0 - v) == tau else None
-
     def _cuba_params(self, k: str, typ: str, node: Any, shape: Shape, spiking: bool) -> dict:
-        """The checked, uniform parameters of a CubaLIF / CubaLI; v_leak (and v_reset) must be 0."""
+        """The checked parameters of a CubaLIF / CubaLI (one value per layer or per neuron); v_leak (and v_reset)
+        must be 0."""
         self._zero(k, typ, node, "v_leak", shape, "neurocompile's neurons leak towards 0 (a leak potential would be a "
                    "constant current (1 - beta)·v_leak, not supported yet)")
         fields = ("tau_syn", "tau_mem", "r", "w_in") + (("v_threshold",) if spiking else ())
         if spiking:
             self._zero(k, typ, node, "v_reset", shape, "neurocompile's neurons reset to 0 (hard reset)")
-        return {f: self._uniform(k, typ, node, f, shape) for f in fields}
+        return {f: self._values(k, typ, node, f, shape) for f in fields}
+
+    def _cuba(self, k: str, typ: str, node: Any, shape: Shape, spiking: bool) -> tuple[dict, Value, dict]:
+        """(alpha, beta and, for a CubaLIF, the threshold; the input gain g_syn g_mem; the record) of a CubaLIF /
+        CubaLI."""
+        p = self._cuba_params(k, typ, node, shape, spiking)
+        alpha, c_syn, n_syn = self._decay(k, typ, p["tau_syn"], "tau_syn", "alpha")
+        beta, c_mem, n_mem = self._decay(k, typ, p["tau_mem"], "tau_mem", "beta")
+        gain = _one(np.asarray(p["w_in"]) * c_syn * np.asarray(p["r"]) * c_mem)
+        thr = {"threshold": p.pop("v_threshold")} if spiking else {}
+        if not np.isfinite(thr.get("threshold", 0.0)).all():
+            raise ConversionError(f"v_threshold = {_first_bad(thr['threshold'])!r} is not finite", node=k, op=typ)
+        return {"alpha": alpha, "beta": beta, **thr}, gain, {**{f: _summary(v) for f, v in p.items()}, **n_syn, **n_mem}
 
     def _CubaLIF(self, k, node, x, shape):
-        p = self._cuba_params(k, "CubaLIF", node, shape, spiking=True)
-        thr = p.pop("v_threshold")
-        if not math.isfinite(thr):
-            raise ConversionError(f"v_threshold = {thr!r} is not finite", node=k, op="CubaLIF")
-        alpha, c_syn, n_syn = self._decay(k, "CubaLIF", p["tau_syn"], "tau_syn", "alpha")
-        beta, c_mem, n_mem = self._decay(k, "CubaLIF", p["tau_mem"], "tau_mem", "beta")
-        x, used = self._gain(k, "CubaLIF", x, p["w_in"] * c_syn * p["r"] * c_mem)
-        y = self._add(k, "CubaLIF", [x], {"alpha": alpha, "beta": beta, "threshold": thr}, {}, k, "CubaLIF")
-        self.neurons[y] = {"nir_type": "CubaLIF", **p, **n_syn, **n_mem, "alpha": alpha, "beta": beta, "gain": used,
-                           "threshold": thr, **({"gain_node": x} if used != 1.0 else {})}
-        return y
+        values, gain, record = self._cuba(k, "CubaLIF", node, shape, spiking=True)
+        return self._cell(k, "CubaLIF", "CubaLIF", x, values, gain, record)
 
-    def _integrator(self, k: str, typ: str, x: str, attrs: dict, gain: float, record: dict) -> str:
+    def _integrator(self, k: str, typ: str, x: str, values: dict, gain: Value, record: dict) -> str:
         """An LI node (the IR's non-spiking integrator) after the input gain; its output is its membrane."""
-        x, used = self._gain(k, typ, x, gain)
-        y = self._add(k, "LI", [x], attrs, {}, k, typ)
-        self.neurons[y] = {"nir_type": typ, **record, **attrs, "gain": used, **({"gain_node": x} if used != 1.0 else {})}
+        y = self._cell(k, typ, "LI", x, values, gain, record)
         self.membrane_outputs[y] = k
         return y
 
     def _LI(self, k, node, x, shape):
         self._zero(k, "LI", node, "v_leak", shape, "neurocompile's LI leaks towards 0 (a leak potential would be a "
                    "constant current (1 - beta)·v_leak, not supported yet)")
-        tau, r = self._uniform(k, "LI", node, "tau", shape), self._uniform(k, "LI", node, "r", shape)
+        tau, r = self._values(k, "LI", node, "tau", shape), self._values(k, "LI", node, "r", shape)
         beta, c, note = self._decay(k, "LI", tau, "tau", "beta")
-        return self._integrator(k, "LI", x, {"beta": beta}, r * c, {"tau": tau, "r": r, **note})
+        return self._integrator(k, "LI", x, {"beta": beta}, _one(np.multiply(r, c)),
+                                {"tau": _summary(tau), "r": _summary(r), **note})
 
     def _CubaLI(self, k, node, x, shape):
-        p = self._cuba_params(k, "CubaLI", node, shape, spiking=False)
-        alpha, c_syn, n_syn = self._decay(k, "CubaLI", p["tau_syn"], "tau_syn", "alpha")
-        beta, c_mem, n_mem = self._decay(k, "CubaLI", p["tau_mem"], "tau_mem", "beta")
-        return self._integrator(k, "CubaLI", x, {"alpha": alpha, "beta": beta}, p["w_in"] * c_syn * p["r"] * c_mem,
-                                {**p, **n_syn, **n_mem})
+        decays, gain, record = self._cuba(k, "CubaLI", node, shape, spiking=False)
+        return self._integrator(k, "CubaLI", x, decays, gain, record)
 
     def _I(self, k, node, x, shape):
-        r = self._uniform(k, "I", node, "r", shape)
-        return self._integrator(k, "I", x, {"beta": 1.0}, r * self.dt, {"r": r, "rule": "v = v + r·dt·I (LI with "
-                                                                                        "beta 1)"})
+        r = self._values(k, "I", node, "r", shape)
+        return self._integrator(k, "I", x, {"beta": 1.0}, _one(np.multiply(r, self.dt)),
+                                {"r": _summary(r), "rule": "v = v + r·dt·I (LI with beta 1)"})
 
     def _check_neurons(self) -> None:
         """A network of leaky integrators only (no spiking neuron) is refused: its T would not be scheduled."""
@@ -827,6 +875,24 @@ class _Importer:
             raise ConversionError("the NIR graph has leaky integrators but no spiking neuron: neurocompile runs spiking "
                                   "networks (LI, CubaLI and I as layers or readouts of one)", node=k, op=self.types[k],
                                   hint="Run a purely linear filter in its own tool; add a spiking layer to compile it")
+
+
+def _one(a: Any) -> Any:
+    """``a`` as one float where all its elements are equal (or it is a scalar), else as a float64 array."""
+    a = np.asarray(a, np.float64)
+    return float(a.reshape(-1)[0]) if a.size and (a.ndim == 0 or np.all(a == a.reshape(-1)[0])) else a
+
+
+def _summary(v: Any) -> Any:
+    """A parameter as recorded in ``meta['nir']['neurons']``: its value, or [min, max] of per-neuron values."""
+    return float(v) if np.ndim(v) == 0 else [float(np.min(v)), float(np.max(v))]
+
+
+def _first_bad(a: Any, ok: Any = None) -> float:
+    """The first element of ``a`` that is not finite (or, given ``ok``, where ``ok`` is False)."""
+    a = np.asarray(a, np.float64)
+    bad = ~np.isfinite(a) if ok is None else ~np.asarray(ok)
+    return float(a.reshape(-1)[int(np.flatnonzero(bad.reshape(-1))[0])]) if bad.any() else float(a.reshape(-1)[0])
 
 
 def _ext_doc(metadata: dict, k: str, typ: str) -> dict:
@@ -875,6 +941,17 @@ def snntorch_beta(tau: float, dt: float) -> tuple[float, bool]:
     if not hits:
         return float(b0), False
     return float(min(hits, key=lambda b: abs(float(b) - approx))), True
+
+
+def snntorch_betas(tau: Any, dt: float) -> tuple[Any, bool]:
+    """:func:`snntorch_beta` of one tau or of per-neuron taus (each distinct value once): (beta or betas, whether every
+    one inverts snnTorch's export)."""
+    t = np.asarray(tau, np.float64)
+    if t.ndim == 0:
+        return snntorch_beta(float(t), dt)
+    distinct, where = np.unique(t, return_inverse=True)
+    found = [snntorch_beta(float(v), dt) for v in distinct]
+    return _one(np.array([b for b, _ in found])[where].reshape(t.shape)), all(e for _, e in found)
 
 
 def _ints(v: Any, n: int, k: str, typ: str, what: str) -> list[int]:

@@ -16,6 +16,8 @@ Input / outputs        Input / Output (a graph output is read out as the mean ov
 Conv                   Conv2d (symmetric pads; bias, zeros when it has none: snnTorch's importer needs one)
 Dense                  Affine (with bias) or Linear
 AvgPool                AvgPool2d (padding 0, whole windows); GlobalAvgPool: AvgPool2d over the whole map
+MaxPool                no NIR node: the extension's labelled AvgPool2d approximation (below), so a student with
+                       a max pool is exact for neurocompile only
 Flatten, Reshape       Flatten (a Reshape only where it merges adjacent dims)
 Add (data inputs)      no node: every consumer gets an edge from each addend (NIR sums the edges into a node)
 Mul by a constant      Scale (the constant broadcast to the tensor's shape); a Mul the NIR importer made for a
@@ -35,7 +37,9 @@ Identity, Dropout      nothing
 Every node's metadata (``node.metadata``, kept by ``nir.write``/``nir.read``) holds ``"neurocompile"``: a JSON string
 with what neurocompile's importer needs to rebuild the IR node exactly (``op``; for LIF ``beta`` and ``threshold``,
 for CubaLIF ``alpha``, ``beta`` and ``threshold``, for LI ``beta`` and, with a current, ``alpha``; also written as
-plain numbers). The graph's metadata holds ``"neurocompile"`` (JSON: ``format`` =
+plain numbers). A parameter that differs from neuron to neuron (``ops.Op.per_neuron``) is written per neuron by the
+same rules (tau = dt / (1 - beta) for each neuron, the threshold as v_threshold) and its metadata lists the layer's
+distinct values (``beta_values``, ``alpha_values``), from which the importer takes each neuron's exactly. The graph's metadata holds ``"neurocompile"`` (JSON: ``format`` =
 :data:`EXTENSION`, ``kind``, ``dt``, ``time_steps``, ``t_wake``, ``steps``, ``readout``) and, as plain numbers,
 ``dt``, ``time_steps`` (students: T) or ``t_wake`` and ``steps`` (CASC).
 
@@ -49,6 +53,16 @@ subtractive reset, no count clip and no wake/sleep schedule, so each CIF (or IF-
   to the wake steps seen and sends up to gamma spikes per step. The IF node's ``"neurocompile"`` metadata holds
   the exact neuron (``op`` CIF or IF and every attribute: threshold, levels, gamma, rate, shift, amplitude); the
   Scale's names it (``role`` "amplitude", ``of``).
+- **max pooling** (InhibitionMaxPool, the lateral-inhibition pool of a CASC network; a student's MaxPool alike): NIR
+  1.0.8 has no max pool, so it is a standard ``nir.AvgPool2d`` with the pool's kernel, stride and (symmetric)
+  padding, the same windows and output shape: what other tools load. It is an **approximation**, labelled so in
+  the node's metadata (``"approximation"``): for non-negative inputs (the spikes other tools see), a window's average
+  never exceeds its maximum and equals it where the window's inputs agree (a SumPool2d would exceed it up to kernel-size
+  times, and snnTorch 1.0.0's importer maps AvgPool2d but not SumPool2d); NIR pads with 0 where the max pool pads
+  with -inf. The node's ``"neurocompile"`` metadata holds the exact pool (``op`` and every attribute: kernel,
+  stride, pads, ceil_mode). A pool the AvgPool2d cannot mirror is refused: asymmetric pads, or a partial (ceil_mode)
+  window (NIR's pools have none: another output shape). A torch AvgPool2d refuses padding over half the kernel,
+  which the IR's pool allows (pads below the kernel): such a file is valid NIR that snnTorch cannot build.
 - **wake-gated biases as a gated input channel**: a bias is on only during the wake phase, so it is not written
   into its Conv2d/Affine. Instead the file has gate Input nodes (``role`` "gate") named ``wake_<shape>``: shape
   (1, H, W) for a conv bias on an (C, H, W) map, (1,) for a dense bias. Each bias is a branch from its gate,
@@ -57,14 +71,15 @@ subtractive reset, no count clip and no wake/sleep schedule, so each CIF (or IF-
   data input x on the wake steps and 0 after; run ``steps`` steps; the readout is the sum of the Output over all
   steps divided by T_wake.
 
-neurocompile's importer reads the extension back to the same IR (the CIF attributes, the biases on their layers),
-so the file converts (``api.convert(g, steps=T)``) to the network that was exported: the same readout in the float64
-reference simulator. Other tools see a labelled approximation.
+neurocompile's importer reads the extension back to the same IR (the CIF attributes, the biases on their layers,
+the max pools with their attributes), so the file converts (``api.convert(g, steps=T)``) to the network that was
+exported: the same readout in the float64 reference simulator. Other tools see a labelled approximation.
 
 Refused (ConversionError naming the node and op): fixed-point graphs (Lava's truncating decays and integer units
-have no NIR form), a lowered graph, unbalanced delays, MaxPool / lateral-inhibition pooling, Concat, Div, Sub,
+have no NIR form), a lowered graph, unbalanced delays, Concat, Div, Sub,
 BatchNorm or Affine that was not folded, an Add with a constant or integer gains or an input added to itself,
-asymmetric pads, pools with padding or partial windows, a Reshape that is no Flatten, a LIF with a fixed-point
+asymmetric pads, average pools with padding or partial windows, max pools with asymmetric pads or a partial
+(ceil_mode) window, a Reshape that is no Flatten, a LIF with a fixed-point
 ``dv``, a CubaLIF / LI decay outside [0, 1) (no tau = dt / (1 - decay); an LI with beta 1 is an I), and for students
 any constant term outside a Conv/Dense bias.
 """
@@ -73,7 +88,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -89,6 +104,9 @@ _APPROX = ("nir.IF approximation of a neurocompile {op} neuron: NIR's IF resets 
            "the exact neuron (subtractive reset, signed spikes, count clipped to the wake steps) is in the "
            "'neurocompile' metadata")
 _HINT = "Export neurocompile's own artifact instead: neurocompile export MODEL -o net.h5"
+_POOL_APPROX = ("nir.AvgPool2d approximation of a neurocompile {op}: NIR has no max pool; the window average (the "
+                "same kernel, stride and padding) never exceeds the window's maximum and equals it where the window's "
+                "inputs agree; the exact pool ({what}) is in the 'neurocompile' metadata")
 
 
 @dataclass
@@ -101,6 +119,16 @@ class NirExport:
     time_steps: int                # students: T; CASC: the total steps of the zero-delay run
     t_wake: int
     types: dict[str, int] = field(default_factory=dict)  # NIR node type -> count
+
+    def approximations(self) -> dict[str, str]:
+        """IR op -> the NIR type written as its labelled approximation (metadata ``"approximation"``): what other tools
+        run in place of the exact node that neurocompile's extension records."""
+        found = {}
+        for node in self.graph.nodes.values():
+            meta = getattr(node, "metadata", None) or {}
+            if "approximation" in meta and META in meta:
+                found[json.loads(meta[META])["op"]] = type(node).__name__
+        return dict(sorted(found.items()))
 
 
 def write_nir(graph: Graph, path: str, dt: float = DEFAULT_DT) -> NirExport:
@@ -262,8 +290,7 @@ class _Exporter:
             return
         handler = getattr(self, f"_{n.op}", None)
         if handler is None:
-            why = {"InhibitionMaxPool": "max pooling (lateral inhibition in the spiking network)",
-                   "MaxPool": "max pooling", "Concat": "a concatenation", "Div": "a division by a constant "
+            why = {"Concat": "a concatenation", "Div": "a division by a constant "
                    "(x / c and x * (1/c) round differently)", "Readout": "a readout of a lowered graph"}
             self._refuse(n, why.get(n.op, f"the op {n.op}"))
         handler(n, op)
@@ -372,6 +399,30 @@ class _Exporter:
         _, H, W = self._shape(n.inputs[0])
         self._pool(n, (H, W), (H, W), "GlobalAvgPool")
 
+    def _MaxPool(self, n: Node, op: ops.Op) -> None:
+        """MaxPool (students) / InhibitionMaxPool (CASC): the extension, a labelled nir.AvgPool2d approximation with
+        the pool's kernel, stride and padding, the exact pool (op and every attribute) in its metadata."""
+        if "bias" in n.params:
+            self._refuse(n, "a lowered pool (the current reaching it moved to it)")
+        t, l, b, r = (int(v) for v in op.attr(n, "pads"))
+        hint = ("Pool with symmetric pads and whole windows, or export neurocompile's own artifact: "
+                "neurocompile export MODEL -o net.h5")
+        if (t, l) != (b, r):
+            self._refuse(n, f"a max pool with asymmetric pads {[t, l, b, r]} (NIR's pools pad both sides alike)", hint)
+        k, s = ops.pair(op.attr(n, "kernel")), ops.pair(op.attr(n, "stride"))
+        (_, H, W), (_, Ho, Wo) = self._shape(n.inputs[0]), self._shape(n.output)
+        if (Ho, Wo) != ((H + 2 * t - k[0]) // s[0] + 1, (W + 2 * l - k[1]) // s[1] + 1):
+            self._refuse(n, f"a max pool with a partial (ceil_mode) window: {(Ho, Wo)} windows where NIR's pools "
+                         f"have {((H + 2 * t - k[0]) // s[0] + 1, (W + 2 * l - k[1]) // s[1] + 1)}", hint)
+        attrs = {a: (v.tolist() if hasattr(v, "tolist") else v) for a, v in n.attrs.items()}  # numpy -> JSON
+        what = ("lateral inhibition: each window accumulates its inputs and sends the largest accumulator"
+                if n.op == "InhibitionMaxPool" else "the maximum over each window") + ", padding -inf"
+        meta = {**_meta(op=n.op, attrs=attrs), "approximation": _POOL_APPROX.format(op=n.op, what=what)}
+        self._after_input(n, self.nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array([t, l]),
+                                                metadata=meta))
+
+    _InhibitionMaxPool = _MaxPool
+
     def _Flatten(self, n: Node, op: ops.Op) -> None:
         in_shape = self._shape(n.inputs[0])
         self._flatten(n, in_shape, 0, len(in_shape) - 1)
@@ -390,48 +441,75 @@ class _Exporter:
                                              metadata=_meta(op=n.op)))
 
     # -- neurons ---------------------------------------------------------------------------
+    def _param(self, n: Node, op: ops.Op, key: str) -> Any:
+        """A neuron parameter: its attribute (a float; None where unset), or its per-neuron param (a float64 array)."""
+        if key in op.varying(n):
+            return np.asarray(n.params[key], np.float64)
+        v = op.attr(n, key)
+        return None if v is None else float(v)
+
+    def _full(self, n: Node) -> Callable[[Any], np.ndarray]:
+        """Per-neuron arrays of the layer's shape (snnTorch's importer needs them) from a value or an array."""
+        shape = self._shape(n.output)
+        return lambda v: np.array(np.broadcast_to(np.asarray(v, np.float64), shape))  # noqa: E731
+
+    @staticmethod
+    def _metadata(info: dict[str, Any]) -> dict[str, Any]:
+        """A neuron node's metadata: ``info`` as neurocompile's JSON record, and its one-value parameters also as plain
+        numbers (for other tools)."""
+        return {**_meta(**info), **{k: v for k, v in info.items() if k != "op" and np.ndim(v) == 0}}
+
+    @staticmethod
+    def _exact(**values: Any) -> dict[str, Any]:
+        """The metadata that lets neurocompile's importer rebuild these parameters exactly: a value as itself, a
+        per-neuron array as its distinct values (``{key}_values``; each neuron's tau picks its own)."""
+        return {(k if np.ndim(v) == 0 else f"{k}_values"): (float(v) if np.ndim(v) == 0 else
+                                                            [float(x) for x in np.unique(v)])
+                for k, v in values.items() if v is not None and (k != "threshold" or np.ndim(v) == 0)}
+
     def _LIF(self, n: Node, op: ops.Op) -> None:
         if op.attr(n, "dv") is not None or "bias" in n.params:
             self._refuse(n, "a fixed-point (or lowered) LIF")
-        beta, thr = float(op.attr(n, "beta")), float(op.attr(n, "threshold"))
-        shape = self._shape(n.output)
-        full = lambda v: np.full(shape, float(v))  # noqa: E731 - per-neuron arrays: snnTorch's importer needs them
-        rec = self.neuron_records.get(n.name)
-        info = dict(op="LIF", beta=beta, threshold=thr)
-        meta = {**_meta(**info), "beta": beta, "threshold": thr}
+        beta, thr = self._param(n, op, "beta"), self._param(n, op, "threshold")
+        full = self._full(n)
+        rec = self.neuron_records.get(n.name) if not op.varying(n) else None
+        info = dict(op="LIF", **self._exact(beta=beta, threshold=thr))
+        meta = self._metadata(info)
         if rec is not None and rec.get("nir_type") in ("IF", "Threshold") and rec.get("beta") == beta:
             if rec["nir_type"] == "IF":  # imported from NIR: written back with its own r
                 node = self.nir.IF(r=full(rec["r"]), v_threshold=full(thr), v_reset=full(0.0), metadata=meta)
             else:
                 node = self.nir.Threshold(threshold=full(thr), metadata=meta)
-        elif beta == 1.0:  # a LIF without leak: NIR's IF, with gain r dt = 1
+        elif np.all(beta == 1.0):  # a LIF without leak: NIR's IF, with gain r dt = 1
             node = self.nir.IF(r=full(1.0 / self.dt), v_threshold=full(thr), v_reset=full(0.0), metadata=meta)
         else:
-            if not 0 <= beta < 1:
-                self._refuse(n, f"a LIF with beta = {beta:g} (tau = dt / (1 - beta) needs 0 <= beta < 1)")
             if rec is not None and rec.get("nir_type") == "LIF" and rec.get("beta") == beta:
                 tau, r = float(rec["tau"]), float(rec["r"])  # the file's own values (a gain folded back into r)
             else:
-                tau = self.dt / (1.0 - beta)
+                tau = self._decay_tau(n, "beta", beta)
                 r = tau / self.dt
             node = self.nir.LIF(tau=full(tau), r=full(r), v_leak=full(0.0), v_threshold=full(thr), v_reset=full(0.0),
                                 metadata=meta)
         self._after_input(n, node)
 
-    def _decay_tau(self, n: Node, what: str, d: float) -> float:
-        """tau = dt / (1 - d) of a decay d (snnTorch's convention), which needs 0 <= d < 1."""
-        if not 0 <= d < 1:
-            self._refuse(n, f"a {n.op} with {what} = {d:g} (tau = dt / (1 - {what}) needs 0 <= {what} < 1)")
+    def _decay_tau(self, n: Node, what: str, d: Any) -> Any:
+        """tau = dt / (1 - d) of a decay d (snnTorch's convention; per neuron for an array), which needs 0 <= d < 1."""
+        bad = ~((0 <= np.asarray(d)) & (np.asarray(d) < 1))
+        if bad.any():
+            v = float(np.asarray(d).reshape(-1)[int(np.flatnonzero(bad.reshape(-1))[0])])
+            self._refuse(n, f"a {n.op} with {what} = {v:g} (tau = dt / (1 - {what}) needs 0 <= {what} < 1)")
         return self.dt / (1.0 - d)
 
-    def _record(self, n: Node, nir_types: tuple[str, ...], **decays: float) -> dict | None:
-        """The NIR import's record of this node if it was read as one of ``nir_types`` with these decays."""
+    def _record(self, n: Node, nir_types: tuple[str, ...], **decays: Any) -> dict | None:
+        """The NIR import's record of this node if it was read as one of ``nir_types`` with these decays (one value
+        each: a node whose parameters differ from neuron to neuron is written by snnTorch's convention)."""
         rec = self.neuron_records.get(n.name)
-        if rec is None or rec.get("nir_type") not in nir_types or any(rec.get(k) != v for k, v in decays.items()):
+        if (rec is None or rec.get("nir_type") not in nir_types or any(np.ndim(v) for v in decays.values())
+                or any(rec.get(k) != v for k, v in decays.items())):
             return None
         return rec
 
-    def _cuba_taus(self, n: Node, rec: dict | None, alpha: float, beta: float) -> dict[str, float]:
+    def _cuba_taus(self, n: Node, rec: dict | None, alpha: Any, beta: Any) -> dict[str, Any]:
         """tau_syn, tau_mem, r, w_in of a CubaLIF / CubaLI: the file's own values when the node came from NIR (a gain
         folded back into r), else snnTorch's Synaptic export: tau = dt / (1 - decay), w_in = tau_syn / dt,
         r = tau_mem / dt."""
@@ -443,13 +521,12 @@ class _Exporter:
     def _CubaLIF(self, n: Node, op: ops.Op) -> None:
         if "bias" in n.params:
             self._refuse(n, "a lowered CubaLIF (its bias moved to it)")
-        alpha, beta, thr = (float(op.attr(n, k)) for k in ("alpha", "beta", "threshold"))
-        shape = self._shape(n.output)
-        full = lambda v: np.full(shape, float(v))  # noqa: E731 - per-neuron arrays, as for LIF
+        alpha, beta, thr = (self._param(n, op, k) for k in ("alpha", "beta", "threshold"))
+        full = self._full(n)
         rec = self._record(n, ("CubaLIF",), alpha=alpha, beta=beta)
         p = self._cuba_taus(n, rec, alpha, beta)
-        meta = {**_meta(op="CubaLIF", alpha=alpha, beta=beta, threshold=thr), "alpha": alpha, "beta": beta,
-                "threshold": thr}
+        info = dict(op="CubaLIF", **self._exact(alpha=alpha, beta=beta, threshold=thr))
+        meta = self._metadata(info)
         node = self.nir.CubaLIF(**{k: full(v) for k, v in p.items()}, v_leak=full(0.0), v_threshold=full(thr),
                                 v_reset=full(0.0), metadata=meta)
         self._after_input(n, node)
@@ -457,13 +534,11 @@ class _Exporter:
     def _LI(self, n: Node, op: ops.Op) -> None:
         if "bias" in n.params:
             self._refuse(n, "a lowered LI (its bias moved to it)")
-        alpha, beta = op.attr(n, "alpha"), float(op.attr(n, "beta"))
-        shape = self._shape(n.output)
-        full = lambda v: np.full(shape, float(v))  # noqa: E731
-        info = dict(op="LI", beta=beta, **({} if alpha is None else {"alpha": float(alpha)}))
-        meta = {**_meta(**info), **{k: v for k, v in info.items() if k != "op"}}
+        alpha, beta = self._param(n, op, "alpha"), self._param(n, op, "beta")
+        full = self._full(n)
+        info = dict(op="LI", **self._exact(beta=beta, alpha=alpha))
+        meta = self._metadata(info)
         if alpha is not None:  # CubaLI
-            alpha = float(alpha)
             rec = self._record(n, ("CubaLI",), alpha=alpha, beta=beta)
             p = self._cuba_taus(n, rec, alpha, beta)
             node = self.nir.CubaLI(**{k: full(v) for k, v in p.items()}, v_leak=full(0.0), metadata=meta)
@@ -473,7 +548,7 @@ class _Exporter:
                 node = self.nir.I(r=full(rec["r"]), metadata=meta)
             elif rec is not None:
                 node = self.nir.LI(tau=full(rec["tau"]), r=full(rec["r"]), v_leak=full(0.0), metadata=meta)
-            elif beta == 1.0:  # no leak: NIR's integrator I, with gain r dt = 1
+            elif np.all(beta == 1.0):  # no leak: NIR's integrator I, with gain r dt = 1
                 node = self.nir.I(r=full(1.0 / self.dt), metadata=meta)
             else:
                 tau = self._decay_tau(n, "beta", beta)

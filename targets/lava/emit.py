@@ -188,6 +188,8 @@ def _lif(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     """lava's own LIF: du = 1 (current = this step's input), dv = 1 - β, hard reset; LIFReset clears u and v
     at the first step of every period (Lava's time_step is 1-based); the bias comes from a gated source."""
     op = op_of(n)
+    if op.varying(n):
+        return _leaky_neuron(b, n, ins)
     dv = op.attr(n, "dv")  # fixed point: Lava's bit-accurate LIF (du 4095: the current is this step's input)
     decays = dict(du=1.0, dv=1.0 - float(op.attr(n, "beta"))) if dv is None else dict(du=4095, dv=int(dv))
     vth = float(op.attr(n, "threshold"))
@@ -200,8 +202,35 @@ def _cuba_lif(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     where 1 - (1 - alpha) = alpha in floating point, as for every alpha in [0.5, 1]; else to rounding)."""
     _floating_only(b.g, n)
     op = op_of(n)
+    if op.varying(n):
+        return _leaky_neuron(b, n, ins)
     return _lava_lif(b, n, ins, dict(du=1.0 - float(op.attr(n, "alpha")), dv=1.0 - float(op.attr(n, "beta"))),
                      float(op.attr(n, "threshold")))
+
+
+def _neuron_values(b: _Build, n: Node) -> dict[str, np.ndarray | None]:
+    """The op's :attr:`~ops.Op.per_neuron` parameters as arrays of the layer's shape in Lava layout (None: unset)."""
+    op, shape = op_of(n), b.g.shapes[n.output]
+    return {k: None if (v := n.params.get(k, op.attr(n, k))) is None
+            else to_lava(np.broadcast_to(np.asarray(v, np.float64), shape)) for k in op.per_neuron}
+
+
+def _leaky_neuron(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    """An LIF or CubaLIF whose parameters differ within the layer as neurocompile's LeakyNeuron process (the rules
+    of neurons.py, per-neuron arrays), its bias added in its wake window, its spikes counted."""
+    from neurocompile.targets.lava.processes.neurons import LeakyNeuron
+    from neurocompile.targets.lava.processes.routing import SpikeCounter
+
+    _floating_only(b.g, n)
+    v, lshape = _neuron_values(b, n), lava_shape(b.g.shapes[n.output])
+    p = b.add(LeakyNeuron(shape=lshape, beta=v["beta"], threshold=v["threshold"], alpha=v.get("alpha"),
+                          bias=b.bias(n), name=n.name, **b.gating(n)))
+    _into(p.a_in, ins[0])
+    counter = b.add(SpikeCounter(shape=lshape, offset=b.stream.offset(n.name), steps=b.stream.steps,
+                                 period=b.stream.period, n_samples=b.n_samples, lanes=b.lanes, name=f"{n.name}/count"))
+    p.s_out.connect(counter.s_in)
+    b.out.neurons[n.name] = counter
+    return [p.s_out]
 
 
 def _floating_only(g: Graph, n: Node) -> None:
@@ -238,11 +267,9 @@ def _leaky_integrator(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     from neurocompile.targets.lava.processes.neurons import LeakyIntegrator
 
     _floating_only(b.g, n)
-    op = op_of(n)
-    alpha = op.attr(n, "alpha")
-    p = b.add(LeakyIntegrator(shape=lava_shape(b.g.shapes[n.output]), beta=float(op.attr(n, "beta")),
-                              alpha=None if alpha is None else float(alpha), bias=b.bias(n), name=n.name,
-                              **b.gating(n)))
+    v = _neuron_values(b, n)  # arrays (one value per neuron) whether the layer's values differ or not
+    p = b.add(LeakyIntegrator(shape=lava_shape(b.g.shapes[n.output]), beta=v["beta"], alpha=v["alpha"],
+                              bias=b.bias(n), name=n.name, **b.gating(n)))
     _into(p.a_in, ins[0])
     return [p.s_out]
 

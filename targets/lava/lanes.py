@@ -65,7 +65,8 @@ def _widen(n: Node, B: int, g: Graph) -> None:
     elif isinstance(op, ops.Reshape):
         shape = g.shapes[n.output]
         n.attrs["shape"] = [B * int(shape[0]), *map(int, shape[1:])]
-    for key in ("const", "bias"):  # per-channel constants and sink biases repeat per lane; scalars stay
+    for key in ("const", "bias", *op.varying(n)):  # per-channel constants, sink biases and per-neuron parameters
+        # repeat per lane; scalars stay
         v = n.params.get(key)
         if v is not None and v.ndim == len(g.shapes[n.output]) + 0 and v.ndim >= 1 and v.shape[0] > 1:
             n.params[key] = np.tile(v, (B,) + (1,) * (v.ndim - 1))

@@ -42,6 +42,7 @@ def run_multistep(sim, inputs: list[torch.Tensor], T: int, record_layers: bool,
               for n in sim.order if OPS[n.op].spiking}
     layers: dict[str, list] | None = {} if record_layers else None
     state: dict[str, dict] = {}
+    ends = sim.ends(T)
     for i, n in enumerate(sim.order):
         op = OPS[n.op]
         if not n.inputs:
@@ -52,7 +53,7 @@ def run_multistep(sim, inputs: list[torch.Tensor], T: int, record_layers: bool,
                 ins = [shift(x, d) for x, d in zip(ins, s.balance[n.name])]
             shape = (inputs[0].shape[0], *g.shapes[n.inputs[0]])  # a sink's input current
             if op.sink:
-                y = _sink(sim, n, ins[0], T, state, counts, layers, shape)
+                y = _sink(sim, n, ins[0], T, state, counts, layers, shape, ends.get(n.name, T))
             elif op.role == "affine":
                 y = _linear(sim, n, ins)
             else:
@@ -92,8 +93,10 @@ def _linear(sim, n, ins: list[Series]) -> Series:
     return [parts.get(k) for k in keys]
 
 
-def _sink(sim, n, xs: Series, T: int, state: dict, counts: dict, layers: dict | None, shape: tuple) -> Series:
-    """A neuron layer, inhibition pool or readout over the T steps (bias in its wake window)."""
+def _sink(sim, n, xs: Series, T: int, state: dict, counts: dict, layers: dict | None, shape: tuple,
+          end: int) -> Series:
+    """A neuron layer, inhibition pool or readout over the T steps (bias in its wake window), silent from step ``end``
+    (a student's sink past its T steps: ReferenceSimulator.ends)."""
     op, p, s = OPS[n.op], sim.params[n.name], sim.sched
     zeros = torch.zeros(shape, dtype=sim.dtype, device=sim.device)
     out: Series = []
@@ -101,6 +104,11 @@ def _sink(sim, n, xs: Series, T: int, state: dict, counts: dict, layers: dict | 
 
     record = [] if layers is not None and op.spiking else None
     for t in range(T):
+        if t >= end:
+            if record is not None:
+                record.append(torch.zeros((shape[0], *sim.g.shapes[n.output]), dtype=torch.float32))
+            out.append(None)
+            continue
         x = xs[t] if xs[t] is not None else zeros
         if "bias" in p and s.bias_on(n.name, t):
             x = x + p["bias"]

@@ -3,9 +3,11 @@
 Vectorized over the batch in torch (CPU, or CUDA when asked). It runs the lowered graph
 (passes/lower_to_blocks.py) every target runs: connections are linear maps (the op table's ``linear``),
 each sink (neuron, inhibition pool, readout) adds its ``bias`` in its wake window, and stateful ops step
-by their op's ``init_state``/``step`` (built on ``neurocompile.neurons``). Two shortcuts keep it fast without changing a single value: an affine
-node whose inputs are the very same tensors as on the previous step reuses its linear output (the
-input current is constant during wake), and one whose inputs are all zero skips the map.
+by their op's ``init_state``/``step`` (built on ``neurocompile.neurons``); a student's sinks each run the
+network's own T steps (``ReferenceSimulator.ends``), so synaptic delays change no number. Two shortcuts keep it
+fast without changing a single value: an affine node whose inputs are the very same tensors as on the previous
+step reuses its linear output (the input current is constant during wake), and one whose inputs are all zero
+skips the map.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import torch
 
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import OPS, op_of, tensors
+from neurocompile.ops import OPS, is_level_neuron, op_of, tensors
 from neurocompile.passes.lower_to_blocks import lowered
 from neurocompile.targets import SimResult, per_step_input
 
@@ -133,6 +135,22 @@ class ReferenceSimulator:
         self._buffers: dict[str, torch.Tensor] = {}
         inputs = {n.name for n in graph.input_nodes}
         self.reads_input = {n.name for n in self.order if self.srcs[n.name] and set(self.srcs[n.name]) <= inputs}
+        # a student (LIF, CubaLIF, LI neurons, spiking as imported) is a network of T steps of its own: see ends()
+        self.student = self.sched.sleep and any(OPS[n.op].spiking and not is_level_neuron(n) for n in self.order)
+
+    def ends(self, T: int) -> dict[str, int]:
+        """The step from which each sink is silent in a ``T``-step run of a student: its arrival plus the network's own
+        T - (latest readout arrival) steps. Synaptic delays stagger the layers (a sink's step t is the network's step
+        t - arrival), so a T-step run would otherwise take every sink reached before the latest readout past the
+        network's last step, where a CubaLIF's current, an LI's membrane and the spikes a Delay holds back persist:
+        other readouts and spike counts than without delays (each output is read over its own T steps; Lava's
+        processes run one period each). Empty for CIF and IF networks, whose readout is the settled one (every step
+        counts)."""
+        if not self.student:
+            return {}
+        s = self.sched
+        own = T - max(s.arrival.get(o, 0) for o in self.out_names)
+        return {n.name: s.arrival.get(n.name, 0) + own for n in self.order if OPS[n.op].sink}
 
     # ------------------------------------------------------------------------------------
     def run(self, x: np.ndarray | torch.Tensor, steps: int | None = None, early_stop: bool = False,
@@ -174,6 +192,7 @@ class ReferenceSimulator:
         state: dict[str, dict] = {}
         delays = {k: _Delay(v) for k, v in s.delay.items()}
         balance = {k: [_Delay(d) if d else None for d in v] for k, v in s.balance.items()}
+        ends = self.ends(T)
         cache: dict[str, tuple] = {}
         acc = {o: None for o in self.out_names}
         per_step = []
@@ -194,7 +213,10 @@ class ReferenceSimulator:
                     xs = [vals[src] for src in self.srcs[n.name]]
                     if n.name in balance:
                         xs = [b(v) if b else v for b, v in zip(balance[n.name], xs)]
-                    y, _ = self._step(n, xs, t, state, cache, counts)
+                    if t >= ends.get(n.name, T):  # a sink past its T steps (a student's): silent, its state kept
+                        y = self._zeros(n.name, (N, *g.shapes[n.output]))
+                    else:
+                        y, _ = self._step(n, xs, t, state, cache, counts)
                     if layers is not None and n.name in layers:  # spikes as sent, before any delay line
                         layers[n.name].append((y / OPS[n.op].spike_amplitude(n)).to(torch.float32).cpu())
                     if check and not active and OPS[n.op].stateful:

@@ -1,4 +1,5 @@
-"""Neuron processes: CIF (lossless CASC neuron) and IF (baseline), with gated bias; leaky integrators (LI).
+"""Neuron processes: CIF (lossless CASC neuron) and IF (baseline), with gated bias; leaky integrators (LI); leaky
+spiking neurons (LIF, CubaLIF) whose parameters differ from neuron to neuron.
 
 The update rules come from neurocompile.neurons (one definition of each neuron)."""
 from __future__ import annotations
@@ -107,9 +108,10 @@ class PySpikingNeuronFixed(PySpikingNeuronFloat):
 class LeakyIntegrator(AbstractProcess):
     """A layer of leaky integrators (the IR's LI: NIR's LI, CubaLI and I), which never spike. ``a_in`` takes currents;
     each step the layer updates V = beta V + X (with a synaptic current, ``alpha`` not None: I = alpha I + X,
-    V = beta V + I) and sends V on ``s_out``. ``bias`` is added in the wake window only; a new sample starts at rest."""
+    V = beta V + I) and sends V on ``s_out``. ``beta`` and ``alpha`` are one value per neuron (arrays of ``shape``,
+    Lava layout); ``bias`` is added in the wake window only; a new sample starts at rest."""
 
-    def __init__(self, *, shape, beta: float, alpha: float | None, bias: np.ndarray, t_wake: int, arrival: int,
+    def __init__(self, *, shape, beta: np.ndarray, alpha: np.ndarray | None, bias: np.ndarray, t_wake: int, arrival: int,
                  offset: int = 0, steps: int, period: int, sleep: bool, name=None):
         super().__init__(shape=shape, beta=beta, alpha=alpha, t_wake=t_wake, arrival=arrival, offset=offset,
                          steps=steps, period=period, sleep=sleep, name=name)
@@ -120,31 +122,88 @@ class LeakyIntegrator(AbstractProcess):
         self.v = Var(shape=shape, init=0)
 
 
+class _LeakyModel(PhasedModel):
+    """The step the leaky layers share: a new sample starts from rest (current ``i`` and membrane ``v`` 0), nothing is
+    sent outside a sample's steps (what arrives then is dropped), the bias is added in the wake window; ``update``
+    steps the layer on its input current and returns what it sends."""
+
+    def run_spk(self) -> None:
+        x = self.a_in.recv()
+        k, phase = self.sample_and_step()
+        if self.starts_sample(phase):
+            self.i[:] = 0.0
+            self.v[:] = 0.0
+        if not self.active(k, phase):
+            self.s_out.send(np.zeros(x.shape))
+            return
+        if self.in_window(phase):
+            x = x + self.bias
+        self.s_out.send(self.update(x))
+
+    def update(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
 @implements(proc=LeakyIntegrator, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyLeakyIntegratorFloat(PhasedModel):
+class PyLeakyIntegratorFloat(_LeakyModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     bias: np.ndarray = LavaPyType(np.ndarray, float)
     i: np.ndarray = LavaPyType(np.ndarray, float)
     v: np.ndarray = LavaPyType(np.ndarray, float)
 
-    def run_spk(self) -> None:
+    def update(self, x: np.ndarray) -> np.ndarray:
         p = self.proc_params
-        x = self.a_in.recv()
-        k, phase = self.sample_and_step()
-        if self.starts_sample(phase):  # a new sample starts from rest
-            self.i[:] = 0.0
-            self.v[:] = 0.0
-        if not self.active(k, phase):  # before the first sample or in a flush: send nothing, drop what arrives
-            self.s_out.send(np.zeros(x.shape))
-            return
-        if self.in_window(phase):
-            x = x + self.bias
         current = p["alpha"] is not None
         i, v = neurons.li_step(self.v, x, p["beta"], self.i if current else None, p["alpha"])
         if current:
             self.i[:] = i
         self.v[:] = v
-        self.s_out.send(v)
+        return v
+
+
+class LeakyNeuron(AbstractProcess):
+    """A layer of leaky spiking neurons with hard reset whose decays or thresholds differ from neuron to neuron (the
+    IR's LIF and CubaLIF with per-neuron parameters; Lava's own LIF holds one du, dv and vth per process). ``a_in``
+    takes currents; each step the layer runs ``neurons.lif_step`` (``alpha`` None: U = beta U + X) or
+    ``neurons.cuba_lif_step`` (I = alpha I + X, U = beta U + I), spikes where U > threshold and resets U to 0, and
+    sends the spikes (0 or 1) on ``s_out``. ``beta``, ``alpha`` and ``threshold`` are arrays of ``shape`` (Lava
+    layout); ``bias`` is added in the wake window only; a new sample starts at rest. Floating point only."""
+
+    def __init__(self, *, shape, beta: np.ndarray, threshold: np.ndarray, alpha: np.ndarray | None, bias: np.ndarray,
+                 t_wake: int, arrival: int, offset: int = 0, steps: int, period: int, sleep: bool, name=None):
+        super().__init__(shape=shape, current=alpha is not None, t_wake=t_wake, arrival=arrival, offset=offset,
+                         steps=steps, period=period, sleep=sleep, name=name)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        self.beta = Var(shape=shape, init=np.broadcast_to(beta, shape).copy())
+        self.alpha = Var(shape=shape, init=np.zeros(shape) if alpha is None else np.broadcast_to(alpha, shape).copy())
+        self.threshold = Var(shape=shape, init=np.broadcast_to(threshold, shape).copy())
+        self.bias = Var(shape=shape, init=bias)
+        self.i = Var(shape=shape, init=0)
+        self.v = Var(shape=shape, init=0)  # the membrane U of neurons.lif_step / cuba_lif_step
+
+
+@implements(proc=LeakyNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyLeakyNeuronFloat(_LeakyModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    beta: np.ndarray = LavaPyType(np.ndarray, float)
+    alpha: np.ndarray = LavaPyType(np.ndarray, float)
+    threshold: np.ndarray = LavaPyType(np.ndarray, float)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    i: np.ndarray = LavaPyType(np.ndarray, float)
+    v: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def update(self, x: np.ndarray) -> np.ndarray:
+        if self.proc_params["current"]:
+            f, i, v = neurons.cuba_lif_step(self.i, self.v, x, self.alpha, self.beta, self.threshold)
+            self.i[:] = i
+        else:
+            f, v = neurons.lif_step(self.v, x, self.beta, self.threshold)
+        self.v[:] = v
+        return f
