@@ -16,7 +16,7 @@ import torch
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import op_of, tensors
+from neurocompile.ops import is_level_neuron, op_of, tensors
 
 
 @dataclass
@@ -115,6 +115,23 @@ def _sink_currents(g: Graph) -> dict[str, np.ndarray]:
             else:
                 vals[n.output] = op.forward(n, [vals[t] for t in n.inputs], tensors(n, torch.float64))
     return out
+
+
+def sink_ends(g: Graph, T: int) -> dict[str, int]:
+    """In a ``T``-step run of the lowered graph ``g`` of a student (a sleep phase, and spiking neurons other than CIF
+    and IF: LIF, CubaLIF; a network of T steps of its own, read out as the mean over them), the step from which each
+    sink (neuron, pool, readout) is silent and counts nothing: its arrival plus the network's own T - (latest readout
+    arrival) steps. Synaptic delays stagger the layers (a sink's step t is the network's step t - arrival), so a
+    T-step run would otherwise take every sink reached before the latest readout past the network's last step, where
+    a CubaLIF's current, an LI's membrane and the spikes a Delay holds back persist: other readouts and spike counts
+    than without delays. Every target stops its sinks there, so delays change no number. Empty for CIF and IF
+    networks, whose readout is the settled one (every step counts)."""
+    s = g.schedule
+    sinks = [n for n in g.topo() if op_of(n).sink]
+    if not s.sleep or not any(op_of(n).spiking and not is_level_neuron(n) for n in sinks):
+        return {}
+    own = T - max(s.arrival.get(n.name, 0) for n in sinks if op_of(n).role == "readout")
+    return {n.name: s.arrival.get(n.name, 0) + own for n in sinks}
 
 
 def blocks(g: Graph) -> list[Block]:

@@ -383,28 +383,41 @@ def test_fixed_point_is_refused(tmp_path):
         assert (info.value.node, info.value.op) == (node, op) and "no integer form" in str(info.value), info.value
 
 
-def test_lava_refuses_outputs_of_unequal_depth_with_persisting_state(tmp_path):
-    """Two outputs whose readouts Lava reaches at different steps (I has an input-gain connection, CubaLI none): each
-    sample then runs a step past T, in which a CubaLIF's current would reach the earlier readout. Refused before
-    Lava starts; the reference target runs it (test_every_node_type_and_discretization_as_written)."""
-    from neurocompile.errors import TargetError
-
+def test_lava_runs_outputs_of_unequal_depth_with_persisting_state_like_the_reference(tmp_path, capsys):
+    """Two outputs whose readouts Lava reaches at different steps (6 and 7: I has an input-gain connection, CubaLI
+    none): each sample's stream runs a step past the earlier output's T, in which a CubaLIF's current and the LIs'
+    membranes persist. Every sink stops after its own T steps (passes.lower_to_blocks.sink_ends), so lava-sim gives
+    the reference simulator's undelayed outputs and spikes."""
     graph, _ = _mixed_graph(1e-3)
-    _write(tmp_path / "mixed.nir", graph)
-    g = load_nir(str(tmp_path / "mixed.nir"), dt=1e-3, discretization="euler", time_steps=4)
-    with pytest.raises(TargetError) as info:
-        api.compile(api.convert(g, target="lava-sim"), "lava-sim")
-    assert (info.value.node, info.value.op) == ("cuba", "CubaLIF") and "different steps (6, 7)" in str(info.value)
+    path = tmp_path / "mixed.nir"
+    _write(path, graph)
+    g = load_nir(str(path), dt=1e-3, discretization="euler", time_steps=T)
+    s = api.convert(g, target="lava-sim").schedule
+    assert sorted({s.arrival[k] for k in ("cubali", "integ")}) == [6, 7]
+    x = np.random.default_rng(4).uniform(0, 1, (3, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    args = [str(path), "--steps", str(T), "--dt", "1e-3", "--discretization", "euler", "--input",
+            str(tmp_path / "x.npy"), "--quiet"]
+    assert cli.main([*args, "--target", "reference", "--exact", "--json", str(tmp_path / "ref.json")]) == 0
+    assert cli.main([*args, "--target", "lava-sim", "--json", str(tmp_path / "lava.json")]) == 0
+    capsys.readouterr()
+    r, v = (json.loads((tmp_path / f).read_text()) for f in ("ref.json", "lava.json"))
+    assert v["spikes"] == r["spikes"] and all(c["pos"] > 0 for c in r["spikes"].values()), (v["spikes"], r["spikes"])
+    scale = float(np.abs(r["outputs"]).max())
+    np.testing.assert_allclose(v["outputs"], r["outputs"], rtol=1e-9, atol=1e-12 * scale)
+    np.testing.assert_allclose(v["membrane_last"], r["membrane_last"], rtol=1e-9, atol=1e-12 * scale)
+    with capsys.disabled():
+        print("mixed graph on lava-sim, spikes per layer:", {k: c["pos"] for k, c in v["spikes"].items()})
 
 
 def test_reference_with_delays_gives_the_undelayed_numbers_for_outputs_of_unequal_depth(tmp_path, capsys):
     """The mixed graph's outputs are reached at different steps with synaptic delays (6 and 7 at delay 1: I has an
     input-gain connection, CubaLI none), so a run of T + 7 steps gives the earlier output and every layer above it
     steps past the network's T, where the CubaLIF's current and the LIs' membranes persist. Each sink stops after its
-    own T steps (ReferenceSimulator.ends): at delays 1 and 2, step by step and layer by layer, with the input held or
+    own T steps (passes.lower_to_blocks.sink_ends): at delays 1 and 2, step by step and layer by layer, with the input held or
     given per step, the outputs, spike counts, the layers' final counts and membranes and the readout's membrane are
-    the undelayed run's, bit for bit in float64; so is the CLI's --delay 1 (Lava refuses the graph instead:
-    test_lava_refuses_outputs_of_unequal_depth_with_persisting_state)."""
+    the undelayed run's, bit for bit in float64; so is the CLI's --delay 1 (and Lava's:
+    test_lava_runs_outputs_of_unequal_depth_with_persisting_state_like_the_reference)."""
     graph, _ = _mixed_graph(1e-3)
     path = tmp_path / "mixed.nir"
     _write(path, graph)

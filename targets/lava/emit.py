@@ -23,7 +23,7 @@ from neurocompile import ops
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
 from neurocompile.ops import NoWeightMap, WeightMap, op_of
-from neurocompile.passes.lower_to_blocks import lowered
+from neurocompile.passes.lower_to_blocks import lowered, sink_ends
 from neurocompile.schedule import WakeSleepSchedule
 
 
@@ -107,6 +107,7 @@ class _Build:
     stream: Stream
     n_samples: int
     out: Emitted
+    ends: dict[str, int] = field(default_factory=dict)  # a student's sinks: the step they stop at (sink_ends)
 
     @property
     def lanes(self) -> int:
@@ -121,8 +122,14 @@ class _Build:
         return p
 
     def gating(self, n: Node) -> dict[str, Any]:
-        """The wake-window arguments of a sink's process (its arrival and stagger; the shared timing)."""
-        return dict(arrival=self.s.arrival.get(n.name, 0), offset=self.stream.offset(n.name), **self.timing)
+        """The wake-window arguments of a sink's process (its arrival and stagger; the shared timing, and the steps it
+        is active for: a student's sink stops after its own T steps, passes.lower_to_blocks.sink_ends)."""
+        return dict(arrival=self.s.arrival.get(n.name, 0), offset=self.stream.offset(n.name),
+                    **{**self.timing, "steps": self.steps(n)})
+
+    def steps(self, n: Node) -> int:
+        """The step of each sample from which the sink ``n`` is silent and its spikes are no longer counted."""
+        return self.ends.get(n.name, self.stream.steps)
 
     def bias(self, n: Node) -> np.ndarray:
         """The sink's constant current in Lava layout (zeros if it has none)."""
@@ -146,7 +153,7 @@ def emit(g: Graph, stream: Stream, n_samples: int = 1) -> Emitted:
 
     g = lowered(g)
     s = g.schedule
-    b = _Build(g, s, stream, n_samples, Emitted(input=None, readouts={}, neurons={}))
+    b = _Build(g, s, stream, n_samples, Emitted(input=None, readouts={}, neurons={}), sink_ends(g, stream.steps))
     terms: dict[str, Ports] = {}
     for n in g.topo():
         ins = [terms[t] for t in n.inputs]
@@ -226,7 +233,7 @@ def _leaky_neuron(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     p = b.add(LeakyNeuron(shape=lshape, beta=v["beta"], threshold=v["threshold"], alpha=v.get("alpha"),
                           bias=b.bias(n), name=n.name, **b.gating(n)))
     _into(p.a_in, ins[0])
-    counter = b.add(SpikeCounter(shape=lshape, offset=b.stream.offset(n.name), steps=b.stream.steps,
+    counter = b.add(SpikeCounter(shape=lshape, offset=b.stream.offset(n.name), steps=b.steps(n),
                                  period=b.stream.period, n_samples=b.n_samples, lanes=b.lanes, name=f"{n.name}/count"))
     p.s_out.connect(counter.s_in)
     b.out.neurons[n.name] = counter
@@ -254,7 +261,7 @@ def _lava_lif(b: _Build, n: Node, ins: list[Ports], decays: dict, vth) -> Ports:
     if "bias" in n.params:
         src = b.add(GatedBias(bias=b.bias(n), name=f"{n.name}/bias", **b.gating(n)))
         src.s_out.connect(p.a_in)
-    counter = b.add(SpikeCounter(shape=lshape, offset=b.stream.offset(n.name), steps=b.stream.steps, period=period,
+    counter = b.add(SpikeCounter(shape=lshape, offset=b.stream.offset(n.name), steps=b.steps(n), period=period,
                                  n_samples=b.n_samples, lanes=b.lanes, name=f"{n.name}/count"))
     p.s_out.connect(counter.s_in)
     b.out.neurons[n.name] = counter
@@ -365,25 +372,6 @@ def emitter(n: Node) -> Emitter:
                            "Flatten, Reshape, Concat, StepDelay, CIF, IF, LIF, CubaLIF, LI, InhibitionMaxPool")
 
 
-def _check_persisting_state(g: Graph) -> None:
-    """Refuse a graph whose readouts arrive at different steps if it has CubaLIF or LI neurons. The stream then gives
-    each sample T + (latest - earliest arrival) steps (:meth:`Stream.plan`), and in the extra steps the synaptic
-    current of a CubaLIF or the membrane of an LI, which persist after the input stops, would reach the earlier
-    readout: a different network from the one the file describes (LIF, CIF and IF layers send nothing then)."""
-    s = g.schedule
-    arrivals = sorted({s.arrival.get(n.name, 0) for n in g.topo() if isinstance(op_of(n), ops.Readout)})
-    if len(arrivals) < 2:
-        return
-    for n in g.topo():
-        if isinstance(op_of(n), (ops.CubaLIF, ops.LI)):
-            raise TargetError(f"the graph outputs reach their readouts at different steps ({', '.join(map(str, arrivals))}"
-                              f"), so on Lava each sample runs {arrivals[-1] - arrivals[0]} step(s) past its T, in "
-                              f"which this layer's {'membrane' if isinstance(op_of(n), ops.LI) else 'synaptic current'}"
-                              " (it persists after the input stops) would reach the earlier readout", node=n.name,
-                              op=n.op, hint="Give every output a path of the same depth (one output, or the same "
-                                            "layers to each), or run on the reference target")
-
-
 def lava_connection(g: Graph, n: Node) -> tuple[str, dict[str, Any]]:
     """("conv" | "dense", arguments of lava's Conv / Dense) for a synaptic node: its op's weight map in Lava's
     layout. Lava's Conv is a true convolution in (C_out, W, H, C_in) with symmetric padding."""
@@ -430,7 +418,6 @@ def check_lowering(g: Graph) -> None:
     """Raise the TargetError that emission would, before Lava starts: ops without a Lava mapping, connections
     without a Lava form (pools Lava cannot compute exactly, asymmetric pads)."""
     g = lowered(g)
-    _check_persisting_state(g)
     for n in g.topo():
         e = emitter(n)
         if e is _connection:

@@ -4,7 +4,7 @@ Vectorized over the batch in torch (CPU, or CUDA when asked). It runs the lowere
 (passes/lower_to_blocks.py) every target runs: connections are linear maps (the op table's ``linear``),
 each sink (neuron, inhibition pool, readout) adds its ``bias`` in its wake window, and stateful ops step
 by their op's ``init_state``/``step`` (built on ``neurocompile.neurons``); a student's sinks each run the
-network's own T steps (``ReferenceSimulator.ends``), so synaptic delays change no number. Two shortcuts keep it
+network's own T steps (``passes.lower_to_blocks.sink_ends``), so synaptic delays change no number. Two shortcuts keep it
 fast without changing a single value: an affine node whose inputs are the very same tensors as on the previous
 step reuses its linear output (the input current is constant during wake), and one whose inputs are all zero
 skips the map.
@@ -19,8 +19,8 @@ import torch
 
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import OPS, is_level_neuron, op_of, tensors
-from neurocompile.passes.lower_to_blocks import lowered
+from neurocompile.ops import OPS, op_of, tensors
+from neurocompile.passes.lower_to_blocks import lowered, sink_ends
 from neurocompile.targets import SimResult, per_step_input
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -135,22 +135,11 @@ class ReferenceSimulator:
         self._buffers: dict[str, torch.Tensor] = {}
         inputs = {n.name for n in graph.input_nodes}
         self.reads_input = {n.name for n in self.order if self.srcs[n.name] and set(self.srcs[n.name]) <= inputs}
-        # a student (LIF, CubaLIF, LI neurons, spiking as imported) is a network of T steps of its own: see ends()
-        self.student = self.sched.sleep and any(OPS[n.op].spiking and not is_level_neuron(n) for n in self.order)
 
     def ends(self, T: int) -> dict[str, int]:
-        """The step from which each sink is silent in a ``T``-step run of a student: its arrival plus the network's own
-        T - (latest readout arrival) steps. Synaptic delays stagger the layers (a sink's step t is the network's step
-        t - arrival), so a T-step run would otherwise take every sink reached before the latest readout past the
-        network's last step, where a CubaLIF's current, an LI's membrane and the spikes a Delay holds back persist:
-        other readouts and spike counts than without delays (each output is read over its own T steps; Lava's
-        processes run one period each). Empty for CIF and IF networks, whose readout is the settled one (every step
-        counts)."""
-        if not self.student:
-            return {}
-        s = self.sched
-        own = T - max(s.arrival.get(o, 0) for o in self.out_names)
-        return {n.name: s.arrival.get(n.name, 0) + own for n in self.order if OPS[n.op].sink}
+        """The step from which each sink is silent in a ``T``-step run (a student's; passes.lower_to_blocks.sink_ends,
+        the rule every target follows)."""
+        return sink_ends(self.g, T)
 
     # ------------------------------------------------------------------------------------
     def run(self, x: np.ndarray | torch.Tensor, steps: int | None = None, early_stop: bool = False,
