@@ -860,6 +860,26 @@ class InhibitionMaxPool(MaxPool):
         return neurons.inhibition_maxpool_step_(state["A"], self.windows(node, x)).reshape(N, C, Ho, Wo)
 
 
+class StepMaxPool(MaxPool):
+    """MaxPool of a LIF student, each step on that step's values (what its PyTorch module computes every step: for
+    binary spikes the OR of each window). A sink, so the constant current reaching it is added first (its ``bias``:
+    max(x + b) is not max(x) + b for a per-pixel b); it keeps no state between steps."""
+
+    exact_in_integers = True  # selects one input of its window per step
+    stateful = sink = True
+    role = "neuron"
+    optional = ("bias",)
+
+    def forward(self, node, xs, p):  # a lowered pool adds its bias (the current reaching it) first
+        return super().forward(node, [xs[0] + p["bias"]] if "bias" in p else xs, p)
+
+    def init_state(self, node, x):
+        return {}
+
+    def step(self, node, state, x, wake_seen):
+        return super().forward(node, [x], {})
+
+
 class GlobalAvgPool(Op):
     """Mean over the spatial axes; ``divisor_override`` (fixed point) divides the sum by it instead."""
 
@@ -951,6 +971,7 @@ OPS: dict[str, Op] = {cls.__name__: cls() for cls in (
 
 
 OPS.update({cls.__name__: cls() for cls in (CubaLIF, LI, StepDelay)})  # NIR's neurons and delays (frontends/nir.py)
+OPS["StepMaxPool"] = StepMaxPool()  # a LIF student's max pool (passes/encode_spikes.step_max_pools)
 
 
 def op_of(node: Node) -> Op:

@@ -107,10 +107,11 @@ def idsnn_pipeline(time_steps: int | None = None, steps: int | None = None, syna
     makes it Lava's bit-accurate LIF with integer weights (lossy: 8-bit weights, truncated decays)."""
     from functools import partial
 
+    from neurocompile.passes.encode_spikes import step_max_pools
     from neurocompile.passes.quantize_fixed_point import quantize_fixed_point
     from neurocompile.passes.schedule_wake_sleep import schedule_wake_sleep
 
-    return [*optimize_pipeline(),
+    return [*optimize_pipeline(), step_max_pools,
             partial(schedule_wake_sleep, t_wake=time_steps, steps=steps, synapse_delay=synapse_delay, balance=balance),
             *([quantize_fixed_point] if fixed_point else [])]
 

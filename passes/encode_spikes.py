@@ -1,4 +1,5 @@
-"""encode_spikes: activations become neurons, max pooling becomes lateral inhibition."""
+"""encode_spikes: activations become neurons, max pooling becomes lateral inhibition (CASC); a student's max pooling
+becomes a per-step max pool (step_max_pools)."""
 from __future__ import annotations
 
 from neurocompile.errors import ConversionError
@@ -50,3 +51,15 @@ def _rate(node, t_wake: int) -> int:
                               f"after T_wake steps equals the L-step count only for T_wake in {divisors}",
                               node=node.name, op="CIF")
     return levels // t_wake
+
+
+def step_max_pools(g: Graph) -> Graph:
+    """Replace every MaxPool of a LIF student (already spiking: its neurons are the graph's) by a StepMaxPool, the
+    max of each window of each step's values, which its PyTorch module computes every step.
+
+    Invariant: every step computes what the student computes on that step (a pool has no ANN meaning to keep here).
+    """
+    for node in g.topo():
+        if op_of(node).role == "maxpool":
+            node.op = "StepMaxPool"
+    return g

@@ -15,7 +15,7 @@ import numpy as np
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import LIF, InhibitionMaxPool, NoWeightMap, Readout, is_level_neuron, op_of
+from neurocompile.ops import LIF, MaxPool, NoWeightMap, Readout, is_level_neuron, op_of
 from neurocompile.passes.lower_to_blocks import blocks, lowered
 
 WEIGHT_MAX = 254      # 8-bit mantissa; lava's Dense truncates the LSB of mixed-sign weights: even values in [-256, 254]
@@ -415,11 +415,11 @@ class _Quantizer:
             sink.attrs["threshold"], sink.attrs["dv"] = vth, int(dv)
             self.unit[out], self.bound[out] = 1.0, _Range((0.0, 1.0), (0.0, float(self.steps)))  # binary spikes
             note = f"vth {vth:g}, dv {dv}" + ("" if dv == DECAY_UNITY * (1 - beta) else f" (beta {beta} rounded)")
-        elif op.stateful and not isinstance(op, InhibitionMaxPool):  # CubaLIF, LI (NIR): no integer form yet
+        elif op.stateful and not isinstance(op, MaxPool):  # CubaLIF, LI (NIR): no integer form yet
             raise ConversionError("fixed point has no integer form for this neuron (Lava's bit-accurate models take "
                                   "CIF, IF and LIF)", node=sink.name, op=sink.op,
                                   hint="Run this network in floating point (drop --fixed-point)")
-        else:  # a readout, or an inhibition pool (each step sends a value within its input's range)
+        else:  # a readout, or a max pool (each step sends a value within its input's range)
             self.unit[out], self.bound[out] = U, current
         self.report.append(LayerReport(sink.name, sink.op, float(U), 0, 0.0, rescaled, note, _peak(current.total)))
 

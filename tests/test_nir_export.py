@@ -355,7 +355,7 @@ def test_max_pool_attributes_round_trip_exactly(tmp_path):
                                             tmp_path / "casc.onnx")), target="reference")
     student = api.convert(api.load(export_onnx(_PoolStudent(pool(), 5).eval(), torch.rand(2, 1, 9, 9),
                                                tmp_path / "student.onnx", time_steps=4)), target="reference")
-    for g, op in ((casc, "InhibitionMaxPool"), (student, "MaxPool")):
+    for g, op in ((casc, "InhibitionMaxPool"), (student, "StepMaxPool")):
         assert g.nodes["/pool/MaxPool"].op == op and g.nodes["/pool/MaxPool"].attrs == attrs
         path = str(tmp_path / f"{op}.nir")
         exp = write_nir(g, path)

@@ -611,7 +611,7 @@ class _Importer:
 
     def _AvgPool2d(self, k, node, x, shape):
         kernel, stride, pad = self._pool_geometry(k, "AvgPool2d", node, shape)
-        if self.exact.get(k, {}).get("op") in ("MaxPool", "InhibitionMaxPool"):
+        if self.exact.get(k, {}).get("op") in ("MaxPool", "StepMaxPool", "InhibitionMaxPool"):
             return self._max_pool(k, x, kernel, stride, pad)
         if any(pad):
             raise ConversionError(f"AvgPool2d with padding {pad}: NIR does not say whether the padded zeros count in "

@@ -16,8 +16,9 @@ Input / outputs        Input / Output (a graph output is read out as the mean ov
 Conv                   Conv2d (symmetric pads; bias, zeros when it has none: snnTorch's importer needs one)
 Dense                  Affine (with bias) or Linear
 AvgPool                AvgPool2d (padding 0, whole windows); GlobalAvgPool: AvgPool2d over the whole map
-MaxPool                no NIR node: the extension's labelled AvgPool2d approximation (below), so a student with
-                       a max pool is exact for neurocompile only
+StepMaxPool            a student's max pool (each step's values; MaxPool in its ONNX file): no NIR node, the
+                       extension's labelled AvgPool2d approximation (below), so such a student is exact for
+                       neurocompile only
 Flatten, Reshape       Flatten (a Reshape only where it merges adjacent dims)
 Add (data inputs)      no node: every consumer gets an edge from each addend (NIR sums the edges into a node)
 Mul by a constant      Scale (the constant broadcast to the tensor's shape); a Mul the NIR importer made for a
@@ -53,7 +54,8 @@ subtractive reset, no count clip and no wake/sleep schedule, so each CIF (or IF-
   to the wake steps seen and sends up to gamma spikes per step. The IF node's ``"neurocompile"`` metadata holds
   the exact neuron (``op`` CIF or IF and every attribute: threshold, levels, gamma, rate, shift, amplitude); the
   Scale's names it (``role`` "amplitude", ``of``).
-- **max pooling** (InhibitionMaxPool, the lateral-inhibition pool of a CASC network; a student's MaxPool alike): NIR
+- **max pooling** (InhibitionMaxPool, the lateral-inhibition pool of a CASC network; a student's StepMaxPool, the max of each
+  step's values, alike): NIR
   1.0.8 has no max pool, so it is a standard ``nir.AvgPool2d`` with the pool's kernel, stride and (symmetric)
   padding, the same windows and output shape: what other tools load. It is an **approximation**, labelled so in
   the node's metadata (``"approximation"``): for non-negative inputs (the spikes other tools see), a window's average
@@ -400,7 +402,7 @@ class _Exporter:
         self._pool(n, (H, W), (H, W), "GlobalAvgPool")
 
     def _MaxPool(self, n: Node, op: ops.Op) -> None:
-        """MaxPool (students) / InhibitionMaxPool (CASC): the extension, a labelled nir.AvgPool2d approximation with
+        """StepMaxPool (students; MaxPool before conversion) / InhibitionMaxPool (CASC): the extension, a labelled nir.AvgPool2d approximation with
         the pool's kernel, stride and padding, the exact pool (op and every attribute) in its metadata."""
         if "bias" in n.params:
             self._refuse(n, "a lowered pool (the current reaching it moved to it)")
@@ -416,12 +418,12 @@ class _Exporter:
                          f"have {((H + 2 * t - k[0]) // s[0] + 1, (W + 2 * l - k[1]) // s[1] + 1)}", hint)
         attrs = {a: (v.tolist() if hasattr(v, "tolist") else v) for a, v in n.attrs.items()}  # numpy -> JSON
         what = ("lateral inhibition: each window accumulates its inputs and sends the largest accumulator"
-                if n.op == "InhibitionMaxPool" else "the maximum over each window") + ", padding -inf"
+                if n.op == "InhibitionMaxPool" else "the maximum over each window of each step's values") + ", padding -inf"
         meta = {**_meta(op=n.op, attrs=attrs), "approximation": _POOL_APPROX.format(op=n.op, what=what)}
         self._after_input(n, self.nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array([t, l]),
                                                 metadata=meta))
 
-    _InhibitionMaxPool = _MaxPool
+    _InhibitionMaxPool = _StepMaxPool = _MaxPool
 
     def _Flatten(self, n: Node, op: ops.Op) -> None:
         in_shape = self._shape(n.inputs[0])

@@ -13,10 +13,13 @@ class LavaSimTarget:
     name = "lava-sim"
     synapse_delay = 1
 
-    def compile(self, graph: Graph, fixed_point: bool = False, **_: Any):
+    def compile(self, graph: Graph, fixed_point: bool | None = None, **_: Any):
+        """Lava's fixed_pt models for a fixed-point graph (``fixed_point`` None: as the graph was converted), else its
+        floating_pt models (which run a fixed-point CASC network's integers too)."""
         from neurocompile.targets.lava.run import LavaExecutable
 
-        return LavaExecutable(graph, select_tag="fixed_pt" if fixed_point else "floating_pt", prestart=True)
+        fixed = bool(graph.meta.get("fixed_point")) if fixed_point is None else fixed_point
+        return LavaExecutable(graph, select_tag="fixed_pt" if fixed else "floating_pt", prestart=True)
 
 
 def __getattr__(name: str) -> Any:

@@ -281,12 +281,14 @@ def _leaky_integrator(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     return [p.s_out]
 
 
-def _inhibition_pool(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+def _max_pool(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    """A CASC network's InhibitionMaxPool or a student's StepMaxPool as the window-max process (its flag says which)."""
     from neurocompile.targets.lava.processes.pooling import InhibitionMaxPool
 
     in_shape, shape = b.g.shapes[n.inputs[0]], b.g.shapes[n.output]
     p = b.add(InhibitionMaxPool(in_shape=lava_shape(in_shape), out_shape=lava_shape(shape),
-                                index=_pool_index(n, in_shape, shape), bias=b.bias(n), name=n.name, **b.gating(n)))
+                                index=_pool_index(n, in_shape, shape), bias=b.bias(n),
+                                inhibition=isinstance(op_of(n), ops.InhibitionMaxPool), name=n.name, **b.gating(n)))
     _into(p.a_in, ins[0])
     return [p.s_out]
 
@@ -354,7 +356,7 @@ Emitter = Callable[[_Build, Node, list], Ports]
 # op class -> emitter (looked up along the class hierarchy); other synaptic ops are connections
 EMITTERS: dict[type, Emitter] = {
     ops.Input: _input, ops._Neuron: _level_neuron, ops.LIF: _lif, ops.CubaLIF: _cuba_lif, ops.LI: _leaky_integrator,
-    ops.InhibitionMaxPool: _inhibition_pool,
+    ops.InhibitionMaxPool: _max_pool, ops.StepMaxPool: _max_pool,
     ops.Readout: _readout, ops.Add: _sum, ops.Sub: _sum, ops.Flatten: _reshape, ops.Reshape: _reshape,
     ops.Concat: _concat, ops.StepDelay: _step_delay}
 
@@ -369,7 +371,7 @@ def emitter(n: Node) -> Emitter:
         return _connection
     raise TargetError("no Lava mapping for this op", node=n.name, op=n.op,
                       hint="Supported: Conv, Dense, AvgPool, GlobalAvgPool, Affine, Mul/Div by constants, Add, Sub, "
-                           "Flatten, Reshape, Concat, StepDelay, CIF, IF, LIF, CubaLIF, LI, InhibitionMaxPool")
+                           "Flatten, Reshape, Concat, StepDelay, CIF, IF, LIF, CubaLIF, LI, InhibitionMaxPool, StepMaxPool")
 
 
 def lava_connection(g: Graph, n: Node) -> tuple[str, dict[str, Any]]:

@@ -52,6 +52,11 @@ class LavaExecutable:
         if select_tag == "fixed_pt" and not graph.meta.get("fixed_point"):
             raise TargetError("Lava's fixed_pt models need integer weights and thresholds",
                               hint="Convert with fixed_point=True (CLI: --fixed-point)")
+        bit_accurate = next((n for n in graph.topo() if n.op == "LIF" and OPS[n.op].attr(n, "dv") is not None), None)
+        if select_tag == "floating_pt" and bit_accurate is not None:  # its float model would read du, dv as fractions
+            raise TargetError("a fixed-point LIF runs on Lava's fixed_pt models only (its floating_pt model reads the "
+                              "integer decays as fractions: other spikes)", node=bit_accurate.name, op="LIF",
+                              hint="Compile with fixed_point=True (or leave it unset: the graph's own precision)")
         self.g, self.sched, self.select_tag = graph, graph.schedule, select_tag
         self.build_seconds = self.run_seconds = 0.0
         # ``prestart``: start the first run's worker now, so its imports overlap what the caller does next

@@ -1,4 +1,5 @@
-"""Max pooling of a spiking network by lateral inhibition per window (no delay)."""
+"""Max pooling of a spiking network by lateral inhibition per window (CASC), or of each step's values (a LIF
+student's); no delay."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,12 +15,14 @@ from neurocompile.targets.lava.processes.common import (CPU, INT, LavaPyType, Lo
 
 class InhibitionMaxPool(AbstractProcess):
     """``a_in`` (W, H, C) -> ``s_out`` (Wo, Ho, C). ``index`` (Wo, Ho, C, k) holds, per window, the
-    flat input indices it covers (-1: padding). ``bias`` is added to the input in the wake window."""
+    flat input indices it covers (-1: padding). ``bias`` is added to the input in the wake window. ``inhibition``:
+    lateral inhibition (ops.InhibitionMaxPool: each window accumulates and sends its largest accumulator); else the
+    max of each window of the step's input (ops.StepMaxPool)."""
 
     def __init__(self, *, in_shape, out_shape, index: np.ndarray, bias: np.ndarray, t_wake: int, arrival: int,
-                 offset: int = 0, steps: int, period: int, sleep: bool, name=None):
+                 offset: int = 0, steps: int, period: int, sleep: bool, inhibition: bool = True, name=None):
         super().__init__(t_wake=t_wake, arrival=arrival, offset=offset, steps=steps, period=period, sleep=sleep,
-                         name=name)
+                         inhibition=inhibition, name=name)
         self.a_in = InPort(shape=in_shape)
         self.s_out = OutPort(shape=out_shape)
         self.index = Var(shape=index.shape, init=index)
@@ -49,7 +52,10 @@ class PyInhibitionMaxPoolFloat(PhasedModel):
         if self.in_window(phase):
             x = x + self.bias
         flat = np.append(x.reshape(-1), self.PAD)  # index -1 reads PAD: padding never wins
-        out, self.acc[:] = neurons.inhibition_maxpool_step(self.acc, flat[self.index])
+        if self.proc_params["inhibition"]:
+            out, self.acc[:] = neurons.inhibition_maxpool_step(self.acc, flat[self.index])
+        else:
+            out = flat[self.index].max(-1)
         self.s_out.send(self.cast(out))
 
 
