@@ -113,13 +113,13 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
 
 
 def readout_membrane(graph: Graph, result: Any) -> np.ndarray | None:
-    """The membrane after every step, (steps, N, *shape), of the first graph output of ``graph`` (converted, as run)
-    when a leaky integrator writes it (an LI node: NIR's LI, CubaLI or I as the readout), else None (also without
+    """The membrane after every run step up to the output's own last one, (rows, N, *shape), of the first graph output
+    of ``graph`` (converted, as run: the loaded graph gives None) when a leaky integrator writes it (an LI node: NIR's LI, CubaLI or I as the readout), else None (also without
     per-step records). Such an output sends its membrane V each step and is read out like every output, as the mean
     over the T wake steps: ``result.output`` is the mean membrane and result.per_step[t] = (V_0 + ... + V_t) / T,
     so V_t = T (per_step[t] - per_step[t - 1]), to the rounding of the running sum; the last row is the membrane
-    after the output's last step (with synaptic delays, an output reached before the latest one stops earlier than
-    the run: it has fewer rows)."""
+    after the output's last step. With synaptic delays the rows start with the steps before the output's data arrives
+    (zeros) and an output reached before the latest one stops earlier than the run (fewer rows than run steps)."""
     from neurocompile import ops
 
     if result.per_step is None or graph.schedule is None:
@@ -306,14 +306,15 @@ def default_input(shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
 
 
 def export(model: str, out: str, inputs: np.ndarray | None = None, n_reference: int = 8, target: str = "lava-sim",
-           **options: Any):
+           nir_options: dict[str, Any] | None = None, **options: Any):
     """Convert ``model`` (for ``target``: lava-sim models Lava's synaptic delay, and the reference target runs
     that too) and write the single-file artifact ``out`` with provenance and ``n_reference`` reference inputs
-    (the first of ``inputs``, else random inputs in [0, 1), seed 0) with the ANN's and the SNN's outputs."""
+    (the first of ``inputs``, else random inputs in [0, 1), seed 0) with the ANN's and the SNN's outputs.
+    ``nir_options`` are :func:`load`'s for a NIR ``model`` (dt, discretization, time_steps)."""
     from neurocompile import artifact
     from neurocompile.reference import reference_for
 
-    g = load(model)
+    g = load(model, **(nir_options or {}))
     snn = g if g.schedule is not None else convert(g, target=target, **options)
     shape = first_input_shape(g)
     if inputs is not None:

@@ -110,6 +110,16 @@ def _steps_to_convert(a: argparse.Namespace, g: Any) -> int | None:
     return a.steps or exported
 
 
+def _convert(a: argparse.Namespace, g: Any, **options: Any) -> Any:
+    """api.convert, its refusals naming the model file."""
+    from neurocompile import api
+
+    try:
+        return api.convert(g, **options)
+    except NeurocompileError as err:
+        raise err.at(a.model)
+
+
 def _conversion_kwargs(a: argparse.Namespace, g: Any) -> dict[str, Any]:
     """api.convert's options as the user gave them; --latency min resolves to (t_wake, gamma) from the levels."""
     from neurocompile import api
@@ -290,7 +300,7 @@ def _estimate(a: argparse.Namespace) -> int:
     x = api.load_input(a.input, api.first_input_shape(g))[: a.samples] if a.input else None
     calib = api.load_input(a.calibrate, api.first_input_shape(g)) if a.calibrate else None
     if g.schedule is None:
-        g = api.convert(g, calibration=calib, target="lava-sim", **_conversion_kwargs(a, g))
+        g = _convert(a, g, calibration=calib, target="lava-sim", **_conversion_kwargs(a, g))
     else:
         given = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
                                  ("--calibrate", a.calibrate), ("--fixed-point", a.fixed_point), ("--steps", a.steps),
@@ -700,6 +710,7 @@ def _neuron_synapse_counts(g: Any) -> str:
 def _export(a: argparse.Namespace) -> int:
     from neurocompile import api, limits
     from neurocompile.errors import ConversionError
+    from neurocompile.frontends.nir import is_nir
 
     try:
         limits.check_options(steps=a.steps, levels=a.levels, gamma=a.gamma, percentile=a.percentile,
@@ -725,10 +736,14 @@ def _export(a: argparse.Namespace) -> int:
     x = api.load_input(a.input, shape) if a.input else None
     calib = api.load_input(a.calibrate, shape) if a.calibrate else None
     options = {} if g.schedule is not None else dict(calibration=calib, **_conversion_kwargs(a, g))
-    art = api.export(a.model, a.output, inputs=x, n_reference=a.samples, target=a.target, **options)
+    nir_options = dict(dt=a.dt, discretization=a.discretization, time_steps=a.steps) if is_nir(a.model) else None
+    art = api.export(a.model, a.output, inputs=x, n_reference=a.samples, target=a.target, nir_options=nir_options,
+                     **options)
     s = art.graph.schedule
+    sources = ("the reference simulator" if art.ann_reference == "reference simulator"  # a NIR file has no ANN
+               else f"{art.ann_reference} and the reference simulator")
     print(f"wrote {a.output}: {len(art.graph.nodes)} nodes, T={s.steps} (T_wake={s.t_wake}), "
-          f"{len(art.inputs)} reference input(s) with outputs from {art.ann_reference} and the reference simulator"
+          f"{len(art.inputs)} reference input(s) with outputs from {sources}"
           f"{', fixed point' if art.graph.meta.get('fixed_point') else ''}")
     return 0
 
@@ -755,7 +770,7 @@ def _export_netx(a: argparse.Namespace, g) -> int:
                                                  f"-o net.h5")
     if converted and a.steps:
         raise UsageError(f"{a.model} is a converted network: --steps cannot apply")
-    snn = g if converted else api.convert(g, steps=a.steps, target="lava-sim", fixed_point=True)
+    snn = g if converted else _convert(a, g, steps=a.steps, target="lava-sim", fixed_point=True)
     layers = write_netx(snn, a.output)
     s = snn.schedule
     print(f"wrote {a.output}: netx HDF5, {len(layers)} layers ({', '.join(l.type for l in layers)}), fixed point, "
@@ -890,8 +905,8 @@ def _run(a: argparse.Namespace) -> int:
         _refuse_conversion_options(a)
         snn = g
     else:
-        snn = api.convert(g, calibration=calib, target=a.target, synapse_delay=a.delay, balance=not a.no_balance,
-                          normalize_weights=a.normalize_weights, log=log, **_conversion_kwargs(a, g))
+        snn = _convert(a, g, calibration=calib, target=a.target, synapse_delay=a.delay, balance=not a.no_balance,
+                       normalize_weights=a.normalize_weights, log=log, **_conversion_kwargs(a, g))
     steps = int(snn.schedule["steps"] if g.meta.get("nir") else a.steps or snn.schedule["steps"])  # NIR: --steps is T
     _warn_schedule(a, snn)
     _warn_unused_options(a, snn)
@@ -926,6 +941,7 @@ def _run(a: argparse.Namespace) -> int:
             "target": a.target, "precision": res.precision, "steps": int(res.steps), "wake_steps": int(sched["t_wake"]),
             "neuron": a.neuron, "synapse_delay": int(sched["synapse_delay"]),
             "outputs": res.output.tolist(), "ann_outputs": None if ann is None else np.asarray(ann).tolist(),
+            "outputs_by_name": {k: np.asarray(v).tolist() for k, v in res.outputs.items()},  # every graph output
             "reference": ref.to_dict(), "ann_reference": ref.name,
             "max_abs_error": r.get("max_abs_error"), "argmax_agreement": r.get("argmax_agreement"),
             "per_step_max_abs_error": r.get("per_step_max_abs_error"),
@@ -1057,6 +1073,10 @@ def _print_report(a, snn, res, rep, source, ref, bnd, lossy) -> None:
         print(line)
     spikes = sum(v["pos"] + v["neg"] for v in res.spikes.values())
     print(f"spikes     {spikes:,} total ({spikes / max(n, 1):,.0f} per sample)")
+    if len(res.outputs) > 1:
+        names = ", ".join(f"'{k}'" for k in res.outputs)
+        print(f"outputs    {len(res.outputs)} graph outputs ({names}): the lines above are the first one's; --json has "
+              "each under outputs_by_name")
     if lossy:
         print(f"note       lossy conversion: {len(lossy)} plain-ReLU layer(s) were calibrated, not CQReLU-trained")
     fixed = snn.meta.get("fixed_point_report")

@@ -64,6 +64,7 @@ from neurocompile import ops
 from neurocompile.errors import NeurocompileError
 from neurocompile.ir import Graph, Node
 from neurocompile.ops import op_of, pad2d, tensors
+from neurocompile.passes.lower_to_blocks import sink_ends
 
 # ----------------------------------------------------------------------------------------------------------
 # public figures with their sources
@@ -618,6 +619,7 @@ class _Activity:
         xin = self.series(n.inputs[0])
         bias = self.params(n).get("bias")
         state, out = None, []
+        end = sink_ends(self.g, self.T).get(n.name, self.T)  # a student's sink is silent after its own T steps
         with torch.no_grad():
             for t in range(self.T):
                 x = xin[t].clone()
@@ -625,6 +627,9 @@ class _Activity:
                     x = x + bias
                 if state is None:
                     state = op.init_state(n, x)
+                if t >= end:
+                    out.append(torch.zeros_like(out[-1]))
+                    continue
                 out.append(op.step(n, state, x, s.wake_steps_seen(n.name, t)).clone())
         y = torch.stack(out)
         if not op.spiking:  # a spiking layer's record comes from the simulation; keep only what is not recorded

@@ -694,7 +694,7 @@ class LI(Op):
 
     stateful = sink = True
     role = "neuron"
-    per_neuron = ("alpha", "beta")  # a param of the same name gives one per neuron (alpha: where the attr is set)
+    per_neuron = ("alpha", "beta")  # a param of the same name gives one per neuron (an alpha param: a CubaLI)
     optional = ("bias", *per_neuron)
     attrs = {"beta": 0.9, "alpha": None}  # alpha None: no synaptic current (LI, I); a number: CubaLI
 

@@ -117,21 +117,30 @@ def _sink_currents(g: Graph) -> dict[str, np.ndarray]:
     return out
 
 
+def readout_start(g: Graph, n: Node) -> int:
+    """The run step of the network's step 0 at the readout ``n`` of a lowered graph: the lag of its source (what the
+    targets' synaptic delays hold it back by). A delay of the network itself right before the output (NIR's Delay)
+    is part of what the readout reads, so unlike the readout's arrival (from which its bias is on) it does not count."""
+    return g.schedule.lag(g.producers()[n.inputs[0]].name)
+
+
 def sink_ends(g: Graph, T: int) -> dict[str, int]:
-    """In a ``T``-step run of the lowered graph ``g`` of a student (a sleep phase, and spiking neurons other than CIF
-    and IF: LIF, CubaLIF; a network of T steps of its own, read out as the mean over them), the step from which each
-    sink (neuron, pool, readout) is silent and counts nothing: its arrival plus the network's own T - (latest readout
-    arrival) steps. Synaptic delays stagger the layers (a sink's step t is the network's step t - arrival), so a
-    T-step run would otherwise take every sink reached before the latest readout past the network's last step, where
-    a CubaLIF's current, an LI's membrane and the spikes a Delay holds back persist: other readouts and spike counts
-    than without delays. Every target stops its sinks there, so delays change no number. Empty for CIF and IF
+    """The step from which each sink (neuron, pool, readout) of the lowered graph ``g`` of a student is silent and
+    counts nothing in a ``T``-step run. A student (a sleep phase, and spiking neurons other than CIF and IF: LIF,
+    CubaLIF) is a network of T' steps of its own, read out as the mean over them; synaptic delays hold a sink's steps
+    back by its arrival (its step t is the network's step t - arrival), and a T-step run holds T' = T - (latest
+    :func:`readout_start`) steps of it. Each sink ends after its own T' steps: its arrival + T' (a readout: its
+    start + T'). Running on would take every sink reached before the latest readout past the network's last step,
+    where a CubaLIF's current, an LI's membrane and the spikes a Delay holds back persist: other readouts and spike
+    counts than without delays. Every target stops its sinks there, so delays change no number. Empty for CIF and IF
     networks, whose readout is the settled one (every step counts)."""
     s = g.schedule
     sinks = [n for n in g.topo() if op_of(n).sink]
     if not s.sleep or not any(op_of(n).spiking and not is_level_neuron(n) for n in sinks):
         return {}
-    own = T - max(s.arrival.get(n.name, 0) for n in sinks if op_of(n).role == "readout")
-    return {n.name: s.arrival.get(n.name, 0) + own for n in sinks}
+    starts = {n.name: readout_start(g, n) if op_of(n).role == "readout" else s.arrival.get(n.name, 0) for n in sinks}
+    own = T - max(v for k, v in starts.items() if op_of(g.nodes[k]).role == "readout")
+    return {k: v + own for k, v in starts.items()}
 
 
 def blocks(g: Graph) -> list[Block]:

@@ -70,10 +70,11 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
                               f"{op_of(short).rate(short)} per wake step (a short wake phase), whose threshold "
                               "theta / rate has no integer form yet", node=short.name, op=short.op,
                               hint="Convert with T_wake = L (drop --t-wake / --latency) for fixed point")
-    varying = next((n for n in g.topo() if op_of(n).varying(n)), None)
-    if varying is not None:
-        raise ConversionError(f"this layer's {' and '.join(op_of(varying).varying(varying))} differ from neuron to "
-                              "neuron: Lava's bit-accurate LIF takes one decay and one threshold per layer",
+    varying = next((n for n in g.topo() if isinstance(op_of(n), LIF) and op_of(n).varying(n)), None)
+    if varying is not None:  # (CubaLIF and LI have no integer form at all: refused below)
+        keys = op_of(varying).varying(varying)
+        raise ConversionError(f"this layer's {' and '.join(keys)} {'differs' if len(keys) == 1 else 'differ'} from "
+                              "neuron to neuron: Lava's bit-accurate LIF takes one decay and one threshold per layer",
                               node=varying.name, op=varying.op,
                               hint="Run this network in floating point (drop --fixed-point)")
     g = lowered(g)

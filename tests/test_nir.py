@@ -387,7 +387,7 @@ def test_refusals(tmp_path):
                        v_threshold=np.array(1.0))  # CubaLIF is mapped (tests/test_nir_cuba.py); a leak potential is not
     _refused(tmp_path, _small(nodes={"lif": cuba}), ConversionError, "v_leak = 0.3", "node 'lif'", "op CubaLIF")
     fast = nir.LIF(tau=np.array(1e-5), r=np.array(10.0), v_leak=np.array(0.0), v_threshold=np.array(1.0))
-    _refused(tmp_path, _small(nodes={"lif": fast}), ConversionError, "beta = 1 - dt/tau", "discretization='zoh'")
+    _refused(tmp_path, _small(nodes={"lif": fast}), ConversionError, "beta = 1 - dt/tau", "--discretization zoh")
 
 
 def test_not_nir_and_missing_time_steps(tmp_path):

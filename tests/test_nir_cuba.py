@@ -351,7 +351,7 @@ def test_refusals(tmp_path):
     _refused(tmp_path, _small(nodes={"lif": _cuba(tau_syn=np.array([1e-3, 1e-3, -2e-3]))}), ConversionError,
              "tau_syn = -0.002: a time constant must be positive", "op CubaLIF")
     _refused(tmp_path, _small(nodes={"lif": _cuba(tau_syn=np.full(3, 5e-5))}), ConversionError,
-             "dt = 0.0001 s > tau_syn", "alpha", "discretization='zoh'")
+             "dt = 0.0001 s > tau_syn", "alpha", "--discretization zoh")
     li = nir.LI(tau=np.full(3, 1e-3), r=np.full(3, 10.0), v_leak=np.full(3, -0.2))
     _refused(tmp_path, _small(nodes={"lif": li}), ConversionError, "v_leak = -0.2", "op LI")
     cubali = nir.CubaLI(tau_syn=np.full(3, 1e-3), tau_mem=np.array([1e-3, 0.0, 1e-3]), r=np.full(3, 10.0),
@@ -454,8 +454,9 @@ def test_reference_with_delays_gives_the_undelayed_numbers_for_outputs_of_unequa
     capsys.readouterr()
     d0, d1 = (json.loads((tmp_path / f"d{d}.json").read_text()) for d in (0, 1))
     assert (d0["steps"], d1["steps"]) == (T, T + 7)
-    for key in ("outputs", "spikes", "membrane_last"):
+    for key in ("outputs", "spikes", "membrane_last", "outputs_by_name"):
         assert d1[key] == d0[key], key
+    assert list(d0["outputs_by_name"]) == ["cubali", "integ"] and d0["outputs_by_name"]["cubali"] == d0["outputs"]
     with capsys.disabled():
         print("mixed graph at delays 0, 1, 2 spikes per layer (per-step input):", {k: c["pos"] for k, c in
                                                                                    want.spikes.items()})

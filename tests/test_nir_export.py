@@ -440,3 +440,28 @@ def test_cli_export_format_nir(tmp_path, capsys):
     assert "\n" not in err.strip() and not bad.exists() and not list(tmp_path.glob(".neurocompile-*"))
     assert cli.main(["export", student, "--format", "nir", "--fixed-point", "-o", str(bad)]) == 2
     assert "--fixed-point cannot apply" in capsys.readouterr().err and not bad.exists()
+
+
+def test_a_file_written_at_another_dt_reads_back_at_that_dt(tmp_path, capsys):
+    """neurocompile's extension records the dt it wrote the file with: read back without --dt, the file is the
+    network it was written from (a file of another tool still reads at snnTorch's 1e-4 s); and `export X.nir -o
+    art.h5` takes the NIR options (it reloads the file with them)."""
+    snn_g = api.convert(api.load(_student_onnx(tmp_path)), target="reference")
+    path = str(tmp_path / "dt3.nir")
+    write_nir(snn_g, path, dt=1e-3)
+    back = load_nir(path)
+    assert back.meta["nir"]["dt"] == 1e-3 and back.meta["nir"]["dt_from"].startswith("the file")
+    lifs = [n for n in snn_g.topo() if n.op == "LIF"]
+    assert [back.nodes[n.name.strip("/").replace("/", "_")].attrs["beta"] for n in lifs] == \
+        [n.attrs["beta"] for n in lifs]
+    x = np.random.default_rng(0).uniform(0, 1, (4, 1, 8, 8))
+    a, b = (api.simulate(g, x, exact=True) for g in (snn_g, api.convert(back)))
+    np.testing.assert_array_equal(b.output, a.output)
+    assert load_nir(path, dt=1e-4).meta["nir"]["dt_from"] == "given"  # an explicit dt is the user's choice
+    src = tmp_path / "cnn.nir"  # an snnTorch export carries no T: the artifact export takes --steps (and --dt)
+    import snntorch as snn
+
+    leaky = snn.Leaky(beta=torch.full((5,), 0.9), threshold=torch.full((5,), 1.0), reset_mechanism="zero")
+    nir.write(src, _export_sequential([nn.Flatten(), nn.Linear(64, 5), leaky], (1, 8, 8)))
+    assert cli.main(["export", str(src), "--steps", "6", "-o", str(tmp_path / "art.h5")]) == 0, capsys.readouterr()
+    assert "(T_wake=6)" in capsys.readouterr().out

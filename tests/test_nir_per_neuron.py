@@ -204,14 +204,56 @@ def test_per_neuron_round_trip_and_refusals(tmp_path, capsys):
     for name in ("cuba", "lif", "readout"):  # every per-neuron decay and threshold comes back exactly
         for k, v in ir.nodes[name].params.items():
             np.testing.assert_array_equal(back.nodes[name].params[k], v, err_msg=f"{name}.{k}")
+    x = np.random.default_rng(5).uniform(0, 1, (4, 6))  # and so does the network, its per-neuron input gains included
+    a, b = (api.simulate(api.convert(h), x, exact=True) for h in (ir, back))
+    np.testing.assert_array_equal(b.output, a.output)
+    assert b.spikes == a.spikes
     # fixed point: Lava's bit-accurate LIF takes one decay and threshold per layer
     with pytest.raises(ConversionError, match="differ from neuron to neuron") as info:
         api.convert(ir, fixed_point=True)
-    assert info.value.node == "cuba"
+    assert (info.value.node, info.value.op) == ("lif", "LIF")  # (the CubaLIF has no integer form at all)
     assert cli.main([str(path), "--steps", str(T), "--fixed-point", "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert "node 'cuba'" in err and "differ from neuron to neuron" in err and "Traceback" not in err, err
+    assert "node 'lif'" in err and "differ from neuron to neuron" in err and "pn.nir" in err, err
     bad = ir.copy()
     bad.nodes["lif"].params["beta"] = np.full(4, 0.5)  # 4 values for 10 neurons
     with pytest.raises(ValidationError, match=r"per-neuron beta of shape \(4,\)"):
         bad.validate()
+
+
+def test_snntorch_beta_of_one_and_per_channel_shapes(tmp_path):
+    """snnTorch clamps a learned beta to 1 and exports it as tau = r = inf: a neuron without leak and gain 1 (its r =
+    tau / dt); per-channel arrays of shape (C, 1, 1) broadcast over the layer, a (C,) array on a conv layer is
+    refused (numpy would line it up with the last axis)."""
+    from neurocompile.errors import ModelLoadError
+
+    with np.errstate(divide="ignore"):
+        tau = DT / (1.0 - np.array([0.5, 0.9, 1.0]))
+    lif = nir.LIF(tau=tau, r=tau / DT, v_leak=np.zeros(3), v_threshold=np.ones(3), v_reset=np.zeros(3))
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([3])), "lif": lif,
+                            "output": nir.Output(output_type=np.array([3]))},
+                     edges=[("input", "lif"), ("lif", "output")], type_check=False)
+    _write(tmp_path / "b1.nir", g)
+    ir = load_nir(str(tmp_path / "b1.nir"), time_steps=4)
+    np.testing.assert_array_equal(ir.nodes["lif"].params["beta"], [0.5, float(np.float32(0.9)), 1.0])  # snnTorch's
+    assert "lif.gain" not in ir.nodes and ir.meta["nir"]["neurons"]["lif"]["gain"] == 1.0
+    x = np.full((1, 3), 0.3)  # after 4 steps: U = 0.5625, 1.0317 (beta 0.9) and 1.2 (no leak): one spike each of two
+    res = api.simulate(api.convert(ir), x, exact=True, record_layers=True)
+    np.testing.assert_array_equal(res.layers["lif"][-1], [[0, 1, 1]])
+    np.testing.assert_array_equal(res.layers["lif"][-2], [[0, 0, 0]])
+    C, H, W = 3, 2, 3
+
+    def conv_lif(shape):
+        t = np.full(shape, 1e-3)
+        return nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([1, H, W])),
+                                   "conv": nir.Conv2d(input_shape=(H, W), weight=np.ones((C, 1, 1, 1)), stride=1,
+                                                      padding=0, dilation=1, groups=1, bias=np.zeros(C)),
+                                   "lif": nir.LIF(tau=t, r=t / DT, v_leak=np.zeros(shape), v_threshold=np.ones(shape),
+                                                  v_reset=np.zeros(shape)),
+                                   "output": nir.Output(output_type=np.array([C, H, W]))},
+                            edges=[("input", "conv"), ("conv", "lif"), ("lif", "output")], type_check=False)
+    _write(tmp_path / "c11.nir", conv_lif((C, 1, 1)))
+    assert load_nir(str(tmp_path / "c11.nir"), time_steps=4).nodes["lif"].attrs["beta"] == float(np.float32(0.9))
+    _write(tmp_path / "c.nir", conv_lif((C,)))
+    with pytest.raises(ModelLoadError, match=r"of shape \(3,\) for an input of shape \(3, 2, 3\)"):
+        load_nir(str(tmp_path / "c.nir"), time_steps=4)

@@ -141,7 +141,7 @@ def is_nir(path: str) -> bool:
     return str(path).lower().endswith(".nir")
 
 
-def load_nir(path: str, dt: float = DEFAULT_DT, discretization: str = "snntorch",
+def load_nir(path: str, dt: float | None = None, discretization: str = "snntorch",
              time_steps: int | None = None) -> Graph:
     """Read a NIR file (HDF5, written by ``nir.write``) and import it (:func:`import_nir`). Raises
     :class:`ModelLoadError` for an unreadable or inconsistent file and :class:`ConversionError` for a NIR graph
@@ -229,9 +229,17 @@ def _arr(v: Any) -> np.ndarray:
     return np.asarray(v)
 
 
-def import_nir(graph: Any, dt: float = DEFAULT_DT, discretization: str = "snntorch", time_steps: int | None = None,
+def import_nir(graph: Any, dt: float | None = None, discretization: str = "snntorch", time_steps: int | None = None,
                name: str = "nir") -> Graph:
-    """Build the IR of a ``nir.NIRGraph`` (see the module docstring for the mapping and conventions)."""
+    """Build the IR of a ``nir.NIRGraph`` (see the module docstring for the mapping and conventions). ``dt`` None:
+    the time step a file neurocompile wrote records (its extension's ``dt``), else :data:`DEFAULT_DT`
+    (``meta['nir']['dt_from']`` says which)."""
+    dt_from = "given"
+    if dt is None:
+        doc = _ext_doc(graph.metadata if isinstance(getattr(graph, "metadata", None), dict) else {}, "", "NIRGraph")
+        recorded = doc.get("dt") if doc.get("format") == "neurocompile-nir/1" else None
+        dt, dt_from = (recorded, "the file (neurocompile's extension)") if recorded is not None else \
+            (DEFAULT_DT, "default (snnTorch's)")
     if discretization not in DISCRETIZATIONS:
         raise ConversionError(f"unknown NIR discretization {discretization!r} (choose from "
                               f"{', '.join(DISCRETIZATIONS)})")
@@ -243,7 +251,9 @@ def import_nir(graph: Any, dt: float = DEFAULT_DT, discretization: str = "snntor
         raise ConversionError(f"dt must be a positive time step in seconds, got {dt!r}")
     if time_steps is not None and (int(time_steps) != time_steps or int(time_steps) < 1):
         raise ConversionError(f"time_steps must be a positive integer, got {time_steps!r}")
-    return _Importer(graph, dt, discretization, time_steps, name).run()
+    g = _Importer(graph, dt, discretization, time_steps, name).run()
+    g.meta["nir"]["dt_from"] = dt_from
+    return g
 
 
 class _Importer:
@@ -684,13 +694,13 @@ class _Importer:
     # A neuron parameter is one value for the layer (a float) or, where a file's per-neuron values differ within the
     # layer, an array of the layer's shape; the arithmetic below works on both (numpy broadcasting).
     def _check_param(self, k: str, typ: str, field: str, v: np.ndarray, shape: Shape) -> None:
-        try:
-            fits = v.size == 1 or np.broadcast_shapes(v.shape, tuple(shape)) == tuple(shape)
-        except ValueError:
-            fits = False
+        """One value, one per neuron, or an array of the layer's rank whose other axes are 1 (per channel: (C, 1, 1));
+        a lower-rank array would line up with the last axes (a (C,) tau along W), which no writer means."""
+        fits = v.size == 1 or (v.ndim == len(shape) and all(a in (1, b) for a, b in zip(v.shape, shape)))
         if not fits:
             raise ModelLoadError(f"inconsistent shapes: {field} of shape {v.shape} for an input of shape "
-                                 f"{tuple(shape)} (one value, or one per neuron)", node=k, op=typ)
+                                 f"{tuple(shape)} (one value, one per neuron, or one per channel as (C, 1, 1))",
+                                 node=k, op=typ)
 
     def _values(self, k: str, typ: str, node: Any, field: str, shape: Shape) -> Value:
         """A neuron parameter: its one value (a scalar, or per-neuron values that are all equal, as snnTorch writes a
@@ -720,6 +730,8 @@ class _Importer:
         if np.all(np.abs(g - 1.0) <= GAIN_TOLERANCE):
             return x, 1.0
         gain = _one(g)
+        if np.ndim(gain) == 3 and np.all(gain == gain[:, :1, :1]):  # one gain per channel: what Lava's scale map takes
+            gain = np.ascontiguousarray(gain[:, :1, :1])
         y = self._add(f"{k}.gain", "Mul", [x], {}, {"const": np.array(gain)}, k, typ)
         self.out.nodes[y].params["const"] = np.array(gain, np.float64)  # kept in float64: not rounded to float32
         return y, gain
@@ -769,7 +781,7 @@ class _Importer:
         r = self._values(k, "LIF", node, "r", shape)
         thr = self._values(k, "LIF", node, "v_threshold", shape)
         beta, c, note = self._decay(k, "LIF", tau, "tau", "beta")
-        return self._neuron(k, "LIF", x, beta, thr, _one(np.multiply(r, c)),
+        return self._neuron(k, "LIF", x, beta, thr, _input_gain(r, c, tau),
                             {"tau": _summary(tau), "r": _summary(r), **note})
 
     # -- decays (LIF, CubaLIF; LI, CubaLI) -----------------------------------------------------------------------
@@ -782,7 +794,9 @@ class _Importer:
         t = np.asarray(tau, np.float64)
         if not np.all(t > 0):
             raise ConversionError(f"{field} = {_first_bad(t, t > 0):g}: a time constant must be positive", node=k,
-                                  op=typ)
+                                  op=typ, hint=f"snnTorch writes {field} = dt / (1 - {key}): a negative one is a "
+                                               f"{key} above 1, which snnTorch's neuron clamps to 1; clamp it before "
+                                               "export")
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.disc == "zoh":
                 d = _EXP(-self.dt / t)
@@ -790,9 +804,10 @@ class _Importer:
             d, c = 1.0 - self.dt / t, self.dt / t
         if np.any(d < 0):
             bad = float(t[d < 0].min()) if t.ndim else float(t)
-            raise ConversionError(f"forward Euler with dt = {self.dt:g} s > {field} = {bad:g} s gives {key} = "
+            raise ConversionError(f"forward Euler with dt = {self.dt:.7g} s > {field} = {bad:.7g} s gives {key} = "
                                   f"1 - dt/{field} = {1.0 - self.dt / bad:.6g} < 0 (snnTorch would clamp it to 0: not "
-                                  "the ODE)", node=k, op=typ, hint="Pass a smaller dt, or discretization='zoh'")
+                                  "the ODE)", node=k, op=typ,
+                                  hint="Pass a smaller dt (--dt), or the zoh discretization (--discretization zoh)")
         written = self._written(k, key, t)
         if written is not None:
             return written, _one(c), {f"{key}_from": "metadata"}
@@ -803,17 +818,22 @@ class _Importer:
 
     def _written(self, k: str, key: str, tau: np.ndarray) -> Value | None:
         """The decay ``key`` neurocompile's exporter wrote for this node if the file's tau is dt / (1 - it) (for every
-        neuron: a per-neuron decay is recorded as its distinct values, ``{key}_values``)."""
-        rec = self.exact.get(k, {})
+        neuron: a per-neuron decay is written as a metadata array of the layer's shape, beside the tau it gives)."""
         if self.ext.get("dt") != self.dt:
             return None
-        cands = rec.get(f"{key}_values") if tau.ndim else None
-        cands = cands if cands is not None else ([] if rec.get(key) is None else [rec[key]])
-        by_tau = {self.dt / (1.0 - float(v)): float(v) for v in cands if 0 <= float(v) < 1}
-        found = [by_tau.get(float(t)) for t in tau.reshape(-1)]
-        if not found or any(v is None for v in found):
+        if tau.ndim:
+            v = (getattr(self.nodes.get(k), "metadata", None) or {}).get(key)
+        else:
+            v = self.exact.get(k, {}).get(key)
+        if v is None:
             return None
-        return found[0] if tau.ndim == 0 else _one(np.array(found).reshape(tau.shape))
+        try:
+            d = np.broadcast_to(np.asarray(v, np.float64), tau.shape)
+        except ValueError:
+            return None
+        with np.errstate(divide="ignore"):
+            ok = (0 <= d) & (d < 1) & (self.dt / (1.0 - d) == tau)
+        return _one(d) if ok.all() else None
 
     # -- current-based and non-spiking neurons (CubaLIF; LI, CubaLI, I) ----------------------------------------------
     def _cuba_params(self, k: str, typ: str, node: Any, shape: Shape, spiking: bool) -> dict:
@@ -832,7 +852,7 @@ class _Importer:
         p = self._cuba_params(k, typ, node, shape, spiking)
         alpha, c_syn, n_syn = self._decay(k, typ, p["tau_syn"], "tau_syn", "alpha")
         beta, c_mem, n_mem = self._decay(k, typ, p["tau_mem"], "tau_mem", "beta")
-        gain = _one(np.asarray(p["w_in"]) * c_syn * np.asarray(p["r"]) * c_mem)
+        gain = _one(np.asarray(_input_gain(p["w_in"], c_syn, p["tau_syn"])) * _input_gain(p["r"], c_mem, p["tau_mem"]))
         thr = {"threshold": p.pop("v_threshold")} if spiking else {}
         if not np.isfinite(thr.get("threshold", 0.0)).all():
             raise ConversionError(f"v_threshold = {_first_bad(thr['threshold'])!r} is not finite", node=k, op=typ)
@@ -853,7 +873,7 @@ class _Importer:
                    "constant current (1 - beta)·v_leak, not supported yet)")
         tau, r = self._values(k, "LI", node, "tau", shape), self._values(k, "LI", node, "r", shape)
         beta, c, note = self._decay(k, "LI", tau, "tau", "beta")
-        return self._integrator(k, "LI", x, {"beta": beta}, _one(np.multiply(r, c)),
+        return self._integrator(k, "LI", x, {"beta": beta}, _input_gain(r, c, tau),
                                 {"tau": _summary(tau), "r": _summary(r), **note})
 
     def _CubaLI(self, k, node, x, shape):
@@ -881,6 +901,15 @@ def _one(a: Any) -> Any:
     """``a`` as one float where all its elements are equal (or it is a scalar), else as a float64 array."""
     a = np.asarray(a, np.float64)
     return float(a.reshape(-1)[0]) if a.size and (a.ndim == 0 or np.all(a == a.reshape(-1)[0])) else a
+
+
+def _input_gain(r: Any, c: Any, tau: Any) -> Any:
+    """The input gain r c of a compartment (c: dt/tau or 1 - exp(-dt/tau)); where tau and r are both infinite, as
+    snnTorch exports a decay of exactly 1 (tau = dt / 0, r = tau / dt), it is 1, what snnTorch's r = tau / dt means."""
+    r, c, tau = (np.asarray(v, np.float64) for v in (r, c, tau))
+    with np.errstate(invalid="ignore"):
+        g = r * c
+    return _one(np.where(np.isinf(tau) & np.isinf(r), 1.0, g))
 
 
 def _summary(v: Any) -> Any:

@@ -82,7 +82,8 @@ have no NIR form), a lowered graph, unbalanced delays, Concat, Div, Sub,
 BatchNorm or Affine that was not folded, an Add with a constant or integer gains or an input added to itself,
 asymmetric pads, average pools with padding or partial windows, max pools with asymmetric pads or a partial
 (ceil_mode) window, a Reshape that is no Flatten, a LIF with a fixed-point
-``dv``, a CubaLIF / LI decay outside [0, 1) (no tau = dt / (1 - decay); an LI with beta 1 is an I), and for students
+``dv``, a decay outside [0, 1) (no tau = dt / (1 - decay); a layer whose beta is 1 throughout is an IF or I, one
+where only some neurons' is 1 is refused), and for students
 any constant term outside a Conv/Dense bias.
 """
 from __future__ import annotations
@@ -456,40 +457,63 @@ class _Exporter:
         return lambda v: np.array(np.broadcast_to(np.asarray(v, np.float64), shape))  # noqa: E731
 
     @staticmethod
-    def _metadata(info: dict[str, Any]) -> dict[str, Any]:
-        """A neuron node's metadata: ``info`` as neurocompile's JSON record, and its one-value parameters also as plain
-        numbers (for other tools)."""
-        return {**_meta(**info), **{k: v for k, v in info.items() if k != "op" and np.ndim(v) == 0}}
+    def _metadata(info: dict[str, Any], **per_neuron: Any) -> dict[str, Any]:
+        """A neuron node's metadata: ``info`` as neurocompile's JSON record, its one-value parameters also as plain
+        numbers (for other tools), and its decays that differ from neuron to neuron as float64 arrays of the layer's
+        shape (``per_neuron``), from which neurocompile's importer takes each neuron's exactly."""
+        return {**_meta(**info), **{k: v for k, v in info.items() if k != "op"},
+                **{k: np.asarray(v, np.float64) for k, v in per_neuron.items() if np.ndim(v)}}
 
     @staticmethod
     def _exact(**values: Any) -> dict[str, Any]:
-        """The metadata that lets neurocompile's importer rebuild these parameters exactly: a value as itself, a
-        per-neuron array as its distinct values (``{key}_values``; each neuron's tau picks its own)."""
-        return {(k if np.ndim(v) == 0 else f"{k}_values"): (float(v) if np.ndim(v) == 0 else
-                                                            [float(x) for x in np.unique(v)])
-                for k, v in values.items() if v is not None and (k != "threshold" or np.ndim(v) == 0)}
+        """The one-value parameters among ``values`` (per-neuron ones go to the node's arrays: a threshold as its
+        v_threshold, a decay also as a metadata array, :meth:`_metadata`)."""
+        return {k: float(v) for k, v in values.items() if v is not None and np.ndim(v) == 0}
+
+    def _input_gain(self, n: Node) -> Any:
+        """The input gain the NIR import put before this neuron (a Mul, skipped by the export), 1 if none: folded back
+        into the neuron's r when it is written by snnTorch's convention."""
+        src = self.g.producers()[n.inputs[0]]
+        if self.gain_nodes.get(src.name) != n.name:
+            return 1.0
+        g = np.asarray(src.params["const"], np.float64)
+        return float(g) if g.ndim == 0 else g
+
+    def _record(self, n: Node, nir_types: tuple[str, ...], **decays: Any) -> dict | None:
+        """The NIR import's record of this node, if it still describes it: read as one of ``nir_types`` with these
+        decays, every value in it one for the layer (a per-neuron one is recorded as its range only), and its input
+        gain, if it had one, still the Mul before it (the record's r holds that gain). Else None: the node is written
+        by snnTorch's convention."""
+        rec = self.neuron_records.get(n.name)
+        if (rec is None or rec.get("nir_type") not in nir_types or any(np.ndim(v) for v in decays.values())
+                or any(rec.get(k) != v for k, v in decays.items())
+                or any(np.ndim(v) for v in rec.values() if not isinstance(v, (str, dict)))):
+            return None
+        gain_node = rec.get("gain_node")
+        if gain_node is not None and self.g.producers()[n.inputs[0]].name != gain_node:
+            return None
+        return rec
 
     def _LIF(self, n: Node, op: ops.Op) -> None:
         if op.attr(n, "dv") is not None or "bias" in n.params:
             self._refuse(n, "a fixed-point (or lowered) LIF")
         beta, thr = self._param(n, op, "beta"), self._param(n, op, "threshold")
-        full = self._full(n)
-        rec = self.neuron_records.get(n.name) if not op.varying(n) else None
-        info = dict(op="LIF", **self._exact(beta=beta, threshold=thr))
-        meta = self._metadata(info)
-        if rec is not None and rec.get("nir_type") in ("IF", "Threshold") and rec.get("beta") == beta:
-            if rec["nir_type"] == "IF":  # imported from NIR: written back with its own r
-                node = self.nir.IF(r=full(rec["r"]), v_threshold=full(thr), v_reset=full(0.0), metadata=meta)
-            else:
-                node = self.nir.Threshold(threshold=full(thr), metadata=meta)
-        elif np.all(beta == 1.0):  # a LIF without leak: NIR's IF, with gain r dt = 1
-            node = self.nir.IF(r=full(1.0 / self.dt), v_threshold=full(thr), v_reset=full(0.0), metadata=meta)
+        full, gain = self._full(n), self._input_gain(n)
+        rec = self._record(n, ("IF", "Threshold", "LIF"), beta=beta)
+        meta = self._metadata(dict(op="LIF", **self._exact(beta=beta, threshold=thr)), beta=beta)
+        if rec is not None and rec["nir_type"] == "IF":  # imported from NIR: written back with its own r
+            node = self.nir.IF(r=full(rec["r"]), v_threshold=full(thr), v_reset=full(0.0), metadata=meta)
+        elif rec is not None and rec["nir_type"] == "Threshold":
+            node = self.nir.Threshold(threshold=full(thr), metadata=meta)
+        elif np.all(beta == 1.0):  # a LIF without leak: NIR's IF, with r dt = its input gain
+            node = self.nir.IF(r=full(np.multiply(gain, 1.0 / self.dt)), v_threshold=full(thr), v_reset=full(0.0),
+                               metadata=meta)
         else:
-            if rec is not None and rec.get("nir_type") == "LIF" and rec.get("beta") == beta:
+            if rec is not None:
                 tau, r = float(rec["tau"]), float(rec["r"])  # the file's own values (a gain folded back into r)
             else:
                 tau = self._decay_tau(n, "beta", beta)
-                r = tau / self.dt
+                r = np.multiply(gain, tau / self.dt)
             node = self.nir.LIF(tau=full(tau), r=full(r), v_leak=full(0.0), v_threshold=full(thr), v_reset=full(0.0),
                                 metadata=meta)
         self._after_input(n, node)
@@ -502,33 +526,23 @@ class _Exporter:
             self._refuse(n, f"a {n.op} with {what} = {v:g} (tau = dt / (1 - {what}) needs 0 <= {what} < 1)")
         return self.dt / (1.0 - d)
 
-    def _record(self, n: Node, nir_types: tuple[str, ...], **decays: Any) -> dict | None:
-        """The NIR import's record of this node if it was read as one of ``nir_types`` with these decays (one value
-        each: a node whose parameters differ from neuron to neuron is written by snnTorch's convention)."""
-        rec = self.neuron_records.get(n.name)
-        if (rec is None or rec.get("nir_type") not in nir_types or any(np.ndim(v) for v in decays.values())
-                or any(rec.get(k) != v for k, v in decays.items())):
-            return None
-        return rec
-
     def _cuba_taus(self, n: Node, rec: dict | None, alpha: Any, beta: Any) -> dict[str, Any]:
         """tau_syn, tau_mem, r, w_in of a CubaLIF / CubaLI: the file's own values when the node came from NIR (a gain
         folded back into r), else snnTorch's Synaptic export: tau = dt / (1 - decay), w_in = tau_syn / dt,
-        r = tau_mem / dt."""
+        r = tau_mem / dt times the input gain."""
         if rec is not None:
             return {k: float(rec[k]) for k in ("tau_syn", "tau_mem", "r", "w_in")}
         ts, tm = self._decay_tau(n, "alpha", alpha), self._decay_tau(n, "beta", beta)
-        return {"tau_syn": ts, "tau_mem": tm, "r": tm / self.dt, "w_in": ts / self.dt}
+        return {"tau_syn": ts, "tau_mem": tm, "r": np.multiply(self._input_gain(n), tm / self.dt), "w_in": ts / self.dt}
 
     def _CubaLIF(self, n: Node, op: ops.Op) -> None:
         if "bias" in n.params:
             self._refuse(n, "a lowered CubaLIF (its bias moved to it)")
         alpha, beta, thr = (self._param(n, op, k) for k in ("alpha", "beta", "threshold"))
         full = self._full(n)
-        rec = self._record(n, ("CubaLIF",), alpha=alpha, beta=beta)
-        p = self._cuba_taus(n, rec, alpha, beta)
-        info = dict(op="CubaLIF", **self._exact(alpha=alpha, beta=beta, threshold=thr))
-        meta = self._metadata(info)
+        p = self._cuba_taus(n, self._record(n, ("CubaLIF",), alpha=alpha, beta=beta), alpha, beta)
+        meta = self._metadata(dict(op="CubaLIF", **self._exact(alpha=alpha, beta=beta, threshold=thr)), alpha=alpha,
+                              beta=beta)
         node = self.nir.CubaLIF(**{k: full(v) for k, v in p.items()}, v_leak=full(0.0), v_threshold=full(thr),
                                 v_reset=full(0.0), metadata=meta)
         self._after_input(n, node)
@@ -537,12 +551,10 @@ class _Exporter:
         if "bias" in n.params:
             self._refuse(n, "a lowered LI (its bias moved to it)")
         alpha, beta = self._param(n, op, "alpha"), self._param(n, op, "beta")
-        full = self._full(n)
-        info = dict(op="LI", **self._exact(beta=beta, alpha=alpha))
-        meta = self._metadata(info)
+        full, gain = self._full(n), self._input_gain(n)
+        meta = self._metadata(dict(op="LI", **self._exact(beta=beta, alpha=alpha)), alpha=alpha, beta=beta)
         if alpha is not None:  # CubaLI
-            rec = self._record(n, ("CubaLI",), alpha=alpha, beta=beta)
-            p = self._cuba_taus(n, rec, alpha, beta)
+            p = self._cuba_taus(n, self._record(n, ("CubaLI",), alpha=alpha, beta=beta), alpha, beta)
             node = self.nir.CubaLI(**{k: full(v) for k, v in p.items()}, v_leak=full(0.0), metadata=meta)
         else:
             rec = self._record(n, ("LI", "I"), beta=beta)
@@ -550,11 +562,12 @@ class _Exporter:
                 node = self.nir.I(r=full(rec["r"]), metadata=meta)
             elif rec is not None:
                 node = self.nir.LI(tau=full(rec["tau"]), r=full(rec["r"]), v_leak=full(0.0), metadata=meta)
-            elif np.all(beta == 1.0):  # no leak: NIR's integrator I, with gain r dt = 1
-                node = self.nir.I(r=full(1.0 / self.dt), metadata=meta)
+            elif np.all(beta == 1.0):  # no leak: NIR's integrator I, with r dt = its input gain
+                node = self.nir.I(r=full(np.multiply(gain, 1.0 / self.dt)), metadata=meta)
             else:
                 tau = self._decay_tau(n, "beta", beta)
-                node = self.nir.LI(tau=full(tau), r=full(tau / self.dt), v_leak=full(0.0), metadata=meta)
+                node = self.nir.LI(tau=full(tau), r=full(np.multiply(gain, tau / self.dt)), v_leak=full(0.0),
+                                   metadata=meta)
         self._after_input(n, node)
 
     def _level_neuron(self, n: Node, op: ops.Op) -> None:

@@ -23,7 +23,7 @@ from neurocompile import ops
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
 from neurocompile.ops import NoWeightMap, WeightMap, op_of
-from neurocompile.passes.lower_to_blocks import lowered, sink_ends
+from neurocompile.passes.lower_to_blocks import lowered, readout_start, sink_ends
 from neurocompile.schedule import WakeSleepSchedule
 
 
@@ -64,7 +64,7 @@ class Stream:
         """The stream of a lowered graph run for ``steps`` (default: the schedule's T) per sample."""
         s = g.schedule
         T = int(steps if steps is not None else s.steps)
-        first = min(s.arrival.get(n.name, 0) for n in g.topo() if isinstance(op_of(n), ops.Readout))
+        first = min(readout_start(g, n) for n in g.topo() if isinstance(op_of(n), ops.Readout))
         if g.meta.get("fixed_point") and T >= 2 ** 8:  # readout sums of 24-bit currents must fit int32
             raise TargetError(f"{T} steps: Lava's fixed-point readout sums T currents below 2**23 in int32, so T "
                               "must stay below 256", hint="Run fewer steps")
@@ -317,7 +317,9 @@ def _step_delay(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     """A delay of the network itself (NIR's Delay): a delay line of its steps; it sums the currents it receives."""
     from neurocompile.targets.lava.processes.routing import DelayLine
 
-    line = b.add(DelayLine(shape=lava_shape(b.g.shapes[n.output]), delay=op_of(n).output_delay(n), name=n.name))
+    stagger = dict(period=b.stream.period, offset=b.stream.offset(n.name)) if b.stream.staggered else {}
+    line = b.add(DelayLine(shape=lava_shape(b.g.shapes[n.output]), delay=op_of(n).output_delay(n), name=n.name,
+                           **stagger))
     _into(line.a_in, ins[0])
     return [line.s_out]
 

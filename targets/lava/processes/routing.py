@@ -15,10 +15,12 @@ from neurocompile.targets.lava.processes.common import (CPU, INT, LavaPyType, Lo
 class DelayLine(AbstractProcess):
     """Sends what it received ``delay`` steps earlier (zeros at first), times an integer ``gain``: balances merge
     branches and brings an identity shortcut to the unit of the branch it meets (fixed point). Delay 0 sends
-    in the same step."""
+    in the same step. With a ``period`` (a delay of the network itself, NIR's Delay, in a staggered stream) it
+    empties at the start of each sample (step ``offset`` of its period): what it still holds then lies past the
+    previous sample's last step and is no input of the next."""
 
-    def __init__(self, *, shape, delay: int, gain: int = 1, name=None):
-        super().__init__(shape=shape, delay=delay, gain=gain, name=name)
+    def __init__(self, *, shape, delay: int, gain: int = 1, period: int | None = None, offset: int = 0, name=None):
+        super().__init__(shape=shape, delay=delay, gain=gain, period=period, offset=offset, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.buffer = Var(shape=(max(delay, 1),) + tuple(shape), init=0)
@@ -40,6 +42,8 @@ class PyDelayLineFloat(PhasedModel):
         if self.proc_params["delay"] == 0:
             self.s_out.send(self.cast(x))
             return
+        if self.proc_params.get("period") is not None and self.starts_sample(self.sample_and_step()[1]):
+            self.buffer[:] = 0
         i = (self.time_step - 1) % self.buffer.shape[0]
         out = self.buffer[i].copy()
         self.buffer[i] = x
