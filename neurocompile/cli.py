@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import os
 import signal
 import sys
@@ -42,7 +43,7 @@ class UsageError(NeurocompileError):
 def _inspect_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="neurocompile inspect", description="Print a model's layers, shapes and "
                                 "parameter counts as neurocompile sees them.")
-    p.add_argument("model", help="ONNX file (or saved IR .json)")
+    p.add_argument("model", help="ONNX file, NIR file (.nir), neurocompile artifact (.h5) or saved IR (.json)")
     from neurocompile.passes import PIPELINES
 
     p.add_argument("--passes", choices=sorted(PIPELINES), default="optimize",
@@ -89,6 +90,8 @@ def _load(a: argparse.Namespace) -> Any:
     from neurocompile.frontends.nir import is_nir
 
     if is_nir(a.model):
+        if a.dt is not None and not (math.isfinite(a.dt) and a.dt > 0):
+            raise UsageError(f"--dt {a.dt:g}: the time step must be a positive number of seconds")
         return api.load(a.model, dt=a.dt, discretization=a.discretization, time_steps=getattr(a, "steps", None))
     if a.dt is not None or a.discretization is not None:
         raise UsageError(f"--dt and --discretization apply to NIR files (.nir); {a.model} is not one")
@@ -150,7 +153,7 @@ def _export_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="neurocompile export", description="Convert a model and write one deployable file (HDF5): "
                 "the converted network, its schedule, provenance and reference inputs with their ANN and SNN "
                 "outputs, so 'neurocompile verify' can check it anywhere without the ONNX file.")
-    p.add_argument("model", help="ONNX file (or saved IR .json)")
+    p.add_argument("model", help="ONNX file, NIR file (.nir), neurocompile artifact (.h5) or saved IR (.json)")
     p.add_argument("-o", "--output", required=True, help="file to write (.h5 artifact, .net for --format netx, "
                    ".nir for --format nir)")
     p.add_argument("--format", choices=("artifact", "netx", "nir"), default="artifact",
@@ -325,7 +328,7 @@ def _run_parser() -> argparse.ArgumentParser:
         description="Convert a CQReLU ANN (ONNX) into a lossless CIF spiking network (or an IF baseline; an IDSNN "
                     "LIF student or a saved IR runs as it is) and run it on a target, compared with an independent "
                     "reference. Use 'neurocompile inspect MODEL' to look at a model.")
-    p.add_argument("model", help="ONNX file (or saved IR .json)")
+    p.add_argument("model", help="ONNX file, NIR file (.nir), neurocompile artifact (.h5) or saved IR (.json)")
     p.add_argument("--target", default="reference", choices=available(), help="where to run (default: reference)")
     _conversion_options(p)
     p.add_argument("--delay", type=int, help=f"per-layer synaptic delay to model, 0 to {MAX_DELAY:,} (default: the target's)")
@@ -645,7 +648,8 @@ def _warn_unused_options(a: argparse.Namespace, snn: Any) -> None:
 
     if api.is_student(snn):
         unused = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
-                                   ("--calibrate", a.calibrate)) if on]
+                                   ("--calibrate", a.calibrate),
+                                   ("--normalize-weights", getattr(a, "normalize_weights", False))) if on]
         if unused:
             _warn(f"{', '.join(unused)} ignored: an LIF student runs its own neurons")
         return

@@ -103,17 +103,24 @@ def test_student_exported_to_nir_runs_in_snntorch_spike_for_spike(tmp_path):
     assert lif.tau.shape == (4, 8, 8) and np.all(lif.tau == 1e-4 / 0.75) and np.all(lif.r == lif.tau / 1e-4)
     assert np.all(lif.v_leak == 0) and np.all(lif.v_reset == 0) and lif.metadata["beta"] == 0.25
     x = np.random.default_rng(0).uniform(0, 1, (8, 1, 8, 8))
+    counts = _same_in_snntorch(snn_g, path, x, {"/l1/LIF": "l1_LIF", "/l2/LIF": "l2_LIF", "/l3/LIF": "l3_LIF"})
+    print("student -> NIR -> snnTorch spikes per layer:", counts)
+
+
+def _same_in_snntorch(snn_g, path: str, x: np.ndarray, layers: dict[str, str], steps: int = T) -> dict[str, int]:
+    """The converted ``snn_g`` (float64) and snnTorch's import of its NIR file ``path`` give the same spikes in each
+    of ``layers`` (IR name -> snnTorch module name) over ``steps`` and the same readout; their spike counts."""
     res = api.simulate(snn_g, x, exact=True, record_layers=True)
-    ref, out, margin = _run_snntorch_import(path, x, T)
+    ref, out, margin = _run_snntorch_import(path, x, steps)
     assert margin > MARGIN, f"an snnTorch membrane lies within {margin:.3g} of its threshold: a boundary case"
     counts = {}
-    for ir_name, key in (("/l1/LIF", "l1_LIF"), ("/l2/LIF", "l2_LIF"), ("/l3/LIF", "l3_LIF")):
-        got = np.diff(res.layers[ir_name], axis=0, prepend=0).reshape(T, len(x), -1)
+    for ir_name, key in layers.items():
+        got = np.diff(res.layers[ir_name], axis=0, prepend=0).reshape(steps, len(x), -1)
         np.testing.assert_array_equal(got, ref[key], err_msg=key)
         counts[key] = int(ref[key].sum())
     assert all(0 < c < ref[k].size for k, c in counts.items()), counts
     np.testing.assert_allclose(out, res.output, rtol=1e-12, atol=1e-12)  # the readout: mean of the output
-    print("student -> NIR -> snnTorch spikes per layer:", counts)
+    return counts
 
 
 def _snn_cnn_explicit():

@@ -146,9 +146,11 @@ class Worker:
         self.jpath, self.rpath = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "result.pkl")
         self._errf = open(os.path.join(tmp, "stderr.txt"), "w+")  # a file, not a pipe: it never fills up
         self.owner = os.getpid()
+        # cwd: its own folder, since ``-m`` puts the working folder first on sys.path, where a folder named
+        # neurocompile (a copy of the sources, say) would hide the package this process runs
         self.proc = subprocess.Popen([sys.executable, "-m", "neurocompile.targets.lava.worker", self.jpath, self.rpath,
                                       str(os.getpid()), "--wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._errf, text=True, start_new_session=True)
+                                     stderr=self._errf, text=True, start_new_session=True, cwd=tmp)
         self._finalizer = weakref.finalize(self, Worker._discard, self.proc, self._tmp, self._errf, self.owner)
         _IDLE.add(self)
 
