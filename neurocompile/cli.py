@@ -681,7 +681,12 @@ def _inspect(a: argparse.Namespace) -> int:
     _check_args(a)
     log: list = []
     g = api.run_pipeline(_load(a), a.passes, log)
-    print(f"model: {a.model}  (opset {g.meta.get('opset', '?')}, producer {g.meta.get('producer') or '?'})")
+    nir = g.meta.get("nir")
+    if nir:  # a NIR file: its version and how its ODEs became steps
+        print(f"model: {a.model}  (NIR {nir.get('version', '?')}, dt={nir['dt']:g} s from {nir.get('dt_from', '?')}, "
+              f"discretization {nir['discretization']})")
+    else:
+        print(f"model: {a.model}  (opset {g.meta.get('opset', '?')}, producer {g.meta.get('producer') or '?'})")
     print(g.summary())
     print(_neuron_synapse_counts(g))
     if a.log_passes:
@@ -907,6 +912,9 @@ def _run(a: argparse.Namespace) -> int:
     log: list = []
     if g.schedule is not None:  # a saved IR of a converted network runs as it was converted
         _refuse_conversion_options(a)
+        if g.meta.get("nir") and a.steps is not None:  # a NIR network's --steps is its T, fixed at conversion
+            raise UsageError(f"{a.model} is a converted NIR network, whose T was fixed when it was converted: --steps "
+                             "cannot apply", hint="Convert the NIR file again with --steps T")
         snn = g
     else:
         snn = _convert(a, g, calibration=calib, target=a.target, synapse_delay=a.delay, balance=not a.no_balance,

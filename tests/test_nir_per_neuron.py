@@ -206,6 +206,10 @@ def test_per_neuron_round_trip_and_refusals(tmp_path, capsys):
     assert cli.main([str(path), "--steps", str(T), "--fixed-point", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "node 'lif'" in err and "differ from neuron to neuron" in err and "pn.nir" in err, err
+    saved = str(tmp_path / "pn_ir.json")  # a saved IR of a NIR network keeps its T: --steps is refused, not ignored
+    assert cli.main([str(path), "--steps", str(T), "--save-ir", saved, "--quiet"]) == 0
+    assert cli.main([saved, "--steps", str(T + 2), "--quiet"]) == 2
+    assert "whose T was fixed when it was converted" in capsys.readouterr().err
     bad = ir.copy()
     bad.nodes["lif"].params["beta"] = np.full(4, 0.5)  # 4 values for 10 neurons
     with pytest.raises(ValidationError, match=r"per-neuron beta of shape \(4,\)"):
