@@ -105,8 +105,11 @@ def load(path: str) -> Artifact:
     try:
         with f:
             if f.attrs.get("format") != FORMAT:
+                nir_file = "node" in f and "version" in f  # what nir.write writes
                 raise ModelLoadError(f"not a neurocompile artifact (format {f.attrs.get('format')!r}, expected "
-                                     f"{FORMAT!r})", file=path)
+                                     f"{FORMAT!r})" + ("; it holds a NIR graph (nir.write's layout)" if nir_file else ""),
+                                     file=path, hint="neurocompile reads NIR files by their extension: name it "
+                                                     "net.nir" if nir_file else None)
             g = f["graph"]
             arrays = {str(ds.attrs["key"]): ds[()] for ds in g.values()}
             doc = json.loads(g.attrs["doc"])

@@ -49,6 +49,7 @@ def _inspect_parser() -> argparse.ArgumentParser:
     p.add_argument("--passes", choices=sorted(PIPELINES), default="optimize",
                    help="show the graph after this pipeline (default: optimize = canonicalize + fold_batchnorm)")
     p.add_argument("--log-passes", action="store_true", help="also print what every pass changed")
+    p.add_argument("--steps", type=int, help="NIR files: the number of input steps T (what --passes idsnn schedules)")
     _nir_options(p)
     return p
 
@@ -568,7 +569,9 @@ def _check_args(a: argparse.Namespace) -> None:
     from neurocompile import limits
     from neurocompile.errors import ConversionError
 
-    if not hasattr(a, "steps"):  # inspect: only the model, which api.load checks
+    if not hasattr(a, "levels"):  # inspect: the model, which api.load checks, and a NIR file's T
+        if getattr(a, "steps", None) is not None and a.steps < 1:
+            raise UsageError(f"--steps {a.steps}: a network runs at least one step")
         return
     try:  # the same limits api.convert enforces, named as the user typed them
         limits.check_options(steps=a.steps, levels=a.levels, gamma=a.gamma, delay=a.delay, percentile=a.percentile,
@@ -678,9 +681,16 @@ def _warn_schedule(a: argparse.Namespace, snn: Any) -> None:
 def _inspect(a: argparse.Namespace) -> int:
     from neurocompile import api
 
+    from neurocompile.frontends.nir import is_nir
+
     _check_args(a)
+    if a.steps is not None and not is_nir(a.model):
+        raise UsageError(f"--steps applies to NIR files here (their T); {a.model} is not one")
     log: list = []
-    g = api.run_pipeline(_load(a), a.passes, log)
+    try:
+        g = api.run_pipeline(_load(a), a.passes, log)
+    except NeurocompileError as err:
+        raise err.at(a.model)
     nir = g.meta.get("nir")
     if nir:  # a NIR file: its version and how its ODEs became steps
         print(f"model: {a.model}  (NIR {nir.get('version', '?')}, dt={nir['dt']:g} s from {nir.get('dt_from', '?')}, "

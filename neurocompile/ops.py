@@ -78,6 +78,8 @@ class Op:
     count_domain = False
 
     def attr(self, node: Node, key: str) -> Any:
+        if key in node.params and key in self.per_neuron:  # the class default would stand in for per-neuron values
+            raise ValueError(f"{node.name}: {key} is given per neuron (node.params); read it with neuron_values")
         return node.attrs.get(key, self.attrs.get(key))
 
     def forward(self, node: Node, xs: Sequence[Tensor], p: dict[str, Tensor]) -> Tensor:
@@ -702,7 +704,7 @@ class LI(Op):
         return _shape_only("LI", xs)
 
     def has_current(self, node: Node) -> bool:
-        return self.attr(node, "alpha") is not None or "alpha" in node.params
+        return "alpha" in node.params or self.attr(node, "alpha") is not None
 
     def init_state(self, node, x):
         return {"v": torch.zeros_like(x), **({"i": torch.zeros_like(x)} if self.has_current(node) else {}),

@@ -252,3 +252,25 @@ def test_snntorch_beta_of_one_and_per_channel_shapes(tmp_path):
     _write(tmp_path / "c.nir", conv_lif((C,)))
     with pytest.raises(ModelLoadError, match=r"of shape \(3,\) for an input of shape \(3, 2, 3\)"):
         load_nir(str(tmp_path / "c.nir"), time_steps=4)
+
+
+def test_cli_details_for_nir_files(tmp_path, capsys):
+    """inspect takes a NIR file's T (--steps) for --passes idsnn and names the file when T is missing; a NIR file
+    under another extension is recognised as one in the error; reading a per-neuron parameter as an attribute
+    raises instead of giving the class default."""
+    g, _ = _per_neuron_nir()
+    path = tmp_path / "pn.nir"
+    _write(path, g)
+    assert cli.main(["inspect", str(path), "--passes", "idsnn", "--steps", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "T_wake=6" in out and "dt=0.0001 s from default" in out and "beta=" in out and "per neuron" in out
+    assert cli.main(["inspect", str(path), "--passes", "idsnn"]) == 1
+    assert "pn.nir" in capsys.readouterr().err
+    (tmp_path / "pn.h5").write_bytes(path.read_bytes())
+    assert cli.main([str(tmp_path / "pn.h5")]) == 1
+    assert "it holds a NIR graph" in capsys.readouterr().err
+    from neurocompile.ops import OPS
+
+    lif = load_nir(str(path), time_steps=T).nodes["lif"]
+    with pytest.raises(ValueError, match="given per neuron"):
+        OPS["LIF"].attr(lif, "beta")

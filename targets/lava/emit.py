@@ -218,8 +218,9 @@ def _cuba_lif(b: _Build, n: Node, ins: list[Ports]) -> Ports:
 def _neuron_values(b: _Build, n: Node) -> dict[str, np.ndarray | None]:
     """The op's :attr:`~ops.Op.per_neuron` parameters as arrays of the layer's shape in Lava layout (None: unset)."""
     op, shape = op_of(n), b.g.shapes[n.output]
-    return {k: None if (v := n.params.get(k, op.attr(n, k))) is None
-            else to_lava(np.broadcast_to(np.asarray(v, np.float64), shape)) for k in op.per_neuron}
+    values = {k: n.params[k] if k in n.params else op.attr(n, k) for k in op.per_neuron}
+    return {k: None if v is None else to_lava(np.broadcast_to(np.asarray(v, np.float64), shape))
+            for k, v in values.items()}
 
 
 def _leaky_neuron(b: _Build, n: Node, ins: list[Ports]) -> Ports:
