@@ -55,14 +55,16 @@ def _export_sequential(mods, input_shape) -> nir.NIRGraph:
     return g
 
 
-def _snn_cnn():
+def _snn_cnn(leaky=None):
+    """snnTorch's LIF CNN (conv, avg pool, conv, linear); ``leaky(shape, beta, threshold)`` makes each of its three
+    Leaky layers (default: those values for every neuron)."""
     import snntorch as snn
 
     torch.manual_seed(0)
     # snnTorch's exporter needs per-neuron beta/threshold tensors for a conv layer (a scalar gives tau of shape (),
     # which nir's type check refuses against the layer's (C, H, W)); reset to zero, which NIR's v_reset = 0 means
-    leaky = lambda shape, beta, thr: snn.Leaky(beta=torch.full(shape, beta), threshold=torch.full(shape, thr),  # noqa: E731
-                                                reset_mechanism="zero")
+    leaky = leaky or (lambda shape, beta, thr: snn.Leaky(beta=torch.full(shape, beta),  # noqa: E731
+                                                         threshold=torch.full(shape, thr), reset_mechanism="zero"))
     mods = [torch.nn.Conv2d(1, 6, 3, padding=1), leaky((6, 8, 8), 0.9, 1.0),
             torch.nn.AvgPool2d(2),
             torch.nn.Conv2d(6, 8, 3, padding="same"), leaky((8, 4, 4), 0.7, 0.5),

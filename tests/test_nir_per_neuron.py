@@ -18,7 +18,7 @@ from neurocompile import api, cli
 from neurocompile.errors import ConversionError, ValidationError
 from neurocompile.frontends.nir import load_nir
 from neurocompile.frontends.nir_export import write_nir
-from tests.test_nir import MARGIN, T, _compare_layers, _export_sequential, _run_snntorch, _write
+from tests.test_nir import MARGIN, T, _compare_layers, _export_sequential, _run_snntorch, _snn_cnn, _write
 from tests.test_nir_export import _same_in_snntorch
 
 DT = 1e-4
@@ -37,18 +37,13 @@ def _per_neuron_cnn(uniform_thresholds: bool = False):
     g = torch.Generator().manual_seed(1)
     u = lambda shape, lo, hi: lo + (hi - lo) * torch.rand(shape, generator=g)  # noqa: E731
     thr = (lambda shape, v: torch.full(shape, v)) if uniform_thresholds else (lambda shape, v: u(shape, 0.5 * v, 1.5 * v))  # noqa: E731
-    torch.manual_seed(0)
-    mods = [torch.nn.Conv2d(1, 6, 3, padding=1), _leaky(u((6, 8, 8), 0.55, 0.95), thr((6, 8, 8), 1.0)),
-            torch.nn.AvgPool2d(2),
-            torch.nn.Conv2d(6, 8, 3, padding="same"),
-            _leaky(u((8, 1, 1), 0.5, 0.9).expand(8, 4, 4).contiguous(), thr((8, 4, 4), 0.5)),
-            torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 10), _leaky(u((10,), 0.6, 0.9), thr((10,), 0.5))]
-    with torch.no_grad():
-        mods[0].weight.mul_(3.0)
-        mods[3].weight.mul_(2.0)
-        mods[6].weight.mul_(3.0)
-        mods[6].bias.add_(0.1)
-    return mods
+    betas = {0.9: ((6, 8, 8), 0.55, 0.95), 0.7: ((8, 1, 1), 0.5, 0.9), 0.8: ((10,), 0.6, 0.9)}  # each layer's draw
+
+    def leaky(shape, beta, threshold):
+        drawn, lo, hi = betas[beta]
+        return _leaky(u(drawn, lo, hi).expand(shape).contiguous(), thr(shape, threshold))
+
+    return _snn_cnn(leaky)
 
 
 def test_snntorch_per_neuron_betas_and_thresholds_run_spike_for_spike(tmp_path):
