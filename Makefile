@@ -4,7 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all bench clean
+.PHONY: run test test-cpus test-all bench clean
+
+# The math libraries forced onto other instruction sets, as on another CPU (float32 results depend on the kernel
+# MKL, oneDNN or OpenBLAS picks): an AVX2 machine, and an older one without AVX.
+CPU_AVX2 := MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell
+CPU_OLD  := MKL_CBWR=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default OPENBLAS_CORETYPE=Sandybridge
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +27,11 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# the default suite again under each emulated CPU (the header line names the kernels in use); .ci/run runs it
+test-cpus: $(STAMP)
+	env $(CPU_AVX2) $(BIN)/python -m pytest
+	env $(CPU_OLD) $(BIN)/python -m pytest
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ''

@@ -104,7 +104,7 @@ def convert(graph: Graph, neuron: str = "cif", gamma: int = 1, levels: int | Non
                                     percentile=percentile, t_wake=t_wake if neuron == "cif" else steps,
                                     steps=steps, synapse_delay=delay, balance=balance,
                                     normalize_weights=normalize_weights, fixed_point=fixed_point), log)
-    trained = {int(n.attrs["levels"]) for n in out.nodes.values() if is_level_neuron(n)
+    trained = {int(OPS[n.op].attr(n, "levels")) for n in out.nodes.values() if is_level_neuron(n)
                and not out.meta.get("lossy_layers")}
     if levels is not None and trained and trained != {int(levels)}:
         raise ConversionError(f"--levels {levels} differs from the network's trained levels L={sorted(trained)}",
@@ -140,7 +140,8 @@ def readout_membrane(graph: Graph, result: Any) -> np.ndarray | None:
 
 def network_levels(graph: Graph) -> int | None:
     """The quantization levels L a CQReLU network was trained with (None for plain ReLU or a student)."""
-    levels = sorted({int(n.attrs["levels"]) for n in ann_graph(graph).nodes.values() if OPS[n.op].quantizer})
+    levels = sorted({int(OPS[n.op].attr(n, "levels")) for n in ann_graph(graph).nodes.values()
+                     if OPS[n.op].quantizer})
     return levels[0] if len(levels) == 1 else None
 
 
@@ -185,7 +186,7 @@ def simulate(graph: Graph, x: np.ndarray, steps: int | None = None, target: str 
     if isinstance(x, np.ndarray):
         _checked_samples(x, "input")  # refuses; x itself keeps its dtype (float64 inputs stay exact)
     if graph.schedule is not None:
-        limits.check_work(graph, len(x), int(steps or graph.schedule["steps"]), target)
+        limits.check_work(graph, len(x), int(steps or graph.schedule["steps"]), target, record_layers=record_layers)
     run_options = {"record_layers": True} if record_layers else {}
     if exact and target == "reference":
         options["exact"] = True
@@ -234,28 +235,35 @@ def compare(snn: np.ndarray, ann: np.ndarray, per_step: np.ndarray | None = None
     return {f"{prefix}{k}": v for k, v in rep.items()}
 
 
-def load_input(path: str, shape: tuple[int, ...], per_step: bool = False) -> np.ndarray:
-    """Read ``--input``/``--calibrate`` arrays: (N, *shape) or a single sample of ``shape``, N >= 1, and with
-    ``per_step`` also (N, T, *shape), one input per step (a spiking input); numeric (bool, int or float) and finite;
-    returned as float32."""
+def read_npy(path: str, what: str = "input array") -> np.ndarray:
+    """A ``.npy`` (or ``.npz``) file as numpy loads it, or a one-paragraph ModelLoadError naming the file: missing, a
+    folder, not .npy, truncated, or a pickled (object) array, never unpickled (a .npy may come from anywhere).
+    ``what`` names the file's role in the messages ("input array", "labels")."""
     try:
         with open(path, "rb") as f:
             magic = f.read(6)
     except OSError as exc:
-        raise ModelLoadError(f"cannot read input array: {exc.strerror or exc}", file=path) from exc
+        raise ModelLoadError(f"cannot read the {what}: {exc.strerror or exc}", file=path) from exc
     if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):  # neither .npy nor .npz (a zip)
-        raise ModelLoadError("the file is not a .npy array", file=path, hint="Save the inputs with np.save")
+        raise ModelLoadError(f"the {what} file is not a .npy array", file=path, hint="Save it with np.save")
     try:
-        x = np.load(path, allow_pickle=False)  # never unpickle: a .npy may come from anywhere
+        return np.load(path, allow_pickle=False)
     except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise ModelLoadError("the file holds a pickled (object) array, which is not loaded for safety",
+        if "allow_pickle" in str(exc) or "pickled" in str(exc):
+            raise ModelLoadError(f"the {what} file holds a pickled (object) array, which is not loaded for safety",
                                  file=path, hint="Save a numeric array with np.save") from exc
-        raise ModelLoadError(f"cannot read input array: {exc}", file=path) from exc
+        raise ModelLoadError(f"cannot read the {what}: {exc}", file=path) from exc
     except (OSError, EOFError) as exc:  # EOFError: a truncated .npy
         msg = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise ModelLoadError(f"cannot read input array: {msg}", file=path,
+        raise ModelLoadError(f"cannot read the {what}: {msg}", file=path,
                              hint="Is it a complete .npy file (np.save)?") from exc
+
+
+def load_input(path: str, shape: tuple[int, ...], per_step: bool = False) -> np.ndarray:
+    """Read ``--input``/``--calibrate`` arrays: (N, *shape) or a single sample of ``shape``, N >= 1, and with
+    ``per_step`` also (N, T, *shape), one input per step (a spiking input); numeric (bool, int or float) and finite;
+    returned as float32."""
+    x = read_npy(path)
     if isinstance(x, np.lib.npyio.NpzFile):
         x.close()
         raise ModelLoadError("the file is an .npz archive; pass a .npy array (np.save)", file=path)
@@ -323,8 +331,11 @@ def export(model: str, out: str, inputs: np.ndarray | None = None, n_reference: 
         x = np.random.default_rng(0).uniform(0, 1, (n_reference, *shape)).astype(np.float32)
     ref = reference_for(model, g, target)
     ann = ref.outputs(x)
+    ann = None if ann is None else np.asarray(ann, dtype=np.float64)  # as stored: the tolerance is of these
+    out_snn = simulate(snn, x, exact=True).output
     art = artifact.Artifact(
-        graph=snn, inputs=x, ann_outputs=ann, ann_reference=ref.name, snn_outputs=simulate(snn, x, exact=True).output,
+        graph=snn, inputs=x, ann_outputs=ann, ann_reference=ref.name, snn_outputs=out_snn,
+        ann_tolerance=None if ann is None else artifact.ann_tolerance(snn, ann, out_snn),
         provenance={"source": os.path.basename(str(model)), "source_sha256": artifact.sha256(model),
                     "neurocompile": artifact.version(), "created": artifact.created(), "target": target,
                     "options": {k: v for k, v in options.items() if isinstance(v, (int, float, str, bool))}})
@@ -357,12 +368,24 @@ def verify(path: str, targets: tuple[str, ...] = ("reference", "lava-sim")) -> d
     each must reproduce the spiking readout of the first output stored at export (relative error <= 1e-9;
     fixed point: exactly); the error against the stored ANN outputs is reported beside it. A target that
     cannot run the network is reported with its error. Returns {target: {"matches_export",
-    "max_rel_error_vs_export", ... compare() keys} or {"matches_export": False, "error"}, "ok": bool}."""
-    from neurocompile import artifact
+    "max_rel_error_vs_export", ... compare() keys} or {"matches_export": False, "error"}, "ok": bool,
+    "stored_ann_error", "ann_tolerance"}.
+
+    Refused (an error naming the file, before any simulation): what ``artifact.load`` refuses (a digest
+    mismatch, absurd dataset sizes, non-finite or empty reference data, stored ANN and SNN outputs apart by more
+    than the tolerance recorded at export) and a run beyond neurocompile.limits (``check_work``)."""
+    from neurocompile import artifact, limits
 
     art = artifact.load(path)
+    for target in targets:  # sizes before any work: a schedule of 1e9 steps is refused here, not simulated
+        try:
+            limits.check_work(art.graph, len(art.inputs), int(art.graph.schedule.steps), target)
+        except NeurocompileError as err:
+            raise err.at(str(path))
     report: dict[str, Any] = {"ann_reference": art.ann_reference, "samples": len(art.inputs),
-                              "provenance": art.provenance}
+                              "provenance": art.provenance, "ann_tolerance": art.ann_tolerance,
+                              "stored_ann_error": None if art.ann_outputs is None else
+                              artifact.ann_error(art.ann_outputs, art.snn_outputs)}
     ok = True
     fixed = bool(art.graph.meta.get("fixed_point"))
     for target in targets:

@@ -87,8 +87,12 @@ def find_boundary_cases(graph: Graph, x: np.ndarray, factor: float = ROUNDING_FA
     rep = BoundaryReport()
     for n, (levels, lam, shift), z, m in quantizer_inputs(graph, x):
         r = z * (levels / lam) + shift
-        k = torch.round(r)
-        hits = (((r - k).abs() * (lam / levels) <= factor * U32 * m) & (k >= 1) & (k <= levels)).reshape(len(x), -1)
+        # the level boundary nearest r among those a floor can cross (1..L): with the bound at a level or more (huge
+        # Σ|w·x|: terms 1e20 apart) r itself may lie far outside [0, L] while the exact value lies inside
+        k = torch.round(r).clamp(1, levels)
+        bound = factor * U32 * m
+        hits = ((r - k).abs() * (lam / levels) <= bound) | ~torch.isfinite(r) | ~torch.isfinite(bound)
+        hits = hits.reshape(len(x), -1)
         if hits.any():
             rep.per_layer[n.name] = int(hits.sum())
             flagged |= hits.any(1)

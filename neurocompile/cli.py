@@ -18,7 +18,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -228,6 +227,29 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_evaluate_options(a: argparse.Namespace) -> list[int] | None:
+    """evaluate's option values, before any work (UsageError: exit 2): the conversion limits, --batch, and --at
+    (steps are numbered from 1: step t is the state after t steps; at most --steps where given, else the run's T
+    is known only after conversion and evaluate checks it). Returns the --at steps (None: every step)."""
+    _check_conversion_options(a)
+    if a.batch < 1:
+        raise UsageError(f"--batch {a.batch}: simulate at least one sample at a time")
+    if a.at is None:  # not given: every step (--at '' is refused below, not read as "every step")
+        return None
+    try:
+        at = [int(v) for v in a.at.split(",")]
+    except ValueError:
+        raise UsageError(f"--at {a.at!r}: give comma-separated step numbers, e.g. 4,8,16") from None
+    span = f"[1, {a.steps}]" if a.steps else "[1, T] (T: --steps, or the schedule's settling step)"
+    for t in at:
+        if t < 1:
+            raise UsageError(f"--at {t}: steps are numbered from 1 (step t is the state after t steps); give steps "
+                             f"in {span}")
+        if a.steps and t > a.steps:
+            raise UsageError(f"--at {t} is beyond --steps {a.steps}: give steps in {span}")
+    return at
+
+
 def _evaluate(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -247,21 +269,14 @@ def _evaluate(a: argparse.Namespace) -> int:
             return 2
         except NeurocompileError:
             return 1
-    for flag, path in (("--json", a.json_out), ("--report", a.report)):
-        if path:
-            _check_output(flag, path)
-    if a.plot_dir and os.path.exists(a.plot_dir) and not os.path.isdir(a.plot_dir):
-        raise UsageError(f"--plot {a.plot_dir} is a file", hint="Give a folder (it is created if missing)")
-    try:
-        at = [int(v) for v in a.at.split(",")] if a.at else None
-    except ValueError:
-        raise UsageError(f"--at {a.at!r}: give comma-separated step numbers, e.g. 4,8,16") from None
+    _check_evaluate_outputs(a)
+    at = _check_evaluate_options(a)
     if a.device:
         _check_device(a.device, "reference")
     g = _load(a)
     g.meta.setdefault("name", os.path.basename(a.model))  # the report's title
     x = api.load_input(a.input, api.first_input_shape(g))
-    y = np.load(a.labels) if a.labels else None
+    y = a.labels or None  # the path: evaluate reads it and checks it against the model's classes, naming the file
     kw = {} if g.schedule is not None else {k: v for k, v in _conversion_kwargs(a, g).items() if k != "steps"}
     calib = api.load_input(a.calibrate, api.first_input_shape(g)) if a.calibrate else None
     if calib is not None:
@@ -564,20 +579,26 @@ _OPTION_NAMES = {"steps": "--steps", "levels": "--levels", "gamma": "--gamma", "
                  "percentile": "--percentile"}
 
 
-def _check_args(a: argparse.Namespace) -> None:
-    """Refuse bad option values and unwritable outputs before any work (UsageError: exit 2)."""
+def _check_conversion_options(a: argparse.Namespace) -> None:
+    """The limits api.convert enforces (neurocompile.limits), before any work and named as the user typed them:
+    exit 2."""
     from neurocompile import limits
     from neurocompile.errors import ConversionError
 
+    try:
+        limits.check_options(steps=a.steps, levels=a.levels, gamma=a.gamma, delay=getattr(a, "delay", None),
+                             percentile=a.percentile, names=_OPTION_NAMES)
+    except ConversionError as err:
+        raise UsageError(err.message) from None
+
+
+def _check_args(a: argparse.Namespace) -> None:
+    """Refuse bad option values and unwritable outputs before any work (UsageError: exit 2)."""
     if not hasattr(a, "levels"):  # inspect: the model, which api.load checks, and a NIR file's T
         if getattr(a, "steps", None) is not None and a.steps < 1:
             raise UsageError(f"--steps {a.steps}: a network runs at least one step")
         return
-    try:  # the same limits api.convert enforces, named as the user typed them
-        limits.check_options(steps=a.steps, levels=a.levels, gamma=a.gamma, delay=a.delay, percentile=a.percentile,
-                             names=_OPTION_NAMES)
-    except ConversionError as err:
-        raise UsageError(err.message) from None
+    _check_conversion_options(a)
     if a.device:
         _check_device(a.device, a.target)
     from neurocompile.targets import get_target
@@ -592,26 +613,57 @@ def _check_args(a: argparse.Namespace) -> None:
             raise UsageError(f"--save-ir {a.save_ir} is a directory", hint="Give a file name such as model.json")
         base = os.path.splitext(a.save_ir)[0]
         outputs += [("--save-ir", base + ".json"), ("--save-ir", base + ".npz")]
+    _check_outputs(outputs)
+
+
+def _check_output(flag: str, path: str) -> Any:
+    """The :mod:`neurocompile.atomic` rule, before any work: a symlink is written through, /dev/null, a terminal or a
+    FIFO in place; a directory, a disk, a missing or unwritable folder are refused (exit 2). Returns its Target."""
+    from neurocompile.atomic import OutputPathError, check_output
+
+    try:
+        return check_output(path)
+    except OutputPathError as err:
+        raise UsageError(f"{flag} {err.message}", hint=err.hint) from None
+
+
+def _check_outputs(outputs: Sequence[tuple[str, str]]) -> None:
+    """Check every (flag, path) of one command, and refuse two that would write the same regular file (compared by
+    real path: a symlink, ./x and x; a device or pipe such as /dev/null may take several)."""
     seen: dict[str, str] = {}
     for flag, path in outputs:
-        _check_output(flag, path)
-        if os.path.abspath(path) in seen:
-            raise UsageError(f"{flag} and {seen[os.path.abspath(path)]} would both write {path}")
-        seen[os.path.abspath(path)] = flag
+        t = _check_output(flag, path)
+        if t.direct:
+            continue
+        if t.real in seen:
+            same = "" if os.path.abspath(path) == t.real else f" ('{t.real}')"
+            raise UsageError(f"{flag} and {seen[t.real]} would both write {path}{same}", hint="Give each its own file")
+        seen[t.real] = flag
 
 
-def _check_output(flag: str, path: str) -> None:
-    if os.path.isdir(path):
-        raise UsageError(f"{flag} {path} is a directory", hint="Give a file name")
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise UsageError(f"{flag} {path}: directory '{d}' does not exist")
-    try:  # try it: os.access says yes to root and knows nothing of read-only mounts
-        fd, probe = tempfile.mkstemp(dir=d, prefix=".neurocompile-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UsageError(f"{flag} {path}: cannot write in directory '{d}' ({exc.strerror})") from None
+def _check_evaluate_outputs(a: argparse.Namespace) -> None:
+    """evaluate's --json, --report and --plot DIR (its PNGs) before the evaluation runs: each writable, none the
+    same file as another."""
+    outputs = [(flag, path) for flag, path in (("--json", a.json_out), ("--report", a.report)) if path]
+    if a.plot_dir:
+        from neurocompile.report import plot_paths
+
+        outputs += _check_folder("--plot", a.plot_dir, plot_paths(a.plot_dir).values())
+    _check_outputs(outputs)
+
+
+def _check_folder(flag: str, path: str, files: Any = ()) -> list[tuple[str, str]]:
+    """An output folder (created if missing): it, or its nearest existing ancestor, must be a directory one can
+    write in (not under a regular file, not in /proc); exit 2 otherwise. Returns ``files`` (the paths the command
+    writes in it) as outputs for :func:`_check_outputs` where the folder exists; in a folder still to be made they
+    can clash with nothing (every other output's folder exists)."""
+    from neurocompile.atomic import OutputPathError, check_folder
+
+    try:
+        real = check_folder(path)
+    except OutputPathError as err:
+        raise UsageError(f"{flag} {err.message}", hint=err.hint) from None
+    return [(flag, f) for f in files] if os.path.isdir(real) else []
 
 
 def _check_device(device: str, target: str) -> None:
@@ -727,15 +779,10 @@ def _neuron_synapse_counts(g: Any) -> str:
 
 
 def _export(a: argparse.Namespace) -> int:
-    from neurocompile import api, limits
-    from neurocompile.errors import ConversionError
+    from neurocompile import api
     from neurocompile.frontends.nir import is_nir
 
-    try:
-        limits.check_options(steps=a.steps, levels=a.levels, gamma=a.gamma, percentile=a.percentile,
-                             names=_OPTION_NAMES)
-    except ConversionError as err:
-        raise UsageError(err.message) from None
+    _check_conversion_options(a)
     if a.samples < 1:
         raise UsageError(f"--samples {a.samples}: store at least one reference input")
     _check_output("-o", a.output)
@@ -864,6 +911,9 @@ def _verify(a: argparse.Namespace) -> int:
     prov = rep["provenance"]
     print(f"artifact: {a.artifact} (from {prov.get('source')}, sha256 {str(prov.get('source_sha256'))[:12]}..., "
           f"neurocompile {prov.get('neurocompile')}, {prov.get('created')}); {rep['samples']} reference input(s)")
+    print("intact: every part matches the SHA-256 digest recorded at export" + (
+        "" if rep["stored_ann_error"] is None else f"; stored ANN vs SNN outputs: rel. error "
+        f"{rep['stored_ann_error']:.2g} <= tolerance {rep['ann_tolerance']:.2g} recorded at export"))
     for t in targets:
         r = rep[t]
         if "error" in r:
@@ -942,7 +992,7 @@ def _run(a: argparse.Namespace) -> int:
     if a.exact and a.target == "reference":
         options["exact"] = True
     exe = api.compile(snn, a.target, **options)
-    res = _with_progress(exe, x, steps, a)
+    res, settle = _run_settled(a, snn, exe, x, steps, _extends_to(a, g, snn, steps))
     a.neuron = "lif" if api.is_student(snn) else snn.meta.get("neuron", a.neuron)
     _check_finite(res.output, f"the {a.target} run's outputs", x)
     ann = ref.outputs(x)
@@ -969,11 +1019,11 @@ def _run(a: argparse.Namespace) -> int:
             "per_step_max_abs_error": r.get("per_step_max_abs_error"),
             "boundary_cases": None if bnd is None else bnd.to_dict(),
             "outside_boundary_max_abs_error": r.get("outside_boundary_max_abs_error", r.get("max_abs_error")),
-            "spikes": res.spikes, "quiescent_at": res.quiescent_at, "lossy_layers": lossy or [],
+            "spikes": res.spikes, "quiescent_at": res.quiescent_at, **settle, "lossy_layers": lossy or [],
             "fixed_point_report": snn.meta.get("fixed_point_report"),
             **_membrane_json(snn, res),
         })
-    _print_report(a, snn, res, rep, source, ref, bnd, lossy)
+    _print_report(a, snn, res, rep, source, ref, bnd, lossy, settle)
     if a.save_ir:
         base = os.path.splitext(a.save_ir)[0]
         print(f"wrote      {base}.json, {base}.npz")
@@ -1001,10 +1051,9 @@ def _loihi2(a: argparse.Namespace) -> int:
     g = _load(a)
     x = api.load_input(a.input, api.first_input_shape(g)) if a.input else None
     out_dir = a.artifacts or f"{os.path.splitext(os.path.basename(a.model))[0]}-loihi2"
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise UsageError(f"--artifacts {out_dir} is a file", hint="Give a folder (it is created if missing)")
-    if a.json_out:
-        _check_output("--json", a.json_out)
+    stem = os.path.splitext(os.path.basename(a.model))[0]  # api.deploy_loihi2's file names
+    _check_outputs(([("--json", a.json_out)] if a.json_out else []) + _check_folder(
+        "--artifacts", out_dir, [os.path.join(out_dir, stem + ext) for ext in (".h5", ".net", ".resources.json")]))
     rep = api.deploy_loihi2(a.model, out_dir, inputs=x, steps=a.steps)
     for f in rep["files"]:
         print(f"wrote      {f}")
@@ -1036,6 +1085,85 @@ def _loihi2(a: argparse.Namespace) -> int:
     return 0
 
 
+def _extends_to(a: argparse.Namespace, g: Any, snn: Any, steps: int) -> int | None:
+    """The proven settling bound (schedule ``settle_bound``) to which a run at the default T is extended where a sample
+    has not settled by then; None where T is the user's (--steps, a NIR file's, a saved IR converted with a T of its
+    own), the network does not settle (the IF baseline, an LIF student) or the prediction reaches the bound."""
+    from neurocompile import api
+
+    s = snn.schedule
+    bound = s.get("settle_bound")
+    if (a.steps is not None or g.meta.get("nir") or bound is None or steps != s.get("predicted_settle")
+            or bound <= steps or not api.lossless_kind(snn)):
+        return None
+    return int(bound)
+
+
+def _run_settled(a: argparse.Namespace, snn: Any, exe: Any, x: np.ndarray, steps: int, bound: int | None):
+    """Run ``steps`` steps, where a CIF network's readout is final only once every sample has settled (the default
+    T is a prediction, passes/schedule_wake_sleep.settle_margin). With ``bound`` (:func:`_extends_to`: the default T)
+    a run in which the reference finds samples still spiking at the last step runs again, every sample, to the
+    proven bound (one run: spike totals and per-step records stay those of one T). On lava-sim, which reports no
+    quiescence, a reference run at the predicted T (exact mode; a fixed-point network's integers) decides T first.
+    Returns the result and the --json keys on settling: ``predicted_steps`` (the schedule's predicted settling step,
+    the default T),
+    ``settle_bound``, ``unsettled_at_predicted`` (samples not settled at the predicted T: None where not checked) and
+    ``unsettled_samples`` (at the T run; None where not known, e.g. lava-sim below the proven bound)."""
+    from neurocompile import api
+
+    predicted = snn.schedule.get("predicted_settle")
+    settle = {"predicted_steps": int(predicted) if predicted else None,
+              "settle_bound": snn.schedule.get("settle_bound"), "unsettled_at_predicted": None}
+    known = None  # the samples not settled at the T run, where a run of the reference found them
+    if bound is not None and a.target == "lava-sim":
+        probe = api.compile(snn, "reference", exact=True)
+        probe.run(x, steps=steps, record=False)
+        settle["unsettled_at_predicted"] = known = probe.unsettled
+        if known and _settle_work(snn, x, bound, a.target):
+            steps, known = bound, None
+    res = _with_progress(exe, x, steps, a)
+    if a.target == "reference":
+        known = exe.unsettled
+        if bound is not None:
+            settle["unsettled_at_predicted"] = known
+            if known and _settle_work(snn, x, bound, a.target):
+                res = _with_progress(exe, x, bound, a)
+                known = exe.unsettled
+    proved = settle["settle_bound"] is not None and res.steps >= settle["settle_bound"] and api.lossless_kind(snn)
+    settle["unsettled_samples"] = [] if known is None and proved else known
+    return res, settle
+
+
+def _settle_work(snn: Any, x: np.ndarray, bound: int, target: str) -> int | None:
+    """``bound`` where a run of that many steps is within the work limits, else None (the run keeps its T and reports
+    its unsettled samples)."""
+    from neurocompile import limits
+    from neurocompile.errors import ConversionError
+
+    try:
+        limits.check_work(snn, len(x), bound, target)
+    except ConversionError:
+        return None
+    return bound
+
+
+def _settling_lines(settle: dict, steps: int) -> list[str]:
+    """The report's lines on settling: a run extended from the predicted T, and samples still spiking at the end
+    (their readout is not final, so their error vs the ANN is no conversion error)."""
+    lines = []
+    late, now = settle.get("unsettled_at_predicted"), settle.get("unsettled_samples")
+    if late and steps > settle["predicted_steps"]:
+        lines.append(f"settling   not settled at the predicted T={settle['predicted_steps']} ({len(late)} sample(s) "
+                     f"still spiking): ran T={steps}, the proven settling bound")
+    if now:
+        shown = ", ".join(str(i) for i in now[:8]) + (", ..." if len(now) > 8 else "")
+        bound = settle.get("settle_bound")
+        lines.append(f"unsettled  {len(now)} sample(s) still spiking at T={steps} ({shown}): their readout is not "
+                     "final yet, so their error vs the ANN is not a conversion error"
+                     + (f" (the proven settling bound is T={bound})" if bound and bound > steps else ""))
+    return lines
+
+
 def _with_progress(exe: Any, x: np.ndarray, steps: int, a: argparse.Namespace):
     from tqdm import tqdm
 
@@ -1056,7 +1184,7 @@ def _check_finite(out: np.ndarray, what: str, x: np.ndarray) -> None:
                           "the network was trained on")
 
 
-def _print_report(a, snn, res, rep, source, ref, bnd, lossy) -> None:
+def _print_report(a, snn, res, rep, source, ref, bnd, lossy, settle: dict | None = None) -> None:
     s = snn.schedule
     n = len(res.output)
     pred_snn = res.output.reshape(n, -1).argmax(1)
@@ -1092,6 +1220,8 @@ def _print_report(a, snn, res, rep, source, ref, bnd, lossy) -> None:
         if bnd.samples:
             line += (f"; outside them max |logit error| {rep['outside_boundary_max_abs_error']:.3g}, argmax agreement "
                      f"{100 * rep['outside_boundary_argmax_agreement']:.1f} %")
+        print(line)
+    for line in _settling_lines(settle or {}, res.steps):
         print(line)
     spikes = sum(v["pos"] + v["neg"] for v in res.spikes.values())
     print(f"spikes     {spikes:,} total ({spikes / max(n, 1):,.0f} per sample)")
@@ -1142,7 +1272,7 @@ def _write_json(path: str, doc: dict) -> None:
     """Write atomically (neurocompile.atomic): a crash or a signal never leaves a half-written file."""
     from neurocompile.atomic import write_atomic
 
-    text = json.dumps(doc).encode()  # serialize first: an unserializable value fails before any file exists
+    text = (json.dumps(doc) + "\n").encode()  # serialize first: an unserializable value fails before any file exists
     write_atomic({path: lambda f: f.write(text)})
 
 

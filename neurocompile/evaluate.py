@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from neurocompile.errors import NeurocompileError
+from neurocompile.errors import ModelLoadError, NeurocompileError
 from neurocompile.ir import Graph, module_name
 from neurocompile.ops import OPS, is_level_neuron
 
@@ -310,10 +310,11 @@ def _as_array(v: Any) -> np.ndarray:
     return np.asarray(v)
 
 
-def _batches(x: Any, labels: Any, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+def _batches(x: Any, labels: Any, batch: int, classes: int | None = None
+             ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """(x, y or None) batches from an array (+ labels) or an iterable of (x, y) pairs or x batches
-    (a torch DataLoader). Labels given beside an iterable are consumed in order."""
-    lab = None if labels is None else _labels(labels)
+    (a torch DataLoader). Labels given beside an iterable are consumed in order; ``classes``: see :func:`_labels`."""
+    lab = None if labels is None else _labels(labels, classes)
     if isinstance(x, np.ndarray) or hasattr(x, "detach"):
         arr = _as_array(x)
         if arr.ndim == 0 or len(arr) == 0:
@@ -328,7 +329,7 @@ def _batches(x: Any, labels: Any, batch: int) -> Iterator[tuple[np.ndarray, np.n
         if isinstance(item, (tuple, list)):
             if len(item) != 2:
                 raise NeurocompileError(f"a batch of the input iterable has {len(item)} parts; give (x, y) or x")
-            xb, yb = _as_array(item[0]), _labels(item[1])
+            xb, yb = _as_array(item[0]), _labels(item[1], classes)
             if lab is not None:
                 raise NeurocompileError("labels were given twice: beside the input and in its (x, y) batches")
             if len(yb) != len(xb):
@@ -345,30 +346,67 @@ def _batches(x: Any, labels: Any, batch: int) -> Iterator[tuple[np.ndarray, np.n
         raise NeurocompileError(f"{len(lab):,} labels for {used:,} samples")
 
 
-def _labels(y: Any) -> np.ndarray:
+def _labels(y: Any, classes: int | None = None, file: str | None = None) -> np.ndarray:
+    """Class indices as int64 (N,), from indices (N,) or (N, 1) (integral floats such as 3.0 are indices) or
+    one-hot rows (N, classes). ``classes``: the model's output size; every index must lie in [0, classes).
+    Anything else is refused: a label no output can match (10 of 10 classes, -1), True/False, 2.5 or NaN would
+    otherwise count as a wrong answer and report a plausible but wrong accuracy. ``file`` names the labels file."""
     y = _as_array(y)
-    if y.ndim == 2 and y.shape[1] > 1:  # one-hot or scores
+    bad = lambda msg: NeurocompileError(msg, file=file, hint="Labels are integer class indices (N,) "  # noqa: E731
+                                        "or one-hot rows (N, classes)")
+    if y.dtype.kind not in "iuf":  # bool too: True/False are not class indices
+        raise bad(f"labels have dtype {y.dtype}, not integer class indices")
+    if y.ndim == 2 and y.shape[1] > 1:  # one-hot rows
+        if classes is not None and y.shape[1] != classes:
+            raise bad(f"one-hot label rows have {y.shape[1]} columns, the model has {classes} classes")
+        ones, zeros = (y == 1).sum(1), (y == 0).sum(1)
+        off = np.flatnonzero((ones != 1) | (ones + zeros != y.shape[1]))
+        if len(off):
+            raise bad(f"{len(off):,} label row(s) are not one-hot (a single 1, zeros elsewhere), first row "
+                      f"{int(off[0])}")
         y = y.argmax(1)
+    elif y.ndim > 1 and not (y.ndim == 2 and y.shape[1] == 1):
+        raise bad(f"labels have shape {y.shape}; give class indices (N,) or one-hot rows (N, classes)")
     y = y.reshape(-1)
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            raise NeurocompileError("labels must be integer class indices")
-        y = y.astype(np.int64)
-    if y.dtype.kind not in "iub":
-        raise NeurocompileError(f"labels have dtype {y.dtype}, not integer class indices")
+    if y.dtype.kind == "f":  # checked before any cast: 1e30 or NaN would warn in astype and wrap around
+        off = np.flatnonzero(~np.isfinite(y) | (y != np.floor(y)))
+        if len(off):
+            raise bad(f"{len(off):,} label(s) are not integers, first {y[off[0]]!r} at position {int(off[0])}")
+    hi = classes if classes is not None else 2**62  # without the model's classes: at least a valid int64
+    off = np.flatnonzero((y < 0) | (y >= hi))
+    if len(off):
+        where = f"the model's {classes} classes 0..{classes - 1}" if classes is not None else "class indices (>= 0)"
+        v = y[off[0]]
+        raise bad(f"{len(off):,} label(s) are outside {where}, first {int(v) if abs(v) < 1e15 else f'{v:g}'} at "
+                  f"position {int(off[0])}")
     return y.astype(np.int64)
 
 
+def _load_labels(path: str) -> np.ndarray:
+    """A ``.npy`` labels file, or a one-paragraph error naming it (:func:`neurocompile.api.read_npy`)."""
+    from neurocompile.api import read_npy
+
+    y = read_npy(path, "labels")
+    if isinstance(y, np.lib.npyio.NpzFile):
+        y.close()
+        raise ModelLoadError("the labels file is an .npz archive; pass a .npy array (np.save)", file=path)
+    return y
+
+
 def _checked(x: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A batch as ``dtype``: numbers of the model's input shape, finite (checked before and after the cast, which
+    would warn on a value beyond float32 before the value is refused anyway)."""
     if x.dtype.kind not in "biuf":
         raise NeurocompileError(f"the input has dtype {x.dtype}, not numbers")
     if tuple(x.shape[1:]) != tuple(shape):
         raise NeurocompileError(f"an input batch has shape {x.shape}, the model expects "
                                 f"(N, {', '.join(map(str, shape))})")
-    x = x.astype(dtype, copy=False)
-    if not np.all(np.isfinite(x)):
-        raise NeurocompileError("the input holds non-finite values", hint="Inputs must be finite numbers")
-    return x
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = x.astype(dtype, copy=False)
+    if not np.all(np.isfinite(y)):
+        what = "non-finite values" if not np.all(np.isfinite(x)) else f"values beyond {np.dtype(dtype).name}"
+        raise NeurocompileError(f"the input holds {what}", hint="Inputs must be finite numbers")
+    return y
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -380,6 +418,8 @@ _EXP_BINS = 2200
 _HALF = 26          # a 53-bit mantissa as two halves below 2**27
 _CHUNK = 1 << 24    # values per extraction (n + 2 <= 2**25) and per bincount (2**24 halves < 2**27: sums < 2**51)
 _TINY = 2.0 ** -900  # below it, values go to the bins directly (no extraction near the subnormals)
+_BIN_ROWS = 1 << 11  # steps binned by one bincount: its (rows, _EXP_BINS) temporaries stay ~70 MB whatever T is
+_SUM_BYTES = 2 * _EXP_BINS * 8  # per step: the int64 bins of the two mantissa halves
 
 
 class _ExactSums:
@@ -433,10 +473,13 @@ class _ExactSums:
         """Add (T, n) values (n <= _CHUNK) to the bins, exactly."""
         mant, e = np.frexp(v)
         M = np.ldexp(mant, 53).astype(np.int64)  # exact: 53 significant bits at most (0 for a zero)
-        key = (e + _EXP_OFFSET + (np.arange(self.T) * _EXP_BINS)[:, None]).ravel()
-        for h, part in enumerate((M >> _HALF, M & ((1 << _HALF) - 1))):  # M = hi * 2**26 + lo, signs included
-            self.bins[h] += np.bincount(key, weights=part.ravel(),
-                                        minlength=self.T * _EXP_BINS).reshape(self.T, _EXP_BINS).astype(np.int64)
+        for a in range(0, self.T, _BIN_ROWS):  # a block of steps at a time: bounded temporaries at any T
+            r = min(_BIN_ROWS, self.T - a)
+            key = (e[a:a + r] + _EXP_OFFSET + (np.arange(r) * _EXP_BINS)[:, None]).ravel()
+            Mr = M[a:a + r]
+            for h, part in enumerate((Mr >> _HALF, Mr & ((1 << _HALF) - 1))):  # M = hi * 2**26 + lo, signs included
+                self.bins[h, a:a + r] += np.bincount(key, weights=part.ravel(),
+                                                     minlength=r * _EXP_BINS).reshape(r, _EXP_BINS).astype(np.int64)
 
     def values(self) -> np.ndarray:
         out = np.zeros(self.T)
@@ -468,6 +511,7 @@ class _StepStats:
         self.elems = 0
         self.ann_correct = 0
         self.max_ann = 0.0
+        self.unsettled = 0  # samples still spiking at the last step (where the simulator knows)
 
     @property
     def sum_err(self) -> np.ndarray:
@@ -494,13 +538,14 @@ class _StepStats:
     def items(self) -> list[tuple[str, np.ndarray]]:
         """The state as (reduction, array) pairs (:meth:`neurocompile.distributed.Comm.reduce`): counts and
         exact-sum bins add, maxima take the max ("all samples agree at t" is then agree == n over all ranks)."""
-        return [("sum", np.array([self.n, self.n_labelled, self.elems, self.ann_correct], dtype=np.int64)),
+        return [("sum", np.array([self.n, self.n_labelled, self.elems, self.ann_correct, self.unsettled],
+                                 dtype=np.int64)),
                 ("sum", self.correct), ("sum", self.agree), ("sum", self.err.bins), ("sum", self.err.special),
                 ("max", self.max_err), ("max", np.array([self.max_ann]))]
 
     def load(self, items: list[np.ndarray]) -> None:
         counts, self.correct, self.agree, self.err.bins, self.err.special, self.max_err, top = items
-        self.n, self.n_labelled, self.elems, self.ann_correct = (int(v) for v in counts)
+        self.n, self.n_labelled, self.elems, self.ann_correct, self.unsettled = (int(v) for v in counts)
         self.max_ann = float(top[0])
 
 
@@ -597,19 +642,24 @@ def evaluate(graph_or_path: "Graph | str | os.PathLike", x: Any, labels: Any = N
     converted with ``api.convert(g, steps=steps, **convert_options)`` (e.g. ``neuron``, ``gamma``, ``t_wake``,
     ``fixed_point``), a converted one runs as it is (``steps`` then overrides its T). ``x``: an array (N, *shape),
     a ``.npy`` path, or any iterable of (x, y) or x batches (a torch DataLoader; tensors are fine); ``labels``:
-    class indices (or one-hot rows) beside an array (or an x-only iterable), or a ``.npy`` path. ``at``: the steps
-    reported (1-based, each <= T; default all). ``exact``: float64 simulation (else the float32 fast mode).
-    ``batch``: samples simulated at a time (an array input; an iterable's own batches are used as they come):
-    memory holds one batch's per-layer records, T x batch x neurons float32. ``progress(done, total)`` is called
+    class indices in [0, classes) (or one-hot rows; classes: the readout's size) beside an array (or an x-only
+    iterable), or a ``.npy`` path; other labels are refused (:func:`_labels`). ``at``: the steps reported
+    (1-based, each <= T; default all). ``exact``: float64 simulation (else the float32 fast mode).
+    ``batch``: samples simulated at a time (an array input; an iterable's own batches are used as they come, cut
+    where larger): memory holds one batch's per-layer records, T x batch x neurons float32 several times over, so
+    the batch shrinks (a note says so) to fit neurocompile.limits.MAX_RUN_BYTES, and a T for which not even one
+    sample fits is refused naming that limit (:func:`_fit_batch`). ``progress(done, total)`` is called
     after each batch with the samples done and the total (an array's length, a DataLoader's sampler length, else
     None).
     ``baseline``: also run the IF baseline (neuron="if") at the same T (needs an unconverted ANN).
     ``synops``: synaptic operations vs MACs from :func:`neurocompile.estimate.estimate` on the first
-    ``synops_samples`` samples.
+    ``synops_samples`` samples (fewer where their per-layer records would not fit MAX_RUN_BYTES; a note says how
+    many).
 
     ``distributed``: under ``torchrun --nproc-per-node N`` (or in a process group the caller initialized) each
     process evaluates a shard and the metrics are all-reduced (:mod:`neurocompile.distributed`, gloo), so every
-    process returns the evaluation of the whole data set, equal to a one-process run's. None (the default):
+    process returns the evaluation of the whole data set, equal to a one-process run's (bit for bit in exact mode;
+    in the float32 mode up to float32 rounding of the logit errors, as for another ``batch``). None (the default):
     whenever such a launch or group has more than one process; False: each process on its own (rank 0 alone
     under torchrun must say so, or it waits for the others); True: as None, but an error outside such a launch.
     The shards: an array's sample i goes to rank i % N (DistributedSampler's order, without its padding); a
@@ -622,12 +672,22 @@ def evaluate(graph_or_path: "Graph | str | os.PathLike", x: Any, labels: Any = N
     from neurocompile import api, interpreter, limits
     from neurocompile import distributed as dist
 
-    if isinstance(batch, bool) or int(batch) != batch or int(batch) < 1:
+    try:
+        ok = not isinstance(batch, bool) and int(batch) == batch and int(batch) >= 1
+    except (TypeError, ValueError, OverflowError):  # "8", NaN, inf
+        ok = False
+    if not ok:
         raise NeurocompileError(f"batch must be a positive integer, got {batch!r}")
     batch = int(batch)
     path = None if isinstance(graph_or_path, Graph) else str(graph_or_path)
     name = os.path.basename(path) if path is not None else str(graph_or_path.meta.get("name") or "graph")
     g = api.load(str(graph_or_path)) if not isinstance(graph_or_path, Graph) else graph_or_path
+    classes = int(np.prod(g.shapes[g.outputs[0]]))  # the readout's size: labels index it
+    labels_file = str(labels) if isinstance(labels, (str, os.PathLike)) else None
+    if labels_file is not None:
+        labels = _load_labels(labels_file)
+    if labels is not None:  # checked whole before any work (labels in an iterable's batches: as they come)
+        labels = _labels(labels, classes, labels_file)
     if g.schedule is None:
         snn = api.convert(g, steps=steps, **convert_options)
         T = int(snn.schedule["steps"])
@@ -640,6 +700,10 @@ def evaluate(graph_or_path: "Graph | str | os.PathLike", x: Any, labels: Any = N
         T = int(steps if steps is not None else snn.schedule["steps"])
     sched = snn.schedule
     reported = _steps_at(at, T)
+    fit, fixed_bytes = _fit_batch(snn, T, batch, baseline)  # refused here if one sample's records cannot fit
+    if synops:  # neurocompile.estimate keeps every layer's records of its samples at once
+        synops_samples = max(0, min(int(synops_samples), (limits.MAX_RUN_BYTES - fixed_bytes)
+                                    // limits.record_bytes(snn, T, record_layers=True)))
     spiking = [n for n in snn.topo() if OPS[n.op].spiking]
     kinds = sorted({n.op for n in spiking})
     has_ann = not api.is_student(snn)
@@ -648,8 +712,6 @@ def evaluate(graph_or_path: "Graph | str | os.PathLike", x: Any, labels: Any = N
     shape = tuple(snn.shapes[snn.input_nodes[0].output])
     if isinstance(x, (str, os.PathLike)):
         x = api.load_input(str(x), shape)
-    if isinstance(labels, (str, os.PathLike)):
-        labels = np.load(str(labels), allow_pickle=False)
     if baseline and (g.schedule is not None or api.is_student(g)):
         raise NeurocompileError("the IF baseline converts the ANN again, and "
                                 + ("the model is converted already" if g.schedule is not None else
@@ -677,18 +739,20 @@ def evaluate(graph_or_path: "Graph | str | os.PathLike", x: Any, labels: Any = N
                 base_g = api.convert(g, neuron="if", steps=T, **opts)
                 base_exe = api.compile(base_g, "reference", device=device, exact=exact)
             if comm is None:
-                batches, total = _batches(x, labels, batch), _known_total(x)
+                batches, total = _batches(x, labels, fit, classes), _known_total(x)
             else:
-                batches, total, firsts = _shard(x, labels, batch, comm.rank, comm.world,
+                batches, total, firsts = _shard(x, labels, fit, comm.rank, comm.world,
                                                 synops_samples if synops else 0)
-            for xb, yb in batches:
+            for xb, yb in _pieces(batches, fit):
                 xb = _checked(xb, shape, dtype)
+                yb = None if yb is None else _labels(yb, classes)  # an iterable's own labels, as they come
                 if labelled is None:
                     labelled = yb is not None
                 elif labelled != (yb is not None):
                     raise NeurocompileError("some batches have labels and some do not")
                 limits.check_work(snn, len(xb), T, "reference")
                 res = _run(exe, xb, T, record_layers=True)
+                stats.unsettled += sum(1 for i in (exe.unsettled or ()) if i < len(xb))  # a lone sample ran paired
                 precision = res.precision
                 ann, levels = None, {}
                 if has_ann:
@@ -743,9 +807,22 @@ def evaluate(graph_or_path: "Graph | str | os.PathLike", x: Any, labels: Any = N
         if has_ann and not compared_ok:
             ev.notes.append("no CIF layer: spike counts are not compared with ANN levels (IF counts have no level "
                             "to equal)")
+        bound = sched.settle_bound if api.lossless_kind(snn) else None
+        if stats.unsettled:  # the error at T is then not the conversion's: say what T settles them (a proof)
+            ev.notes.append(f"{stats.unsettled} sample(s) had not settled by the last step T={T}" + (
+                f": the proven settling bound is T={bound} (steps={bound}, CLI --steps {bound})"
+                if bound is not None and bound > T else ""))
         if snn.meta.get("lossy_layers"):
             ev.notes.append(f"lossy conversion (calibrated layers {snn.meta['lossy_layers']}): the ANN is the "
                             "calibrated CQReLU network, not the original")
+        if fit < batch and stats.n > fit:
+            ev.notes.append(f"simulated in batches of {fit:,} sample(s) instead of {batch:,}, so that the records of "
+                            f"{T:,} steps fit the memory limit of {limits.gib(limits.MAX_RUN_BYTES)} "
+                            "(neurocompile.limits.MAX_RUN_BYTES)")
+        if synops and synops_samples < 1:
+            ev.notes.append(f"synaptic operations not estimated: one sample's per-layer records of {T:,} steps "
+                            f"exceed the memory limit of {limits.gib(limits.MAX_RUN_BYTES)} "
+                            "(neurocompile.limits.MAX_RUN_BYTES)")
         if not synops:
             return ev
         if comm is None:
@@ -899,9 +976,9 @@ def _combine(comm, failure: Exception | None, stats: "_StepStats", base_stats: "
 
 def _paired(xb: np.ndarray) -> np.ndarray:
     """A batch of one sample as two (the sample twice): torch's matrix-vector path (one sample) rounds a float32
-    readout differently from its matrix-matrix path (two or more; each sample's result then does not depend on
-    the batch), so a lone sample, a data set's or a shard's last batch, would differ by float32 rounding from
-    the same sample in a batch, and N processes from one."""
+    readout differently from its matrix-matrix path, by more than batch shapes do among themselves. It narrows, but
+    cannot close, the float32 differences between batchings: the kernel a math library picks for a batch shape and
+    CPU decides the last bits (exact mode alone is bit-identical across batchings and processes)."""
     return np.concatenate([xb, xb]) if len(xb) == 1 else xb
 
 
@@ -930,14 +1007,55 @@ def _known_total(x: Any) -> int | None:
     return None
 
 
+_TABLE_BYTES = 64  # per readout value and step of a batch: _StepStats.add's float64 logits, errors and exact-sum slices
+
+
+def _fit_batch(snn: Graph, T: int, batch: int, baseline: bool) -> tuple[int, int]:
+    """(the largest batch <= ``batch`` whose arrays fit neurocompile.limits.MAX_RUN_BYTES, the bytes held whatever
+    the batch). Per sample of a batch: every spiking layer's count after each of the T steps (record_layers), the
+    per-step readout and its tables in :class:`_StepStats` (and the IF baseline's readout and tables); whatever the
+    batch: the exact per-step sums (:class:`_ExactSums`) and each layer's per-step counts. A lone sample runs as two
+    (:func:`_paired`). Refused (ConversionError naming the limit) when even that does not fit: then no batch
+    size helps, only fewer steps or a smaller network."""
+    from neurocompile import limits
+
+    outs = limits.outputs_per_sample(snn)
+    per_sample = limits.record_bytes(snn, T, record_layers=True) + T * outs * _TABLE_BYTES
+    if baseline:
+        per_sample += limits.record_bytes(snn, T) + T * outs * _TABLE_BYTES
+    layers = sum(1 for n in snn.nodes.values() if OPS[n.op].spiking)
+    fixed = (1 + bool(baseline)) * T * _SUM_BYTES + 2 * _BIN_ROWS * _EXP_BINS * 8 + layers * T * 16
+    lone = 2  # _paired
+    limits.check_memory(fixed + lone * per_sample,
+                        f"evaluating {T:,} steps: one sample's records ({limits.neurons_per_sample(snn):,} neurons' "
+                        f"spike counts and {outs:,} readout values after each step, the sample run as a pair) and "
+                        "the per-step statistics", hint="Evaluate fewer steps (--steps), or a smaller network")
+    return min(batch, (limits.MAX_RUN_BYTES - fixed) // per_sample), fixed
+
+
+def _pieces(batches: Iterable[tuple[np.ndarray, np.ndarray | None]], size: int
+            ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """Batches of at most ``size`` samples: an iterable's own batches (a DataLoader's) are cut where larger."""
+    for xb, yb in batches:
+        for i in range(0, max(len(xb), 1), size):
+            yield xb[i:i + size], None if yb is None else yb[i:i + size]
+
+
 def _steps_at(at: Iterable[int] | None, T: int) -> list[int]:
     if at is None:
         return list(range(1, T + 1))
     out = []
     for t in at:
-        if isinstance(t, bool) or int(t) != t:
+        try:
+            whole = not isinstance(t, bool) and int(t) == t
+        except (TypeError, ValueError, OverflowError):  # "4", NaN, inf
+            whole = False
+        if not whole:
             raise NeurocompileError(f"steps to report must be integers, got {t!r}")
-        if not 1 <= int(t) <= T:
+        if int(t) < 1:  # step t is the state after t steps: there is no step 0
+            raise NeurocompileError(f"step {t} cannot be reported: steps are numbered from 1 (step t is the state "
+                                    f"after t steps) and must be in [1, {T}]")
+        if int(t) > T:
             raise NeurocompileError(f"step {t} is beyond the run's steps 1..{T}",
                                     hint="Run more steps (steps=...) or report fewer")
         out.append(int(t))

@@ -143,9 +143,10 @@ class Graph:
     # ---- checks -------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise :class:`ValidationError` unless the IR is consistent: known ops with their params,
-        unique outputs, every input produced, outputs produced, no cycle, stored shapes equal to
-        the shapes the op table infers."""
-        from neurocompile.ops import OPS, infer_shape  # ops imports ir: import here
+        attributes within their op's rules (``ops.check_attrs``: before anything computes with them), unique
+        outputs, every input produced, outputs produced, no cycle, stored shapes equal to the shapes the op table
+        infers."""
+        from neurocompile.ops import OPS, check_attrs, infer_shape  # ops imports ir: import here
 
         if not self.nodes:
             raise ValidationError("graph is empty")
@@ -160,9 +161,13 @@ class Graph:
             missing = [p for p in OPS[n.op].params if p not in n.params]
             if missing:
                 raise ValidationError(f"missing parameters {missing}", node=n.name, op=n.op)
+            odd = [k for k, v in n.params.items() if np.asarray(v).dtype.kind not in "biuf"]
+            if odd:  # strings or objects (a hand-made .npz) would fail in the checks below
+                raise ValidationError(f"parameter(s) {odd} are not arrays of numbers", node=n.name, op=n.op)
             broken = [k for k, v in n.params.items() if not np.isfinite(v).all()]
             if broken:  # a pass derived NaN/inf (e.g. folding a degenerate BatchNorm): never compute with it
                 raise ValidationError(f"parameter(s) {broken} hold non-finite values", node=n.name, op=n.op)
+            check_attrs(n)
         for n in self.nodes.values():
             for t in n.inputs:
                 if t not in prod:
@@ -172,11 +177,20 @@ class Graph:
                 raise ValidationError(f"graph output '{t}' is produced by no node")
         if not self.outputs:
             raise ValidationError("graph has no outputs")
-        for n in self.topo():  # raises on cycles
-            want = infer_shape(n, [self.shapes[t] for t in n.inputs]) if n.op != "Input" else None
+        for n in self.topo():  # raises on cycles; producers first, so every input's shape was checked
             have = self.shapes.get(n.output)
             if have is None:
                 raise ValidationError(f"no shape stored for tensor '{n.output}'", node=n.name, op=n.op)
+            if not isinstance(have, (tuple, list)) or not all(
+                    isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in have):
+                shown = list(have) if isinstance(have, (tuple, list)) else have
+                raise ValidationError(f"the shape stored for tensor '{n.output}' is {shown!r}, not positive integers",
+                                      node=n.name, op=n.op)
+            try:
+                want = infer_shape(n, [self.shapes[t] for t in n.inputs]) if n.op != "Input" else None
+            except Exception as exc:  # noqa: BLE001 - the op refuses its inputs (a weight of the wrong shape, ...)
+                raise ValidationError(f"cannot infer the output shape ({type(exc).__name__}: "
+                                      f"{' '.join(str(exc).split())})", node=n.name, op=n.op) from None
             if want is not None and tuple(want) != tuple(have):
                 raise ValidationError(f"stored shape {have} != inferred {tuple(want)}", node=n.name, op=n.op)
             for k in OPS[n.op].varying(n):  # per-neuron parameters: one value per neuron of the layer, or broadcast
@@ -278,6 +292,8 @@ class Graph:
         g = cls(name=doc["name"], outputs=doc["outputs"], meta=doc["meta"], schedule=doc["schedule"])
         g.shapes = {k: tuple(v) for k, v in doc["shapes"].items()}
         for d in doc["nodes"]:
+            if not isinstance(d["attrs"], dict) or not isinstance(d["params"], list):
+                raise TypeError(f"node {d['name']!r}: its attrs must be an object and its params a list")
             params = {k: arrays[f"{d['name']}/{k}"] for k in d["params"]}
             g.nodes[d["name"]] = Node(d["name"], d["op"], d["inputs"], d["output"], d["attrs"], params)
         return g

@@ -32,8 +32,149 @@ from neurocompile.ir import Graph, Node, Shape
 Tensor = torch.Tensor
 
 
+# ---- attribute rules: the valid values of every op attribute, declared beside its default (``Op.attr_rules``) ----
+@dataclass(frozen=True)
+class Rule:
+    """The values one attribute may take. ``kind``: "int" (an integer: JSON's 2.0 counts as 2; 2.5, booleans and
+    strings do not), "real" (a number: never NaN, inf only where not ``finite``) or "flag" (0, 1, false, true).
+    ``lo`` / ``hi``: bounds, inclusive unless ``lo_open`` / ``hi_open``; a bound given as a name is that constant of
+    :mod:`neurocompile.limits`, read when checking (limits imports this module: it cannot be read here).
+    ``size``: a list of that many values (``"inputs"``: one per data input of the node, ``"any"``: of any length);
+    ``null``: None (the op's "unset") is allowed. :func:`check_attrs` applies the rules."""
+
+    kind: str
+    lo: float | str | None = None
+    hi: float | str | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    finite: bool = True
+    size: int | str | None = None
+    null: bool = False
+
+    def bounds(self) -> tuple[Any, Any]:
+        """(lo, hi) as numbers (None: no bound), limits constants read now (a test may lower one)."""
+        from neurocompile import limits  # noqa: PLC0415 - limits imports ops
+
+        return tuple(getattr(limits, b) if isinstance(b, str) else b for b in (self.lo, self.hi))
+
+    def valid(self, value: Any, n_inputs: int = 1) -> bool:
+        """Whether ``value`` is one the rule allows (``n_inputs``: the node's data inputs, for ``size="inputs"``)."""
+        if value is None:
+            return self.null
+        if self.size is None:
+            return self._one(value)
+        if not isinstance(value, (list, tuple)):
+            return False
+        size = {"inputs": n_inputs, "any": len(value)}.get(self.size, self.size)  # type: ignore[arg-type]
+        return len(value) == size and all(self._one(v) for v in value)
+
+    def _one(self, v: Any) -> bool:
+        if isinstance(v, (bool, np.bool_)):
+            return self.kind == "flag"
+        if not isinstance(v, (int, float, np.integer, np.floating)):
+            return False  # strings, lists, None inside a list
+        if self.kind == "flag":
+            return v == 0 or v == 1
+        if isinstance(v, (float, np.floating)):
+            if math.isnan(v) or (math.isinf(v) and (self.finite or self.kind == "int")):
+                return False
+            if self.kind == "int" and not float(v).is_integer():  # 2.0 is the integer 2, 2.5 is none
+                return False
+        lo, hi = self.bounds()
+        return bool((lo is None or (v > lo if self.lo_open else v >= lo))
+                    and (hi is None or (v < hi if self.hi_open else v <= hi)))
+
+    def bad_elements(self, a: np.ndarray) -> np.ndarray:
+        """Mask of the elements of a per-neuron array (a "real" rule) that break it."""
+        a = np.asarray(a, np.float64)
+        lo, hi = self.bounds()
+        ok = ~np.isnan(a) & (np.isfinite(a) if self.finite else True)
+        if lo is not None:
+            ok &= a > lo if self.lo_open else a >= lo
+        if hi is not None:
+            ok &= a < hi if self.hi_open else a <= hi
+        return ~ok
+
+    def describe(self, n_inputs: int = 1) -> str:
+        """What :meth:`valid` accepts, as the end of "attribute 'k' must be ..." (with the limits constant a bound
+        comes from)."""
+        limits = []
+        for sign, name, b in zip((">" if self.lo_open else ">=", "<" if self.hi_open else "<="), (self.lo, self.hi),
+                                 self.bounds()):
+            if b is not None:
+                limits.append(f"{sign} {b:,}" if isinstance(b, int) else f"{sign} {b:g}")
+                limits[-1] += f" (neurocompile.limits.{name})" if isinstance(name, str) else ""
+        one, many = {"int": ("an integer", "integers"), "flag": ("0 or 1", "values 0 or 1"),
+                     "real": ("a finite number", "finite numbers") if self.finite else
+                     ("a number (not NaN)", "numbers (not NaN)")}[self.kind]
+        count = {"inputs": f"{n_inputs} ", "any": ""}.get(self.size, f"{self.size} ")  # type: ignore[arg-type]
+        text = " ".join([one if self.size is None else f"a list of {count}{many}", " and ".join(limits)]).strip()
+        text += ", one per data input" if self.size == "inputs" else ""
+        return f"null or {text}" if self.null else text
+
+
+def Int(min: int | str | None = None, max: int | str | None = None, null: bool = False) -> Rule:  # noqa: A002
+    """An integer in [min, max] (a bound may name a limits constant)."""
+    return Rule("int", min, max, null=null)
+
+
+def Ints(min: int | None = None, size: int | str = "any", null: bool = False) -> Rule:  # noqa: A002
+    """A list of ``size`` integers >= min."""
+    return Rule("int", min, size=size, null=null)
+
+
+def Real(min: float | None = None, max: float | None = None,  # noqa: A002
+         gt: float | None = None, lt: float | None = None, finite: bool = True, null: bool = False) -> Rule:
+    """A number in [min, max], or (gt, lt) for strict bounds; NaN never, inf only with ``finite=False``."""
+    return Rule("real", min if gt is None else gt, max if lt is None else lt, gt is not None, lt is not None,
+                finite, null=null)
+
+
+FLAG = Rule("flag")  # an ONNX-style boolean: 0 or 1 (false, true)
+DECAY = Real(0.0, 1.0)  # a per-step decay factor (beta, alpha): the state keeps that share of itself
+POSITIVE = Real(gt=0.0)  # a threshold that divides (CIF, IF), a clip λ, a scale
+LEVELS = Int(1, "MAX_LEVELS")  # quantization levels L
+SHIFT = Real(min=0.0, lt=1.0)  # a CQReLU's offset inside its floor (0: CASC, 0.5: QCFS), a share of one level
+WEIGHT_EXP = Int(-8, 7)  # fixed point: Loihi's per-layer weight exponent
+
+
+def _shown(v: Any) -> str:
+    """An attribute value as a user wrote it (numpy scalars as plain numbers)."""
+    return repr(v.item() if isinstance(v, np.generic) else v)
+
+
+def check_attrs(node: Node) -> None:
+    """Raise :class:`ValidationError` (naming node, op, attribute, value and valid range) for the first attribute of
+    ``node``, or per-neuron parameter (``Op.per_neuron``, checked elementwise), outside its op's ``attr_rules``:
+    the one check every loader passes through (``Graph.validate``; the ONNX importer before shape inference), so
+    nothing computes with a value such as levels 2.5 or a NaN decay. An integral float of an integer attribute
+    (JSON's 2.0) is stored as the int it stands for. Attributes the op does not read are left alone."""
+    from neurocompile.errors import ValidationError  # noqa: PLC0415 - kept with the other lazy imports of this module
+
+    op = OPS[node.op]
+    for key, value in node.attrs.items():
+        rule = op.attr_rules.get(key)
+        if rule is None:
+            continue
+        if not rule.valid(value, len(node.inputs)):
+            raise ValidationError(f"attribute '{key}' must be {rule.describe(len(node.inputs))}, got {_shown(value)}",
+                                  node=node.name, op=node.op)
+        if rule.kind == "int" and value is not None and any(type(v) is not int for v in
+                                                             (value if rule.size is not None else [value])):
+            node.attrs[key] = [int(v) for v in value] if rule.size is not None else int(value)
+    for key in op.varying(node):
+        a = np.asarray(node.params[key])
+        bad = op.attr_rules[key].bad_elements(a) if a.dtype.kind in "biuf" else np.ones(a.shape, bool)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValidationError(f"per-neuron parameter '{key}' must hold values that are each "
+                                  f"{op.attr_rules[key].describe()}; {int(bad.sum())} of {a.size} are not (the first, "
+                                  f"at index {first}: {_shown(a[first])})", node=node.name, op=node.op)
+
+
 class Op:
-    """Base class. ``params`` are required, ``optional`` may be present; ``attrs`` are defaults.
+    """Base class. ``params`` are required, ``optional`` may be present; ``attrs`` are defaults and ``attr_rules``
+    their valid values (a :class:`Rule` for every attribute the op reads, :func:`check_attrs`).
 
     Traits that passes and targets query (instead of lists of op names of their own):
     ``synaptic``: carries a weight map, so a target makes it a connection process that delays its output
@@ -62,6 +203,7 @@ class Op:
     params: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     attrs: dict[str, Any] = {}
+    attr_rules: dict[str, Rule] = {}
     synaptic = False
     merge = False
     homogeneous = False
@@ -228,7 +370,8 @@ def _channel_scale_map(node: Node, scale: np.ndarray, in_shape: Shape) -> Weight
 
 class Input(Op):
     role = "input"
-    attrs = {"shape": None}
+    attrs = {"shape": None, "scale": None}  # scale: fixed point's unit of the input (quantize_fixed_point)
+    attr_rules = {"shape": Ints(min=1), "scale": Real(gt=0.0, null=True)}
 
 
 class Conv(Op):
@@ -236,6 +379,8 @@ class Conv(Op):
     params = ("weight",)
     optional = ("bias",)
     attrs = {"stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1], "groups": 1, "weight_exp": 0}
+    attr_rules = {"stride": Ints(min=1, size=2), "pads": Ints(min=0, size=4), "dilation": Ints(min=1, size=2),
+                  "groups": Int(min=1), "weight_exp": WEIGHT_EXP}
 
     def linear(self, node, xs, p):
         x, pad = pad2d(xs[0], self.attr(node, "pads"))
@@ -265,6 +410,7 @@ class Dense(Op):
     params = ("weight",)
     optional = ("bias",)
     attrs = {"weight_exp": 0}  # fixed point: the stored integer weights are mantissa * 2**weight_exp
+    attr_rules = {"weight_exp": WEIGHT_EXP}
 
     def linear(self, node, xs, p):
         return F.linear(xs[0], p["weight"])
@@ -288,6 +434,7 @@ class Gemm(Op):
     params = ("B",)
     optional = ("C",)
     attrs = {"alpha": 1.0, "beta": 1.0, "transB": 0}
+    attr_rules = {"alpha": Real(), "beta": Real(), "transB": FLAG}
 
     def forward(self, node, xs, p):
         b = p["B"].T if self.attr(node, "transB") else p["B"]
@@ -307,6 +454,7 @@ class MatMul(Op):
 class BatchNorm(Op):
     params = ("scale", "bias", "mean", "var")
     attrs = {"eps": 1e-5}
+    attr_rules = {"eps": Real(min=0.0)}
 
     def _scale_shift(self, node, p):
         s = p["scale"] / torch.sqrt(p["var"] + self.attr(node, "eps"))
@@ -363,6 +511,7 @@ class Add(Op):
     merge = additive = True
     optional = ("const",)
     attrs = {"gains": None}
+    attr_rules = {"gains": Ints(min=1, size="inputs", null=True)}
 
     def input_gains(self, node):
         return list(self.attr(node, "gains") or [1] * len(node.inputs))
@@ -395,6 +544,7 @@ class Sub(Op):
     additive = True
     optional = ("const",)
     attrs = {"reverse": 0}
+    attr_rules = {"reverse": FLAG}
 
     def linear(self, node, xs, p):
         if len(xs) == 2:
@@ -472,6 +622,7 @@ class Clip(Op):
     calibratable = True
     role = "activation"
     attrs = {"min": None, "max": None}
+    attr_rules = {"min": Real(finite=False, null=True), "max": Real(finite=False, null=True)}  # inf: no bound
 
     def bounds(self, node):
         lo, hi = self.attr(node, "min"), self.attr(node, "max")
@@ -487,6 +638,7 @@ class LeakyRelu(Op):
 
     role = "activation"
     attrs = {"alpha": 0.01}
+    attr_rules = {"alpha": Real()}
 
     def forward(self, node, xs, p):
         return F.leaky_relu(xs[0], float(self.attr(node, "alpha")))
@@ -519,7 +671,8 @@ class Round(Op):
 class CQReLU(Op):
     quantizer = True
     role = "activation"
-    attrs = {"levels": 8, "clip": 1.0, "shift": 0.0}
+    attrs = {"levels": 8, "clip": 1.0, "shift": 0.0, "calibrated": False}  # calibrated: λ from data (a note)
+    attr_rules = {"levels": LEVELS, "clip": POSITIVE, "shift": SHIFT, "calibrated": FLAG}
 
     def forward(self, node, xs, p):
         return cqrelu(xs[0], int(self.attr(node, "levels")), float(self.attr(node, "clip")),
@@ -534,6 +687,7 @@ class _Neuron(Op):
     role = "neuron"
     optional = ("bias",)  # set by lowering: the constant current reaching the neuron (see Op.sink)
     attrs = {"threshold": 1.0, "levels": 8, "shift": 0.0, "amplitude": None}
+    attr_rules = {"threshold": POSITIVE, "levels": LEVELS, "shift": SHIFT, "amplitude": Real(gt=0.0, null=True)}
 
     def init_state(self, node, x):
         theta = self.firing_threshold(node)
@@ -588,6 +742,7 @@ class CIF(_Neuron):
     ``rate`` per wake step, so the count after T_wake steps is the one of L steps and the readout is unchanged."""
 
     attrs = {**_Neuron.attrs, "gamma": 1, "rate": 1}
+    attr_rules = {**_Neuron.attr_rules, "gamma": Int(1, "MAX_GAMMA"), "rate": Int(1, "MAX_LEVELS")}
 
     def rate(self, node) -> int:
         return int(self.attr(node, "rate"))
@@ -632,6 +787,8 @@ class LIF(Op):
     per_neuron = ("beta", "threshold")  # floating point only: a param of the same name gives one per neuron
     optional = ("bias", *per_neuron)
     attrs = {"beta": 0.25, "threshold": 0.5, "dv": None}
+    # F = [U > threshold] is defined for every finite threshold (NIR's Threshold is one at 0); dv: v * (4096 - dv) >> 12
+    attr_rules = {"beta": DECAY, "threshold": Real(), "dv": Int(0, 4096, null=True)}
 
     def forward(self, node, xs, p):
         raise NotImplementedError("LIF has no ANN meaning: run it in a spiking simulator")
@@ -670,6 +827,7 @@ class CubaLIF(Op):
     per_neuron = ("alpha", "beta", "threshold")  # a param of the same name gives one per neuron
     optional = ("bias", *per_neuron)  # bias: set by lowering, the constant current reaching the neuron (part of X)
     attrs = {"alpha": 0.5, "beta": 0.9, "threshold": 1.0}
+    attr_rules = {"alpha": DECAY, "beta": DECAY, "threshold": Real()}  # F = [U > threshold], as LIF's
 
     def forward(self, node, xs, p):
         return _shape_only("CubaLIF", xs)
@@ -699,6 +857,7 @@ class LI(Op):
     per_neuron = ("alpha", "beta")  # a param of the same name gives one per neuron (an alpha param: a CubaLI)
     optional = ("bias", *per_neuron)
     attrs = {"beta": 0.9, "alpha": None}  # alpha None: no synaptic current (LI, I); a number: CubaLI
+    attr_rules = {"beta": DECAY, "alpha": Real(0.0, 1.0, null=True)}
 
     def forward(self, node, xs, p):
         return _shape_only("LI", xs)
@@ -738,6 +897,8 @@ class _Pool(Op):
     windows by its own (symmetric-pad) rule."""
 
     attrs = {"kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0], "ceil_mode": 0}
+    attr_rules = {"kernel": Ints(min=1, size=2), "stride": Ints(min=1, size=2), "pads": Ints(min=0, size=4),
+                  "ceil_mode": FLAG}
 
     def geometry(self, node: Node, hw: Sequence[int]) -> list[tuple[int, int, int, int, int]]:
         """Per spatial axis (kernel, stride, begin pad, end pad, number of windows)."""
@@ -762,6 +923,8 @@ class AvgPool(_Pool):
 
     synaptic = homogeneous = True
     attrs = {**_Pool.attrs, "count_include_pad": 0, "count_overhang": 0, "divisor_override": None}
+    attr_rules = {**_Pool.attr_rules, "count_include_pad": FLAG, "count_overhang": FLAG,
+                  "divisor_override": Real(gt=0.0, null=True)}
 
     def divisor(self, node: Node, hw: Sequence[int], device: Any = None, dtype: Any = None) -> Tensor:
         """(Ho, Wo): how many elements each window averages. The input elements it covers; with
@@ -887,6 +1050,7 @@ class GlobalAvgPool(Op):
 
     synaptic = homogeneous = True
     attrs = {"divisor_override": None}
+    attr_rules = {"divisor_override": Real(gt=0.0, null=True)}
 
     def window(self, node: Node, hw: Sequence[int]) -> int:
         return int(np.prod(hw))
@@ -914,6 +1078,7 @@ class Reshape(Op):
 
     homogeneous = exact_in_integers = True
     attrs = {"shape": [-1]}
+    attr_rules = {"shape": Ints(min=-1)}  # -1: the size that keeps the element count (shape inference checks it)
 
     def forward(self, node, xs, p):
         return xs[0].reshape(xs[0].shape[0], *self.attr(node, "shape"))
@@ -922,6 +1087,7 @@ class Reshape(Op):
 class Concat(Op):
     merge = True
     attrs = {"axis": 1}
+    attr_rules = {"axis": Int(min=1)}  # counts the batch axis (0), which no per-sample op may concatenate along
 
     def forward(self, node, xs, p):
         return torch.cat(list(xs), dim=int(self.attr(node, "axis")))
@@ -946,6 +1112,7 @@ class StepDelay(Op):
 
     homogeneous = exact_in_integers = True
     attrs = {"steps": 1}
+    attr_rules = {"steps": Int(0, "MAX_STEPS")}
 
     def output_delay(self, node):
         return int(self.attr(node, "steps"))

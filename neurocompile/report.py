@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from neurocompile.atomic import write_atomic
+from neurocompile.atomic import check_folder, write_atomic
 from neurocompile.evaluate import Evaluation, _pct  # one rule for percentages in the text table and the page
 from neurocompile.ir import module_name
 
@@ -148,12 +148,34 @@ def figures(evaluation: Evaluation) -> dict[str, bytes]:
     return out
 
 
+def plot_paths(out_dir: str) -> dict[str, str]:
+    """The file each figure goes to in ``out_dir``, by name (:data:`PLOTS`): the CLI checks them before any work."""
+    return {name: os.path.join(out_dir, f"{name}.png") for name in PLOTS}
+
+
 def write_plots(evaluation: Evaluation, out_dir: str) -> list[str]:
-    """Write the figures as ``out_dir/<name>.png`` (the folder is created); returns the paths written."""
-    os.makedirs(out_dir, exist_ok=True)
+    """Write the figures as ``out_dir/<name>.png`` (the folder is created); returns the paths written. The PNGs are
+    one atomic group (:func:`neurocompile.atomic.write_atomic`): a failed write leaves none of them, and no folder
+    made here."""
+    real = check_folder(out_dir)  # OutputPathError for a folder under a file or in /proc, before drawing
     pngs = figures(evaluation)
-    paths = {os.path.join(out_dir, f"{k}.png"): v for k, v in pngs.items()}
-    write_atomic({p: (lambda f, b=b: f.write(b)) for p, b in paths.items()})
+    names = plot_paths(out_dir)
+    paths = {names[k]: v for k, v in pngs.items()}
+    made = []  # the folders created here, deepest last, removed again if the write fails
+    d = real
+    while not os.path.exists(d):
+        made.insert(0, d)
+        d = os.path.dirname(d)
+    os.makedirs(real, exist_ok=True)
+    try:
+        write_atomic({p: (lambda f, b=b: f.write(b)) for p, b in paths.items()})
+    except BaseException:
+        for d in reversed(made):
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+        raise
     return list(paths)
 
 
@@ -323,4 +345,4 @@ def write_html(evaluation: Evaluation, path: str, plots: Sequence[str] | dict[st
     return [path]
 
 
-__all__ = ["write_plots", "write_html", "render_html", "figures", "PLOTS"]
+__all__ = ["write_plots", "write_html", "render_html", "figures", "plot_paths", "PLOTS"]

@@ -38,6 +38,7 @@ class WakeSleepSchedule:
     balance: dict[str, list[int]] = field(default_factory=dict)  # merge node -> extra delay per input
     depth: int = 0                       # synaptic layers on the longest path
     predicted_settle: int = 0            # step by which the schedule predicts the readout is final
+    settle_bound: int | None = None      # T by which the readout is proved final (CIF; None: IF baseline, LIF)
     input_scale: float | None = None     # fixed point: the input current is round(x * input_scale)
     readout_scale: float = 1.0           # fixed point: stored readout = real readout * readout_scale
 
@@ -123,6 +124,9 @@ class WakeSleepSchedule:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if key in ("t_wake", "steps") else 0):
                 raise ValueError(f"schedule {key}={v!r} is not a valid step count")
+        b = self.settle_bound
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
+            raise ValueError(f"schedule settle_bound={b!r} is not a valid step count")
         for table in (self.delay, self.arrival):
             if not all(isinstance(v, int) and v >= 0 for v in table.values()):
                 raise ValueError("schedule delays and arrivals must be integers >= 0")

@@ -27,9 +27,9 @@ def encode_spikes(g: Graph, neuron: str = "cif", gamma: int = 1, t_wake: int | N
     for node in g.topo():
         op = op_of(node)
         if op.quantizer and not op.spiking:  # a CQReLU
-            a = node.attrs
+            clip, levels, shift = (op.attr(node, k) for k in ("clip", "levels", "shift"))  # the op's defaults apply
             node.op = "CIF" if neuron == "cif" else "IF"
-            node.attrs = {"threshold": float(a["clip"]), "levels": int(a["levels"]), "shift": float(a.get("shift", 0.0))}
+            node.attrs = {"threshold": float(clip), "levels": int(levels), "shift": float(shift)}
             if neuron == "cif":
                 node.attrs["gamma"] = int(gamma)
                 if t_wake is not None and int(t_wake) != node.attrs["levels"]:
@@ -44,7 +44,7 @@ def encode_spikes(g: Graph, neuron: str = "cif", gamma: int = 1, t_wake: int | N
 
 
 def _rate(node, t_wake: int) -> int:
-    levels = int(node.attrs["levels"])
+    levels = int(op_of(node).attr(node, "levels"))
     if t_wake < 1 or levels % t_wake:
         divisors = [d for d in range(1, levels + 1) if levels % d == 0]
         raise ConversionError(f"a CIF wake phase of {t_wake} steps does not divide the levels L={levels}: the count "

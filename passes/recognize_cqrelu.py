@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph, Node
 from neurocompile.ops import op_of
 
@@ -29,18 +30,32 @@ def recognize_cqrelu(g: Graph) -> Graph:
     CQReLU when q_lo = 0, q_hi = L >= 1, a*b = 1 and c is 0 (CQReLU) or 0.5 (QCFS); λ = b*L.
     Invariant: interpreter outputs are unchanged up to float rounding at quantization steps
     (x*(L/λ) vs. the chain's own order of operations; Round's ties go to even, a neuron's up).
+    A chain whose clip bounds the floor at a non-integer number of level steps (clip 1 with Mul(7.5)/Div(7.5):
+    L = 7.5) is refused (ConversionError naming the Floor): its top level is narrower than the others, and reading
+    it as L = 7 or 8 would show the user levels the model does not say.
     """
     for floor in [n for n in g.topo() if op_of(n).rounding is not None]:
         if floor.name not in g.nodes:
             continue
         before, after = _run(g, floor, backward=True), _run(g, floor, backward=False)
-        best = None
+        best, odd = None, None
         for i in range(len(before) + 1):           # longest match wins
             for j in range(len(after), -1, -1):
                 chain = before[i:] + [floor] + after[:j]
-                match = _match(before[i:], after[:j], op_of(floor).rounding)
+                why: list[tuple[float, float]] = []
+                match = _match(before[i:], after[:j], op_of(floor).rounding, why)
                 if match and (best is None or len(chain) > len(best[0])):
                     best = (chain, match)
+                elif why and (odd is None or len(chain) > len(odd[0])):
+                    odd = (chain, why[0])
+        if odd is not None and (best is None or len(odd[0]) > len(best[0])):
+            chain, (top, scale) = odd
+            raise ConversionError(
+                f"the clip-quantized ReLU {' -> '.join(n.op for n in chain)} has a non-integer number of levels: "
+                f"its clip {top / scale:.7g} times its scale {scale:.7g} is L = {top:.7g}; the levels of a CQReLU "
+                "are 0..L for an integer L", node=floor.name, op=floor.op,
+                hint=f"Scale by an integer L over the clip (e.g. Mul/Div {round(top) / (top / scale):.7g} for "
+                     f"L = {round(top)}), as neurocompile.torch.CQReLU exports it")
         if best:
             chain, (levels, clip, shift) = best
             first, last = chain[0], chain[-1]
@@ -77,8 +92,10 @@ def _run(g: Graph, floor: Node, backward: bool) -> list[Node]:
     return out[::-1] if backward else out
 
 
-def _match(pre: list[Node], post: list[Node], offset: float = 0.0) -> tuple[int, float, float] | None:
-    """``offset`` is added inside the floor (0.5 for Round)."""
+def _match(pre: list[Node], post: list[Node], offset: float = 0.0,
+           why: list[tuple[float, float]] | None = None) -> tuple[int, float, float] | None:
+    """``offset`` is added inside the floor (0.5 for Round). A chain that would match but for a non-integer
+    number of levels appends (its levels, its scale a) to ``why``."""
     a, c, lo, hi = 1.0, 0.0, -math.inf, math.inf     # value = clamp(a*x + c, lo, hi)
     for n in pre:
         op = op_of(n)
@@ -112,6 +129,20 @@ def _match(pre: list[Node], post: list[Node], offset: float = 0.0) -> tuple[int,
         return None
     shift = 0.0 if abs(c) < 1e-9 else (0.5 if abs(c - 0.5) < 1e-9 else None)
     if shift is None:
+        return None
+    # The clip that sets L must stand for a whole number of level steps: a bound of the floor's argument at L (less
+    # its offset; a QCFS may clip the shifted value at L too) or of the floor's result at L, within float32
+    # rounding (an exported clip sits an ulp above L: chain_clip_bound). One such bound among those reaching q_hi
+    # suffices; else (clip 1, scale 7.5) the chain's L is not an integer.
+    whole = lambda v: abs(v - round(v)) <= 1e-6 * max(1.0, abs(v))  # noqa: E731
+    tops = []  # (levels the bound stands for, whether that is whole)
+    if hi < math.inf and math.floor(hi + 1e-6) == q_hi:
+        tops.append((hi - c, whole(hi - c) or whole(hi)))
+    if hi2 < math.inf and math.floor(hi2 / b + 1e-6) == q_hi:
+        tops.append((hi2 / b, whole(hi2 / b)))
+    if tops and not any(ok for _, ok in tops):
+        if why is not None:
+            why.append((tops[0][0], a))
         return None
     levels = int(q_hi)
     return levels, float(f"{b * levels:.7g}"), shift

@@ -19,6 +19,49 @@ def settle_margin(levels: int, neuron_depth: int, gamma: int = 1) -> int:
     return SETTLE_MARGIN + -(-max(neuron_depth - 1, 0) * levels // (4 * max(gamma, 1)))
 
 
+def settle_bound(g: Graph, t_wake: int, delay: dict[str, int], arrival: dict[str, int],
+                 balance: dict[str, list[int]]) -> int:
+    """The number of steps T after which a CIF network's readout is *proved* final (equal to the ANN's in exact
+    arithmetic), for every input: unlike :func:`settle_margin`, a proof, not a measurement.
+
+    Proof. Write S_t for a CIF neuron's count after step t (0-based), X_t for its cumulative input over its threshold
+    plus its pre-charge, cap_t for its count cap (``count_cap``: t_w * rate, t_w its wake steps so far) and
+    L = cap after its wake window (``max_count``). The neuron's step is exactly (``ops._Neuron.count_step``,
+    ``neurons.cif_count_step``) S_t = clip(S_{t-1} + clip(floor(X_t) - S_{t-1}, -γ, γ), 0, cap_t). Suppose X_t = X
+    and cap_t = L for all t >= e, and let τ = clip(floor(X), 0, L). Checking the cases floor(X) >= L,
+    0 <= floor(X) < L and floor(X) < 0 shows that each step moves S by min(γ, |τ - S|) toward τ and never past it.
+    Since S_{e-1} and τ both lie in [0, L], |τ - S_{e-1}| <= L, so S_t = τ for every t >= e + ceil(L / γ) - 1.
+    When are X_t and cap_t constant? Call f(n) the last step on which the cumulative output of node n, as its
+    consumers see it (after its output delay), may change. The network input is on for steps 0..T_wake-1:
+    f(input) = T_wake - 1. A linear node's cumulative output is a linear map of its inputs' cumulative outputs
+    (each held back by its merge's balancing delay); its bias, a CIF neuron's count cap and an inhibition pool's
+    bias change only in its wake window [arrival, arrival + T_wake); an inhibition pool's cumulative output is the
+    max over each window of its cumulative input (certified.py); a CIF neuron's is its amplitude times S_t. So
+    e(n) = max(max over inputs i of f(src_i) + balance_i, arrival(n) + T_wake - 1), f(n) = e(n) + output delay(n)
+    for a node whose cumulative output is a function of its cumulative input (linear nodes, inhibition pools), and
+    e(n) + ceil(L / γ) - 1 + output delay(n) for a CIF neuron (by the above; X and cap are constant from e(n)). The
+    readout accumulates its input over all steps, so it is final after step f(output) and the bound is
+    T = max over outputs of f(output) + 1. For a chain of k CIF layers each behind a synaptic delay d this is
+    T_wake + (k + 1) d + k (ceil(L / γ) - 1); with T_wake = 1 and γ >= L it is the 1 + path delay of the one-step
+    case in :func:`schedule_wake_sleep`. Exact mode computes these dynamics exactly; the float32 step mode up to
+    rounding, so runs check quiescence as well (``ReferenceSimulator.unsettled``)."""
+    prod = g.producers()
+    final: dict[str, int] = {}
+    for n in g.topo():
+        if not n.inputs:  # the network input: on for steps 0 .. T_wake - 1
+            f = t_wake - 1
+        else:
+            bal = balance.get(n.name) or [0] * len(n.inputs)
+            f = max(final[prod[t].name] + d for t, d in zip(n.inputs, bal))
+            f = max(f, arrival.get(n.name, 0) + t_wake - 1)  # biases and count caps change in the wake window
+            if is_level_neuron(n):
+                op = op_of(n)
+                cap = int(op.max_count(n, t_wake, t_wake))
+                f += -(-cap // max(int(op.attr(n, "gamma") or 1), 1)) - 1
+        final[n.name] = f + delay.get(n.name, 0)
+    return 1 + max(final[prod[t].name] for t in g.outputs)
+
+
 def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None = None,
                         synapse_delay: int = 0, balance: bool = True) -> Graph:
     """Attach a :class:`WakeSleepSchedule` to the graph (``g.schedule``); nodes are unchanged.
@@ -26,7 +69,10 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
     T_wake defaults to the neurons' quantization levels L (which must agree: a CIF layer's count is
     clipped at T_wake, so T_wake *is* L). Arrival times add ``synapse_delay`` per synaptic layer;
     with ``balance`` each merge delays its early inputs so all branches line up. The default T is
-    the predicted settling step: T_wake + longest-path delay + :func:`settle_margin`. The IF baseline has no sleep phase: input and biases run for all T, so its T_wake is T (the readout averages over every step).
+    the predicted settling step: T_wake + longest-path delay + :func:`settle_margin`; ``settle_bound`` is the step by
+    which a CIF network has settled for certain (:func:`settle_bound`), what a run at the default T extends to where
+    a sample has not settled by the prediction. The IF baseline has no sleep phase: input and biases run for all T,
+    so its T_wake is T (the readout averages over every step).
     Invariant: the interpreter's output is unchanged; the schedule references existing nodes only.
     """
     refuse_no_spiking_form(g)
@@ -88,6 +134,8 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
         settle = 1 + last
     else:  # a neuron sends at most gamma per step: its L-spike count takes ceil(L / gamma) steps at least
         settle = max(t_wake, -(-L // gamma)) + last + settle_margin(L, max(ndepth[n] for n in outs), gamma)
+    # the proved bound exists for a CIF network (LIF: nothing to settle; the IF baseline never settles)
+    bound = settle_bound(g, t_wake, delay, arrival, extra) if neurons and not is_if else None
     total = int(steps if steps is not None else settle)
     if is_if:  # no sleep phase: input and biases run for all T steps, so the readout averages over T
         t_wake = total
@@ -97,7 +145,8 @@ def schedule_wake_sleep(g: Graph, t_wake: int | None = None, steps: int | None =
         inputs=[n.name for n in g.input_nodes],
         gated_bias=[n.name for n in g.topo() if _has_bias(g, n)],
         delay={k: v for k, v in delay.items() if v}, own_delay=own, arrival={k: v for k, v in arrival.items() if v},
-        balance=extra, depth=max(depth.values(), default=0), predicted_settle=int(settle))
+        balance=extra, depth=max(depth.values(), default=0), predicted_settle=int(settle),
+        settle_bound=None if bound is None else int(bound))
     if sched.steps < 1:
         raise ConversionError(f"steps must be >= 1, got {sched.steps}")
     g.schedule = sched

@@ -28,6 +28,20 @@ def onnx_model(model_dir):
     return make
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The kernels this run used (``make test-cpus`` forces others): float32 results depend on them."""
+    import os
+
+    import threadpoolctl
+    import torch
+
+    blas = ", ".join(f"{i['internal_api']} {i.get('architecture', '?')}" for i in threadpoolctl.threadpool_info())
+    forced = " ".join(f"{k}={os.environ[k]}" for k in ("MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
+                                                        "OPENBLAS_CORETYPE") if k in os.environ)
+    terminalreporter.write_line(f"cpu kernels: torch {torch.backends.cpu.get_cpu_capability()}, numpy {blas}; "
+                                f"forced: {forced or 'none'}")
+
+
 def ort_run(path, x):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]

@@ -659,22 +659,34 @@ def write_case(m: Mutant, d: str) -> tuple[str, str, list[str]]:
     return model, x, argv
 
 
-def _collect(d: str, rc, stdout, stderr, via, t0) -> Outcome:
+def _collect(d: str, rc, stdout, stderr, via, t0, keep=("model.onnx", "x.npy")) -> Outcome:
+    """The run's outcome; ``keep``: the files the harness wrote into ``d`` (anything else was left by the run)."""
     doc, out = None, os.path.join(d, "out.json")
-    if os.path.exists(out):
+    if os.path.isfile(out):
         try:
             doc = json.load(open(out))
         except ValueError:
             doc = {"_unparseable": open(out).read()[:200]}
     left = sorted(os.path.basename(p) for p in glob.glob(os.path.join(d, "*")) + glob.glob(os.path.join(d, ".neurocompile-*"))
-                  if os.path.basename(p) not in ("model.onnx", "x.npy"))
+                  if os.path.basename(p) not in keep)
     return Outcome(rc, stdout, stderr, doc, left, via, time.perf_counter() - t0)
 
 
-def run_inprocess(m: Mutant, d: str, timeout: int = TIMEOUT_S) -> Outcome:
+def run_cli(argv: list[str], d: str, via: str = "in-process", keep=("model.onnx", "x.npy"),
+            timeout: int = TIMEOUT_S) -> Outcome:
+    """``neurocompile ARGV`` in folder ``d``: ``cli.main`` in this process (SIGALRM after ``timeout``) or, ``via``
+    "subprocess", ``python -m neurocompile.cli`` (real exit codes and stderr). ``keep``: see :func:`_collect`."""
+    if via != "in-process":
+        env = {k: v for k, v in os.environ.items() if k != "NEUROCOMPILE_DEBUG"}
+        t0 = time.perf_counter()
+        try:
+            r = subprocess.run([sys.executable, "-m", "neurocompile.cli", *argv], capture_output=True, text=True,
+                               timeout=timeout, env=env, cwd=d)
+            return _collect(d, r.returncode, r.stdout, r.stderr, "subprocess", t0, keep)
+        except subprocess.TimeoutExpired as e:
+            return _collect(d, None, str(e.stdout or ""), str(e.stderr or ""), "subprocess", t0, keep)
     from neurocompile import cli
 
-    _, _, argv = write_case(m, d)
     out, err, rc = io.StringIO(), io.StringIO(), None
     t0 = time.perf_counter()
     old = signal.signal(signal.SIGALRM, _alarm)
@@ -691,19 +703,15 @@ def run_inprocess(m: Mutant, d: str, timeout: int = TIMEOUT_S) -> Outcome:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
-    return _collect(d, rc, out.getvalue(), err.getvalue(), "in-process", t0)
+    return _collect(d, rc, out.getvalue(), err.getvalue(), "in-process", t0, keep)
+
+
+def run_inprocess(m: Mutant, d: str, timeout: int = TIMEOUT_S) -> Outcome:
+    return run_cli(write_case(m, d)[2], d, "in-process", timeout=timeout)
 
 
 def run_subprocess(m: Mutant, d: str, timeout: int = TIMEOUT_S) -> Outcome:
-    _, _, argv = write_case(m, d)
-    env = {k: v for k, v in os.environ.items() if k != "NEUROCOMPILE_DEBUG"}
-    t0 = time.perf_counter()
-    try:
-        r = subprocess.run([sys.executable, "-m", "neurocompile.cli", *argv], capture_output=True, text=True,
-                           timeout=timeout, env=env, cwd=d)
-        return _collect(d, r.returncode, r.stdout, r.stderr, "subprocess", t0)
-    except subprocess.TimeoutExpired as e:
-        return _collect(d, None, str(e.stdout or ""), str(e.stderr or ""), "subprocess", t0)
+    return run_cli(write_case(m, d)[2], d, "subprocess", timeout=timeout)
 
 
 # ---- the oracle ------------------------------------------------------------------------------

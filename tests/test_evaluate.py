@@ -298,12 +298,34 @@ def test_exact_sums_do_not_depend_on_the_split():
     assert all(list(s) == want for s in sums)  # the correctly rounded sum, whatever the order and split
 
 
+def _same_up_to_float32(a, b, path=""):
+    """Two float32 evaluations agree: every count, step and accuracy equal, every logit error within float32
+    rounding of the readout (1e-6 of the logit scale: ~2e-7 is the digits CNN's rounding; the math library's
+    kernel for a batch shape decides the last bits, so they are never compared for equality)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _same_up_to_float32(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, list) and "error" not in path:
+        assert len(a) == len(b), path
+        for i, (u, v) in enumerate(zip(a, b)):
+            _same_up_to_float32(u, v, f"{path}[{i}]")
+    elif "error" in path and a is not None:
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6, err_msg=path)
+    else:
+        assert a == b, path
+
+
 def test_batching_does_not_change_the_numbers(data):
+    """Exact mode: identical tables whatever the batching (every decision exact, readouts float64 from the counts).
+    The float32 mode: equal up to float32 rounding, as the README promises."""
     x, y = data
     snn = api.convert(api.load(MODEL))
-    one = evaluate(snn, x[:7], y[:7], exact=False, synops=False).to_dict()
-    for b in (1, 3):  # exact sums; a lone sample runs paired (float32 matrix-vector rounding differs)
-        assert evaluate(snn, x[:7], y[:7], exact=False, synops=False, batch=b).to_dict() == one
+    one = evaluate(snn, x[:7], y[:7], exact=True, synops=False).to_dict()
+    fast = evaluate(snn, x[:7], y[:7], exact=False, synops=False).to_dict()
+    for b in (1, 3):
+        assert evaluate(snn, x[:7], y[:7], exact=True, synops=False, batch=b).to_dict() == one
+        _same_up_to_float32(evaluate(snn, x[:7], y[:7], exact=False, synops=False, batch=b).to_dict(), fast)
 
 
 def test_distributed_helpers_outside_torchrun(monkeypatch, data):
@@ -344,8 +366,9 @@ def test_torchrun_cli_equals_one_process(tmp_path):
     import subprocess
     import sys
 
+    # --exact: bit for bit whatever the shards (float32 equals one process only up to rounding: README)
     args = ["evaluate", "examples/digits_cqrelu.onnx", "--input", "examples/digits_test.npy", "--labels",
-            "examples/digits_test_labels.npy", "--quiet"]
+            "examples/digits_test_labels.npy", "--quiet", "--exact"]
     one = subprocess.run([sys.executable, "-m", "neurocompile", *args, "--json", str(tmp_path / "one.json")],
                          cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                          timeout=120)
@@ -425,7 +448,7 @@ def test_torchrun_api_shards(data, tmp_path):
     assert one["summary"]["samples"] == 35 and one["synops"]["samples"] == 20
     fast = plain(evaluate(MODEL, x, y, synops_samples=20, exact=False))
     for res in got:  # every rank returns the whole data set's evaluation, equal to one process's
-        assert res["array"] == fast
+        _same_up_to_float32(res["array"], fast)  # float32: shards see other batch shapes
         assert res["sampler"] == one  # DistributedSampler's padded duplicate is not counted
         assert res["batches"] == plain(evaluate(MODEL, x, y, synops=False))
         assert res["alone"] == 10

@@ -54,7 +54,8 @@ Node mapping (nothing lossy is mapped; what has no exact IR form is refused nami
 ===============  ===========================================================================================
 NIR              IR
 ===============  ===========================================================================================
-Input / Output   Input / a graph output (several edges into an Output: an Add)
+Input / Output   Input / a graph output (several edges into an Output: an Add); only Output nodes are outputs, in
+                 the file's order of them; a node that reaches no Output node is dropped (``meta['nir']['unused']``)
 Affine / Linear  Dense (weight (out, in), bias / none); the input must be a vector of ``in`` elements
 Scale            Mul by the scale array
 Conv2d           Conv; padding int, pair, ``"valid"`` or ``"same"`` (PyTorch's rule: the odd pad at the end;
@@ -79,7 +80,15 @@ NIRGraph         flattened (its nodes named ``sub.node``); edges into it go to i
 fan-in           Add of the edges into a node (all the same shape)
 ===============  ===========================================================================================
 
-Refused: unknown node types, malformed nodes, inconsistent shapes (ModelLoadError); recurrent cycles, non-zero
+Refused: unknown node types, malformed nodes, inconsistent shapes, a graph without Output node, an edge given twice
+(NIR's edges are a set, as nir's own ``validate_structure`` says), a stride, dilation, kernel size, group count or
+padding that is no integer or below 1 (padding 0), names or strings that are not UTF-8, HDF5 links nir.write does not
+write, and arrays larger than :data:`neurocompile.limits.MAX_FILE_ARRAY_ELEMENTS` (each dataset's declared size is
+checked before it is read), a damaged HDF5 file (any exception h5py raises; a structure on which the HDF5 library
+loops for ever is caught by a forked probe with a timeout, :mod:`neurocompile.hdf5_probe`), a NaN or infinity in any
+numeric field of any node, used or not (+inf only in a time constant, and in r / w_in beside an infinite one)
+(ModelLoadError); attribute values outside the op table's rules, e.g. an extension record's
+CIF gamma -1 or levels 2.5 (``ops.check_attrs``, ValidationError); recurrent cycles, non-zero
 v_leak, v_reset != 0, forward Euler with dt > tau (or tau_syn, tau_mem; for any neuron), AvgPool2d padding, a Delay
 that is no whole number of steps or differs between elements, a graph with leaky integrators but no spiking neuron
 (ConversionError); later, fixed point for CubaLIF and LI (Lava's bit-accurate models have none) and for parameters
@@ -104,7 +113,11 @@ extension's IF nodes become the CIF / IF neurons their metadata records, their a
 the wake gate Inputs and bias branches go (each bias back onto its Conv2d/Affine/Linear), an AvgPool2d written
 for a GlobalAvgPool is one again, one written for a max pool (the extension's labelled approximation) is the
 MaxPool or InhibitionMaxPool its record names with the record's attributes (kernel, stride, pads -inf, ceil_mode;
-they must have the AvgPool2d's kernel, stride and padding, else ModelLoadError); T comes from the metadata when
+they must have the AvgPool2d's kernel, stride and padding, else ModelLoadError). The fields such a record makes
+redundant must still be what the exporter writes (an edited file is refused, ModelLoadError): a layer's own bias
+beside its gated bias is 0, a CIF / IF's IF node has r = 1/dt, v_threshold its firing threshold and v_reset 0, its
+amplitude Scale the neuron's amplitude, and a record's pool or neuron op is on the NIR type the exporter writes it as
+(an AvgPool record on a SumPool2d contradicts it); T comes from the metadata when
 ``time_steps`` is not given (students), and a CASC graph converts with ``api.convert(g, steps=T)`` (T in
 ``meta["nir"]["extension"]["steps"]``).
 
@@ -121,9 +134,10 @@ from typing import Any, Union
 import networkx as nx
 import numpy as np
 
+from neurocompile import hdf5_probe, limits
 from neurocompile.errors import ConversionError, ModelLoadError, NeurocompileError
 from neurocompile.ir import Graph, Node, Shape
-from neurocompile.ops import infer_shape
+from neurocompile.ops import check_attrs, infer_shape
 
 DISCRETIZATIONS = ("snntorch", "euler", "zoh")
 DEFAULT_DT = 1e-4  # snnTorch's export and import
@@ -159,39 +173,116 @@ def load_nir(path: str, dt: float | None = None, discretization: str = "snntorch
 
 
 def read_nir(path: str):
-    """(nir.NIRGraph, the file's NIR version) by nir's own parsing: what ``nir.read`` does (``hdf2dict``, then
-    ``dict2NIRNode`` per node), node by node, so a node nir cannot build (``nir.read`` raises a bare
-    AssertionError for an unknown type, KeyError for a missing field) is named in the error; and without nir's
+    """(nir.NIRGraph, the file's NIR version) by nir's own parsing: what ``nir.read`` does (``hdf2dict``, here
+    :func:`_hdf2dict`, then ``dict2NIRNode`` per node), node by node, so a node nir cannot build (``nir.read`` raises a
+    bare AssertionError for an unknown type, KeyError for a missing field) is named in the error; and without nir's
     type check, which refuses the scalar neuron parameters snnTorch writes (shape () against a layer's shape):
     :func:`import_nir` checks shapes itself."""
-    import h5py
     import nir
-    from nir.serialization import hdf2dict
 
-    try:
-        with h5py.File(path, "r") as f:
-            if "node" not in f:
-                raise ModelLoadError("the file is HDF5 but not NIR (no 'node' group)",
-                                     hint="Write the graph with nir.write")
-            version = f["version"][()] if "version" in f else b"unknown"
-            doc = hdf2dict(f["node"])
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read the file as NIR (HDF5): {exc}",
-                             hint="Is it a .nir file written by nir.write, and was it written completely?") from None
-    version = version.decode() if isinstance(version, bytes) else str(version)
-    if doc.get("type") != "NIRGraph":
-        raise ModelLoadError(f"the file holds a single {doc.get('type')!r} node, not a NIRGraph",
+    def read(f: Any) -> dict:
+        if "node" not in f:
+            raise ModelLoadError("the file is HDF5 but not NIR (no 'node' group)", hint="Write the graph with nir.write")
+        return _hdf2dict(f)
+
+    # the file is read once into memory (a file larger than its arrays' limit allows is refused first) and read in a
+    # forked child before it is read here (hdf5_probe: the HDF5 library loops for ever on some damaged files, and
+    # raises any exception type on others)
+    data = hdf5_probe.read_bytes(path, 2 * 8 * limits.MAX_FILE_ARRAY_ELEMENTS + (64 << 20), "NIR file")
+    root = hdf5_probe.read_checked(data, read, "NIR file", lead="cannot read the file as NIR (damaged HDF5)",
+                                   hint="Is it a .nir file written by nir.write, and was it written completely?")
+    doc, version = root["node"], root.get("version", "unknown")
+    if not isinstance(doc, dict):
+        raise ModelLoadError("the file is HDF5 but not NIR ('node' is not a group)",
+                             hint="Write the graph with nir.write")
+    version = version.decode("utf8", "backslashreplace") if isinstance(version, bytes) else str(version)
+    typ = doc.get("type")
+    if not isinstance(typ, str) or typ != "NIRGraph":
+        shown = repr(typ) if isinstance(typ, str) else _shown(typ)
+        raise ModelLoadError(f"the file holds a single {shown} node, not a NIRGraph",
                              hint="Write a nir.NIRGraph (e.g. nir.NIRGraph.from_list(...))")
     return _from_dict(doc, "", nir), version
+
+
+def _hdf2dict(group: Any) -> dict:
+    """nir's ``hdf2dict`` (groups as dicts, datasets as their values, byte strings decoded as UTF-8) with what a
+    damaged or hostile file needs checked first (ModelLoadError naming the HDF5 path): every dataset's declared size,
+    before it is read, against :data:`neurocompile.limits.MAX_FILE_ARRAY_ELEMENTS` in all (h5py creates a declared
+    1e11-element dataset instantly, without writing it, and reading it would take the memory); names and strings that
+    are not UTF-8 (nir decodes them unchecked); links to other files or objects and objects reached twice (a cycle of
+    hard links would recurse for ever), none of which ``nir.write`` writes."""
+    import h5py
+
+    seen: set = set()
+    total = 0
+
+    def name_of(key: Any, at: str) -> str:
+        if isinstance(key, bytes):  # h5py hands back a name that is not UTF-8 as bytes
+            try:
+                key = key.decode("utf8")
+            except UnicodeDecodeError:
+                shown = key.decode("utf8", "backslashreplace")
+                raise ModelLoadError(f"the HDF5 name '{at}/{shown}' is not valid UTF-8 (NIR names nodes and fields by "
+                                     "UTF-8 strings)", node=shown,
+                                     hint="Rename it in the program that wrote the file") from None
+        return str(key)
+
+    def read(g: Any, at: str) -> dict:
+        out: dict = {}
+        for raw in g.keys():
+            key = name_of(raw, at)
+            where = f"{at}/{key}"
+            link = g.get(raw, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                raise ModelLoadError(f"the HDF5 object '{where}' is a {type(link).__name__} (nir.write writes none)")
+            item = g[raw]
+            if item.id in seen:
+                raise ModelLoadError(f"the HDF5 object '{where}' is linked from two places (nir.write writes a tree)")
+            seen.add(item.id)
+            if isinstance(item, h5py.Group):
+                out[key] = read(item, where)
+            elif isinstance(item, h5py.Dataset):
+                out[key] = value(item, where)
+        return out
+
+    def value(d: Any, where: str) -> Any:
+        nonlocal total
+        # an element wider than 8 bytes (a fixed-length string) counts as itemsize / 8 elements
+        size = max(int(d.size or 0), -(-int(d.size or 0) * int(d.dtype.itemsize) // 8))
+        total += size
+        if total > limits.MAX_FILE_ARRAY_ELEMENTS:
+            raise ModelLoadError(f"the HDF5 dataset '{where}' declares {size:,} elements of shape {d.shape}, which "
+                                 f"takes the file's arrays over the limit of {limits.MAX_FILE_ARRAY_ELEMENTS:,} "
+                                 "elements "
+                                 "(neurocompile.limits.MAX_FILE_ARRAY_ELEMENTS); refused before reading it",
+                                 hint="Raise the limit in neurocompile/limits.py if the network really is that large")
+        try:
+            v = d[()]
+        except (OSError, TypeError, ValueError) as exc:
+            raise ModelLoadError(f"cannot read the HDF5 dataset '{where}' ({exc})") from None
+        if isinstance(v, bytes):
+            try:
+                return v.decode("utf8")
+            except UnicodeDecodeError:
+                raise ModelLoadError(f"the HDF5 dataset '{where}' holds a string that is not valid UTF-8") from None
+        return v
+
+    return read(group, "")
 
 
 def _from_dict(d: dict, name: str, nir) -> Any:
     typ = d.get("type") if isinstance(d, dict) else None
     if typ is None:
         raise ModelLoadError("malformed NIR node (no 'type')", node=name or None)
+    if not isinstance(typ, str):
+        raise ModelLoadError(f"malformed NIR node (its 'type' is {_shown(typ)}, not a string)", node=name or None)
+    if not isinstance(d.get("metadata", {}), dict):
+        raise ModelLoadError("malformed NIR node (its 'metadata' is no group)", node=name or None, op=typ)
     if typ == "NIRGraph":
         if "nodes" not in d or "edges" not in d:
             raise ModelLoadError("malformed NIR subgraph (no 'nodes' or 'edges')", node=name or None, op=typ)
+        if not isinstance(d["nodes"], dict):
+            raise ModelLoadError("malformed NIR subgraph (its 'nodes' is no group)", node=name or None, op=typ)
         prefix = f"{name}." if name else ""
         nodes = {str(k): _from_dict(v, f"{prefix}{k}", nir) for k, v in d["nodes"].items()}
         try:
@@ -202,9 +293,12 @@ def _from_dict(d: dict, name: str, nir) -> Any:
     if typ not in MAPPED + NOT_YET:
         raise ModelLoadError(f"unknown NIR node type {typ!r}", node=name, op=str(typ),
                              hint=f"NIR {_nir_version()} defines {', '.join(sorted(MAPPED + NOT_YET))}")
+    for field, least in _GEOMETRY.items():  # before nir's constructors, which compute shapes with them (stride 0: inf)
+        if field in d and not (field == "padding" and _arr(d[field]).dtype.kind in "SUO"):
+            _ints(d[field], None, name, typ, field, least)
     try:
         return nir.dict2NIRNode(dict(d))
-    except (AssertionError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+    except (AssertionError, ArithmeticError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise ModelLoadError(f"nir cannot build this {typ} node ({detail})", node=name, op=typ,
                              hint="The file's fields for this node are missing or malformed") from None
@@ -236,8 +330,7 @@ def import_nir(graph: Any, dt: float | None = None, discretization: str = "snnto
     (``meta['nir']['dt_from']`` says which)."""
     dt_from = "given"
     if dt is None:
-        doc = _ext_doc(graph.metadata if isinstance(getattr(graph, "metadata", None), dict) else {}, "", "NIRGraph")
-        recorded = doc.get("dt") if doc.get("format") == "neurocompile-nir/1" else None
+        recorded = _extension_doc(graph).get("dt")
         dt, dt_from = (recorded, "the file (neurocompile's extension)") if recorded is not None else \
             (DEFAULT_DT, "default (snnTorch's)")
     if discretization not in DISCRETIZATIONS:
@@ -278,20 +371,22 @@ class _Importer:
         self.types: dict[str, str] = {}     # flattened name -> NIR type name
         self.edges: list[tuple[str, str]] = []
         self._flatten(graph, "")
+        self._check_edges()
         self.tensor: dict[str, str] = {}    # flattened NIR name -> IR tensor carrying its output
         self.neurons: dict[str, Any] = self.out.meta["nir"]["neurons"]
         self.membrane_outputs: dict[str, str] = {}  # IR LI node -> its NIR node (it sends its membrane)
         self.exact: dict[str, dict] = {}    # node -> neurocompile's record of the IR node it was written from
         self.gated: dict[str, Any] = {}     # layer -> the NIR node of its wake-gated bias (CASC extension)
         self.ext = self._extension(graph, time_steps)
+        self._prune()
 
     # -- the neurocompile extension (frontends/nir_export.py) ----------------------------------------------------
     def _extension(self, graph: Any, time_steps: int | None) -> dict:
         """Read a file neurocompile wrote (graph metadata ``neurocompile``: format ``neurocompile-nir/1``): each node's
         record of the IR node it came from, the amplitude Scales (pass-throughs: the neuron sends its amplitude) and
         the gated biases, whose gate Inputs and branches are removed (the bias goes back onto its layer)."""
-        doc = _ext_doc(graph.metadata if isinstance(getattr(graph, "metadata", None), dict) else {}, "", "NIRGraph")
-        if not doc or doc.get("format") != "neurocompile-nir/1":
+        doc = _extension_doc(graph)
+        if not doc:
             return {}
         drop: set[str] = set()
         for k, node in list(self.nodes.items()):
@@ -312,6 +407,12 @@ class _Importer:
                 self.nodes[k] = (_PASS, node)
                 self.types[k] = "Scale (spike amplitude)"
             elif "op" in info:
+                implied = _RECORD_TYPES.get(info["op"])
+                if implied is not None and self.types[k] not in implied:
+                    raise ModelLoadError(f"the neurocompile record of this node says {info['op']!r}, which is written "
+                                         f"as a NIR {' or '.join(implied)}, not a {self.types[k]}: the node type "
+                                         "contradicts its record (an edited file)", node=k, op=self.types[k],
+                                         hint="Export it again")
                 self.exact[k] = info
         self.nodes = {k: v for k, v in self.nodes.items() if k not in drop}
         self.edges = [(a, b) for a, b in self.edges if a not in drop and b not in drop]
@@ -319,8 +420,8 @@ class _Importer:
         meta["nir"]["extension"] = doc
         if doc.get("kind") == "casc":
             meta["neuron"] = "cif" if any(r.get("op") == "CIF" for r in self.exact.values()) else "if"
-        elif time_steps is None and doc.get("time_steps"):
-            meta["time_steps"] = int(doc["time_steps"])
+        elif time_steps is None and doc.get("time_steps") is not None:
+            meta["time_steps"] = doc["time_steps"]
         return doc
 
     def _gated_bias(self, k: str, typ: str, n_out: int) -> dict:
@@ -328,7 +429,14 @@ class _Importer:
         node = self.gated.get(k)
         if node is None:
             return {}
-        b = _arr(node.weight).reshape(-1)
+        _check_fields(k, typ, node, "its gated bias's ")
+        own = getattr(self.nodes[k], "bias", None)  # the exporter writes zeros (snnTorch's importer needs a bias)
+        own = None if own is None else _numbers(own, k, typ, "bias")
+        if own is not None and np.any(own != 0):
+            raise ModelLoadError(f"the node's own bias holds {_first_bad(own, own == 0)!r} "
+                                 "although the file holds a gated bias for it (the exporter writes a zero bias "
+                                 "beside one): an edited file", node=k, op=typ, hint="Export it again")
+        b = _numbers(node.weight, k, typ, "weight of its gated bias").reshape(-1)
         if b.size != n_out:
             raise ModelLoadError(f"inconsistent shapes: a gated bias of {b.size} values for {n_out} outputs", node=k,
                                  op=typ)
@@ -363,6 +471,39 @@ class _Importer:
             dst = self._endpoint(g, prefix, ports, str(b), out=False)
             self.edges.append((src, dst))
         return ins, outs
+
+    def _check_edges(self) -> None:
+        """NIR's edges are a set (nir's own ``validate_structure`` refuses a repeated one): an edge given twice would be
+        an input summed twice by one reading and once by another, so it is refused, not guessed."""
+        seen: set[tuple[str, str]] = set()
+        for a, b in self.edges:
+            if (a, b) in seen:
+                raise ModelLoadError(f"the edge '{a}' -> '{b}' is given twice; NIR's edges are a set (nir refuses a "
+                                     "duplicate edge too)", node=b, op=self.types[b],
+                                     hint="Remove the repeated edge; to add an input twice, put a Scale of 2 on it")
+            seen.add((a, b))
+
+    def _prune(self) -> None:
+        """Only the graph's NIR Output nodes are its outputs. A node from which no Output node is reached (a dead
+        branch) affects no output: it is dropped, and listed in ``meta['nir']['unused']``. (nir's ``infer_types``
+        adds an Output node after every leaf when it builds a graph; a file without one says the leaf is no output.)
+        Input nodes stay: they are the graph's inputs."""
+        outs = [k for k, v in self.nodes.items() if isinstance(v, self.nir.Output)]
+        if not outs:
+            raise ModelLoadError("the NIR graph has no Output node: NIR's outputs are its Output nodes",
+                                 hint="Add an Output node after each result (nir.NIRGraph.infer_types adds one per "
+                                      "leaf)")
+        back = nx.DiGraph()
+        back.add_nodes_from(self.nodes)
+        back.add_edges_from((b, a) for a, b in self.edges)
+        live = set(outs).union(*(nx.descendants(back, k) for k in outs))
+        dead = [k for k, v in self.nodes.items() if k not in live and not isinstance(v, self.nir.Input)]
+        if dead:
+            self.out.meta["nir"]["unused"] = {
+                "nodes": {k: self.types[k] for k in dead},
+                "rule": "no Output node is reached from these nodes: they affect no output and were dropped"}
+            self.nodes = {k: v for k, v in self.nodes.items() if k not in dead}
+            self.edges = [(a, b) for a, b in self.edges if a in self.nodes and b in self.nodes]
 
     def _endpoint(self, g: Any, prefix: str, ports: dict, key: str, out: bool) -> str:
         if key in ports:  # the subgraph itself: its single Output (source) or Input (destination)
@@ -399,10 +540,8 @@ class _Importer:
         nir = self.nir
         order = self._order()
         preds: dict[str, list[str]] = {k: [] for k in self.nodes}
-        succs: dict[str, list[str]] = {k: [] for k in self.nodes}
         for a, b in self.edges:
             preds[b].append(a)
-            succs[a].append(b)
         inputs = [k for k in order if isinstance(self.nodes[k], nir.Input)]
         if not inputs:
             raise ModelLoadError("the NIR graph has no Input node")
@@ -418,24 +557,28 @@ class _Importer:
                 raise ModelLoadError("the node has no incoming edge and is not an Input", node=k, op=typ)
             x, shape = self._fan_in(k, typ, preds[k])
             if isinstance(node, tuple) and node[0] == _PASS:
+                if self.types[k] == "Scale (spike amplitude)":
+                    _check_fields(k, "Scale", node[1])
+                    self._check_amplitude(k, node[1], x)
                 self.tensor[k] = x
             elif isinstance(node, nir.Output):
                 self._check_declared(k, typ, node.output_type.get("output"), shape, "output")
                 self.tensor[k] = x
-                outputs.append(x)
-                self.out.meta["nir"].setdefault("outputs", {}).setdefault(x, k)  # its name, for the export
+                outputs.append(k)
             else:
                 handler = getattr(self, f"_{typ}", None)
                 if handler is None:  # a type nir knows but neurocompile cannot map yet
                     raise ConversionError(f"NIR {typ} neurons are not supported by neurocompile yet", node=k, op=typ,
                                           hint="Supported neurons: LIF, IF, Threshold, CubaLIF (hard reset to "
                                                "0); LI, CubaLI, I")
-                self.tensor[k] = handler(k, node, x, shape)
-                if not succs[k]:  # a leaf that is no Output node: an output, as nir's type inference makes it
-                    outputs.append(self.tensor[k])
+                self.tensor[k] = handler(k, node, x, shape)  # (only Output nodes are outputs: see _prune)
+                _check_fields(k, typ, node)  # after the handler: its own messages come first for the fields it uses
         if not outputs:
             raise ModelLoadError("the NIR graph has no Output node reached from its inputs")
-        self.out.outputs = list(dict.fromkeys(outputs))
+        outputs.sort(key=list(self.nodes).index)  # in the file's order of its Output nodes, whatever the graph's shape
+        for k in outputs:
+            self.out.meta["nir"].setdefault("outputs", {}).setdefault(self.tensor[k], k)  # its name, for the export
+        self.out.outputs = list(dict.fromkeys(self.tensor[k] for k in outputs))
         self._check_neurons()
         membranes = [t for t in self.out.outputs if t in self.membrane_outputs]
         if membranes:
@@ -455,11 +598,16 @@ class _Importer:
         node = Node(self.out.unique_name(name), op, inputs, "", attrs,
                     {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()})
         node.output = node.name
+        check_attrs(node)  # the op's attribute rules (Graph.validate's check), before shape inference uses them
         try:
             shape = infer_shape(node, [self._shape(t) for t in inputs])
         except Exception as exc:  # noqa: BLE001 - the op's own shape rule refuses the input
             raise ModelLoadError(f"inconsistent shapes: the {typ} node cannot take an input of shape "
                                  f"{[self._shape(t) for t in inputs]} ({exc})", node=nir_name, op=typ) from None
+        if math.prod(shape) > limits.MAX_FILE_ARRAY_ELEMENTS:  # before a per-neuron parameter is spread over it
+            raise ModelLoadError(f"the {typ} node's output has shape {tuple(shape)}, {math.prod(shape):,} elements per "
+                                 f"sample: over the limit of {limits.MAX_FILE_ARRAY_ELEMENTS:,} "
+                                 "(neurocompile.limits.MAX_FILE_ARRAY_ELEMENTS)", node=nir_name, op=typ)
         self.out.add(node, shape)
         return node.output
 
@@ -479,7 +627,7 @@ class _Importer:
         the one computed."""
         if declared is None:
             return
-        d = tuple(int(v) for v in _arr(declared).reshape(-1))
+        d = tuple(_ints(declared, None, k, typ, f"the declared {what} shape", 0)) if _arr(declared).size else ()
         if d and d != tuple(shape):
             raise ModelLoadError(f"inconsistent shapes: the file declares the {what} shape {d}, the graph computes "
                                  f"{tuple(shape)}", node=k, op=typ)
@@ -487,15 +635,19 @@ class _Importer:
     # -- nodes -----------------------------------------------------------------------------
     def _input(self, k: str, node: Any) -> None:
         shape = node.input_type.get("input")
-        dims = tuple(int(v) for v in _arr(shape).reshape(-1)) if shape is not None else ()
+        dims = tuple(_ints(shape, None, k, "Input", "the declared shape")) if shape is not None else ()
         if not dims or any(d < 1 for d in dims):
             raise ModelLoadError(f"the Input node declares the shape {dims}: a per-sample shape of positive sizes is "
                                  "needed", node=k, op="Input")
+        if math.prod(dims) > limits.MAX_FILE_ARRAY_ELEMENTS:
+            raise ModelLoadError(f"the Input node declares the shape {dims}, {math.prod(dims):,} elements per sample: "
+                                 f"over the limit of {limits.MAX_FILE_ARRAY_ELEMENTS:,} "
+                                 "(neurocompile.limits.MAX_FILE_ARRAY_ELEMENTS)", node=k, op="Input")
         self.out.add(Node(k, "Input", [], k, {"shape": list(dims)}), dims)
         self.tensor[k] = k
 
     def _dense(self, k: str, node: Any, x: str, shape: Shape, bias: np.ndarray | None, typ: str) -> str:
-        w = _arr(node.weight).astype(np.float64)
+        w = _numbers(node.weight, k, typ, "weight")
         if w.ndim != 2:
             raise ModelLoadError(f"a weight of rank {w.ndim} (only (out, in) matrices are supported)", node=k, op=typ)
         if tuple(shape) != (w.shape[1],):
@@ -504,7 +656,7 @@ class _Importer:
                                  hint="Flatten the input first (a NIR Flatten node)" if len(shape) > 1 else None)
         params = {"weight": w, **self._gated_bias(k, typ, w.shape[0])}
         if bias is not None and "bias" not in params:
-            b = _arr(bias).astype(np.float64)
+            b = _numbers(bias, k, typ, "bias")
             if b.shape != (w.shape[0],):
                 raise ModelLoadError(f"inconsistent shapes: bias of shape {b.shape} for {w.shape[0]} outputs",
                                      node=k, op=typ)
@@ -518,7 +670,7 @@ class _Importer:
         return self._dense(k, node, x, shape, None, "Linear")
 
     def _Scale(self, k, node, x, shape):
-        s = _arr(node.scale).astype(np.float64)
+        s = _numbers(node.scale, k, "Scale", "scale")
         try:
             ok = np.broadcast_shapes(s.shape, tuple(shape)) == tuple(shape)
         except ValueError:
@@ -531,8 +683,8 @@ class _Importer:
     def _conv_geometry(self, k: str, typ: str, node: Any, nd: int, hw: tuple[int, ...],
                        kernel: tuple[int, ...]) -> tuple[list[int], list[int], list[int]]:
         """(stride, dilation, pads [begins..., ends...]) of a NIR conv/pool with ``nd`` spatial axes."""
-        stride = _ints(node.stride, nd, k, typ, "stride")
-        dilation = _ints(getattr(node, "dilation", 1), nd, k, typ, "dilation")
+        stride = _ints(node.stride, nd, k, typ, "stride", 1)
+        dilation = _ints(getattr(node, "dilation", 1), nd, k, typ, "dilation", 1)
         pad = node.padding
         if isinstance(pad, (bytes, np.bytes_)):
             pad = pad.decode()
@@ -548,19 +700,17 @@ class _Importer:
                                       "defined for stride 1 only", node=k, op=typ, hint="Export explicit paddings")
             total = [d * (kk - 1) for d, kk in zip(dilation, kernel)]
             return stride, dilation, [t // 2 for t in total] + [t - t // 2 for t in total]  # odd pad at the end
-        p = _ints(pad, nd, k, typ, "padding")
-        if any(v < 0 for v in p):
-            raise ModelLoadError(f"negative padding {p}", node=k, op=typ)
+        p = _ints(pad, nd, k, typ, "padding", 0)
         return stride, dilation, p + p
 
     def _conv_weight(self, k: str, typ: str, node: Any, shape: Shape, nd: int):
         """A ConvNd's weight, groups and geometry, checked against its input shape (C, *spatial)."""
-        w = _arr(node.weight).astype(np.float64)
+        w = _numbers(node.weight, k, typ, "weight")
         axes = "kh, kw" if nd == 2 else "k"
         if w.ndim != nd + 2:
             raise ModelLoadError(f"a {typ} weight of rank {w.ndim} (NIR: (C_out, C_in/groups, {axes}))", node=k,
                                  op=typ)
-        groups = int(_arr(node.groups).reshape(-1)[0])
+        groups = _ints(node.groups, 1, k, typ, "groups", 1)[0]
         if len(shape) != nd + 1 or shape[0] != w.shape[1] * groups:
             dims = "H, W" if nd == 2 else "L"
             raise ModelLoadError(f"inconsistent shapes: the weight {w.shape} with groups={groups} takes "
@@ -590,7 +740,7 @@ class _Importer:
             return self._gated_bias(k, typ, c_out)
         if getattr(node, "bias", None) is None:
             return {}
-        b = _arr(node.bias).astype(np.float64)
+        b = _numbers(node.bias, k, typ, "bias")
         if b.size == 1 and b.shape != (c_out,):
             b = np.full(c_out, float(b.reshape(())))
         if b.shape != (c_out,):
@@ -611,6 +761,9 @@ class _Importer:
         if min(kernel) < 1 or min(stride) < 1 or min(pad) < 0:
             raise ModelLoadError(f"kernel_size {kernel}, stride {stride}, padding {pad}: sizes must be positive",
                                  node=k, op=typ)
+        if any(kk > size + 2 * p for kk, size, p in zip(kernel, shape[1:], pad)):  # (before a SumPool2d's weights)
+            raise ModelLoadError(f"inconsistent shapes: kernel_size {kernel} exceeds the padded input "
+                                 f"{tuple(shape[1:])} + 2 x padding {pad}", node=k, op=typ)
         return kernel, stride, pad
 
     def _SumPool2d(self, k, node, x, shape):
@@ -660,7 +813,7 @@ class _Importer:
     def _Flatten(self, k, node, x, shape):
         self._check_declared(k, "Flatten", node.input_type.get("input"), shape, "input")
         rank = len(shape)
-        start, end = int(node.start_dim), int(node.end_dim)
+        start, end = (_ints(getattr(node, f), 1, k, "Flatten", f)[0] for f in ("start_dim", "end_dim"))
         start, end = start + rank if start < 0 else start, end + rank if end < 0 else end
         if not 0 <= start <= end < rank:
             raise ModelLoadError(f"inconsistent shapes: start_dim={node.start_dim}, end_dim={node.end_dim} for an "
@@ -674,14 +827,17 @@ class _Importer:
 
     def _Delay(self, k, node, x, shape):
         """A delay of whole steps of dt, the same for every element: StepDelay (0: nothing)."""
-        d = _arr(node.delay).astype(np.float64)
+        d = _numbers(node.delay, k, "Delay", "delay")
         self._check_param(k, "Delay", "delay", d, shape)
-        if np.isnan(d).any() or (d < 0).any():
-            raise ModelLoadError("delay holds negative or NaN values", node=k, op="Delay")
+        if not np.isfinite(d).all() or (d < 0).any():
+            raise ModelLoadError("delay holds negative, NaN or infinite values", node=k, op="Delay")
         if d.size > 1 and np.ptp(d) != 0:
             raise ConversionError(f"per-element delays from {float(d.min()):g} to {float(d.max()):g} s: the IR delays a "
                                   "layer as a whole", node=k, op="Delay")
         steps = float(d.reshape(-1)[0]) / self.dt
+        if not math.isfinite(steps) or steps > 2**53:  # a whole number of steps that round() and int() can hold
+            raise ConversionError(f"a delay of {float(d.reshape(-1)[0]):g} s is {steps:.3g} steps of dt = "
+                                  f"{self.dt:g} s", node=k, op="Delay")
         if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
             raise ConversionError(f"a delay of {float(d.reshape(-1)[0]):g} s is {steps:.6g} steps of dt = {self.dt:g} s, "
                                   "not a whole number", node=k, op="Delay",
@@ -705,7 +861,7 @@ class _Importer:
     def _values(self, k: str, typ: str, node: Any, field: str, shape: Shape) -> Value:
         """A neuron parameter: its one value (a scalar, or per-neuron values that are all equal, as snnTorch writes a
         scalar), else its per-neuron values as a float64 array of the layer's shape."""
-        v = _arr(getattr(node, field)).astype(np.float64)
+        v = _numbers(getattr(node, field), k, typ, field)
         self._check_param(k, typ, field, v, shape)
         if np.isnan(v).any():
             raise ModelLoadError(f"{field} holds NaN", node=k, op=typ)
@@ -716,7 +872,7 @@ class _Importer:
         v = getattr(node, field, None)
         if v is None:
             return
-        v = _arr(v).astype(np.float64)
+        v = _numbers(v, k, typ, field)
         self._check_param(k, typ, field, v, shape)
         if np.any(v != 0):
             raise ConversionError(f"{field} = {float(v.flat[np.flatnonzero(v)[0]]):g} (non-zero): {what}", node=k, op=typ)
@@ -766,12 +922,55 @@ class _Importer:
             attrs = rec.get("attrs")
             if not isinstance(attrs, dict):
                 raise ModelLoadError("the neurocompile record of this neuron has no attributes", node=k, op="IF")
-            return self._add(k, rec["op"], [x], attrs, {}, k, "IF")
+            missing = [a for a in ("threshold", "levels") if a not in attrs]  # the exporter writes both, always
+            if missing:
+                raise ModelLoadError(f"the neurocompile record of this {rec['op']} neuron lacks "
+                                     f"{' and '.join(missing)}", node=k, op="IF",
+                                     hint="The file was damaged or edited; export it again")
+            y = self._add(k, rec["op"], [x], attrs, {}, k, "IF")
+            self._check_level_neuron(k, node, y, shape)
+            return y
         self._zero(k, "IF", node, "v_reset", shape, "neurocompile's neurons reset to 0 (hard reset)")
         r = self._values(k, "IF", node, "r", shape)
         thr = self._values(k, "IF", node, "v_threshold", shape)
         return self._neuron(k, "IF", x, 1.0, thr, _one(np.multiply(r, self.dt)),
                             {"r": _summary(r), "rule": "v = v + r·dt·I (LIF with beta 1)"})
+
+    def _check_level_neuron(self, k: str, node: Any, y: str, shape: Shape) -> None:
+        """The IF approximation of a CIF / IF the extension's record describes: its fields are not used, but must be
+        what the exporter writes for that neuron (r = 1/dt, v_threshold its firing threshold, v_reset 0), else the
+        file was edited (a changed field would mean a network neurocompile does not import)."""
+        from neurocompile.ops import OPS
+
+        n = self.out.nodes[y]
+        expected = {"v_threshold": OPS[n.op].firing_threshold(n), "v_reset": 0.0}
+        if self.ext.get("dt") is not None:
+            expected["r"] = 1.0 / float(self.ext["dt"])
+        for field, want in expected.items():
+            v = getattr(node, field, None)
+            if v is None:
+                continue
+            v = _numbers(v, k, "IF", field)
+            self._check_param(k, "IF", field, v, shape)
+            if not np.allclose(v, want, rtol=1e-6, atol=0.0):
+                raise ModelLoadError(f"{field} holds {_first_bad(v, np.isclose(v, want, rtol=1e-6, atol=0.0))!r} where "
+                                     f"the neurocompile record of this {n.op} neuron implies {want!r} (what the "
+                                     "exporter writes): an edited file", node=k, op="IF", hint="Export it again")
+
+    def _check_amplitude(self, k: str, node: Any, x: str) -> None:
+        """An amplitude Scale (a pass-through: the IR neuron sends its amplitude itself) must hold the amplitude of
+        the neuron it follows, as the exporter writes it (float32), else the file was edited."""
+        from neurocompile.ops import OPS
+
+        n = self.out.nodes.get(x)
+        if n is None or getattr(node, "scale", None) is None or n.op not in ("CIF", "IF"):
+            return
+        want = float(OPS[n.op].spike_amplitude(n))
+        v = _numbers(node.scale, k, "Scale", "scale")
+        if not np.allclose(v, want, rtol=1e-6, atol=0.0):
+            raise ModelLoadError(f"the amplitude Scale holds {_first_bad(v, np.isclose(v, want, rtol=1e-6, atol=0.0))!r}"
+                                 f" where the {n.op} neuron it follows sends {want!r}: an edited file", node=k,
+                                 op="Scale", hint="Export it again")
 
     def _LIF(self, k, node, x, shape):
         self._zero(k, "LIF", node, "v_leak", shape, "the IR's LIF leaks towards 0 (a leak potential would be a "
@@ -827,9 +1026,9 @@ class _Importer:
             v = self.exact.get(k, {}).get(key)
         if v is None:
             return None
-        try:
+        try:  # a record that is no array of numbers, or of another shape, is not this file's decay: tau decides
             d = np.broadcast_to(np.asarray(v, np.float64), tau.shape)
-        except ValueError:
+        except (TypeError, ValueError):
             return None
         with np.errstate(divide="ignore"):
             ok = (0 <= d) & (d < 1) & (self.dt / (1.0 - d) == tau)
@@ -938,6 +1137,40 @@ def _ext_doc(metadata: dict, k: str, typ: str) -> dict:
     return doc
 
 
+def _extension_doc(graph: Any) -> dict:
+    """The graph's record of neurocompile's extension (metadata ``neurocompile``, format ``neurocompile-nir/1``; {} if
+    the file has none), its numbers checked where they are read (ModelLoadError): ``dt`` a positive number of
+    seconds, ``time_steps``, ``steps`` and ``t_wake`` integers >= 1 (2.5 refused, not truncated), ``kind`` "student"
+    or "casc"."""
+    doc = _ext_doc(graph.metadata if isinstance(getattr(graph, "metadata", None), dict) else {}, "", "NIRGraph")
+    if doc.get("format") != "neurocompile-nir/1":
+        return {}
+
+    def bad(key: str, what: str) -> ModelLoadError:
+        return ModelLoadError(f"neurocompile's extension record of the graph has {key} = {doc[key]!r}: {what}",
+                              op="NIRGraph", hint="The file was damaged or edited; export it again")
+
+    if doc.get("kind") not in ("student", "casc"):
+        raise bad("kind", "expected 'student' or 'casc'") if "kind" in doc else \
+            ModelLoadError("neurocompile's extension record of the graph has no 'kind'", op="NIRGraph")
+    dt = doc.get("dt")
+    if dt is not None and (isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt)
+                           or dt <= 0):
+        raise bad("dt", "expected a positive number of seconds")
+    for key in ("time_steps", "steps", "t_wake"):
+        v = doc.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v):
+            raise bad(key, "expected an integer")
+        if not 1 <= v <= limits.MAX_STEPS:
+            raise bad(key, f"expected 1 to {limits.MAX_STEPS:,} steps (neurocompile.limits.MAX_STEPS)")
+        doc[key] = int(v)
+    if doc.get("t_wake") is not None and doc.get("steps") is not None and doc["t_wake"] > doc["steps"]:
+        raise bad("t_wake", f"more wake steps than the {doc['steps']} steps of the run")
+    return doc
+
+
 _RULES = {
     "snntorch": "forward Euler: v = beta·v + (r·dt/tau)·I, beta = 1 - dt/tau rounded to float32 (snnTorch's Leaky)",
     "euler": "forward Euler: v = beta·v + (r·dt/tau)·I, beta = 1 - dt/tau",
@@ -983,11 +1216,79 @@ def snntorch_betas(tau: Any, dt: float) -> tuple[Any, bool]:
     return _one(np.array([b for b, _ in found])[where].reshape(t.shape)), all(e for _, e in found)
 
 
-def _ints(v: Any, n: int, k: str, typ: str, what: str) -> list[int]:
-    """An int or n ints (NIR writes either) as a list of n ints."""
+def _ints(v: Any, n: int | None, k: str, typ: str, what: str, least: int | None = None) -> list[int]:
+    """An int or n ints (NIR writes either; ``n`` None: any number) as a list of n ints, each >= ``least`` if given
+    (a non-integer such as 2.5, NaN or inf is refused, not truncated)."""
     a = _arr(v).reshape(-1)
-    if a.size == 1:
+    if a.size == 1 and n is not None:
         a = np.repeat(a, n)
-    if a.size != n or a.dtype.kind not in "iuf" or np.any(a != np.round(a)):
-        raise ModelLoadError(f"{what} {v!r}: expected an integer or {n} integers", node=k, op=typ)
+    count = ("an integer" if a.size == 1 else "integers") if n is None else f"an integer or {n} integers"
+    if (n is not None and a.size != n) or a.dtype.kind not in "iuf" or not np.all(np.isfinite(a)) \
+            or np.any(a != np.round(a)):
+        raise ModelLoadError(f"{what} {_shown(v)}: expected {count}", node=k, op=typ)
+    if least is not None and np.any(a < least):
+        raise ModelLoadError(f"{what} {_shown(v)}: each must be >= {least}", node=k, op=typ)
     return [int(x) for x in a]
+
+
+# the extension's record ops whose node the importer reads by its record, and the NIR types the exporter writes them
+# as: a record on another type (a SumPool2d that says AvgPool, say) contradicts its node
+_POOL_TYPES = ("AvgPool2d",)
+_RECORD_TYPES = {"AvgPool": _POOL_TYPES, "GlobalAvgPool": _POOL_TYPES, "MaxPool": _POOL_TYPES,
+                 "StepMaxPool": _POOL_TYPES, "InhibitionMaxPool": _POOL_TYPES, "CIF": ("IF",), "IF": ("IF",)}
+# the fields where +inf means something (no leak: snnTorch writes a clamped beta of 1 as tau = inf, and r = inf beside
+# it, the gain r·dt/tau staying finite): a time constant anywhere, an input gain only where its time constant is inf
+_INF_OK = {"tau": (), "tau_syn": (), "tau_mem": (), "r": ("tau", "tau_mem"), "w_in": ("tau_syn",)}
+
+
+def _check_fields(k: str, typ: str, node: Any, what: str = "") -> None:
+    """Every numeric field of a NIR node holds finite numbers, whether or not the importer uses it (a field the
+    extension's record supersedes is still part of the file: NaN there is damage), except +inf where it means
+    something (:data:`_INF_OK`). ModelLoadError naming the field."""
+    fields = vars(node) if hasattr(node, "__dict__") else {}
+    for field, v in fields.items():
+        if field == "metadata" or v is None or isinstance(v, (str, bytes, dict)):
+            continue
+        try:
+            a = np.asarray(v)
+        except Exception:  # noqa: BLE001 - not array-like: the handlers judge such fields
+            continue
+        if a.dtype.kind not in "fc" or np.isfinite(a).all():
+            continue
+        bad = ~np.isfinite(a)
+        if field in _INF_OK:
+            ok = a == np.inf
+            taus = [np.asarray(fields[t]) for t in _INF_OK[field] if fields.get(t) is not None]
+            if taus:  # an input gain: +inf only where its time constant is +inf too
+                try:
+                    ok &= np.broadcast_to(taus[0] == np.inf, a.shape)
+                except ValueError:
+                    ok &= False
+            elif _INF_OK[field]:
+                ok &= False
+            bad &= ~ok
+        if bad.any():
+            first = float(a[bad].flat[0])
+            shown = "NaN" if math.isnan(first) else repr(first)
+            raise ModelLoadError(f"{what}{field} holds {shown} (a non-finite value; "
+                                 "every numeric field of a NIR node is checked, used or not)", node=k, op=typ,
+                                 hint="The file was damaged or edited; write it again")
+
+
+def _numbers(v: Any, k: str, typ: str, field: str) -> np.ndarray:
+    """A NIR array field as float64; one that holds no numbers (a string, say) is a malformed node."""
+    a = _arr(v)
+    if a.dtype.kind not in "iuf":
+        raise ModelLoadError(f"{field} {_shown(v)} is not an array of numbers", node=k, op=typ)
+    return a.astype(np.float64)
+
+
+def _shown(v: Any) -> str:
+    """A file's value for a message: a short list, not an array repr over several lines."""
+    a = _arr(v)
+    return repr(a.tolist()) if a.size <= 8 else f"of shape {a.shape}"
+
+
+# the integer fields of NIR's convs, pools and Flatten, and their least values (padding may also be "same" or "valid")
+_GEOMETRY = {"stride": 1, "dilation": 1, "kernel_size": 1, "padding": 0, "groups": 1,
+             "start_dim": None, "end_dim": None}

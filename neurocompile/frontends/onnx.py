@@ -19,7 +19,7 @@ from neurocompile.contract import CUSTOM_OPS, DOMAIN, META_ENCODING, META_TIME_S
 from neurocompile.errors import ModelLoadError, NeurocompileError, UnsupportedOpError
 from neurocompile.frontends.onnx_checks import check_model
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import OPS, infer_shape, pool_axis
+from neurocompile.ops import OPS, check_attrs, infer_shape, pool_axis
 
 CUSTOM_DOMAIN = DOMAIN
 _UNKNOWN = object()  # a constant whose value cannot be known at import time
@@ -194,7 +194,8 @@ class _Importer:
                 self.data.add(o)
             return
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+        # a STRING attribute's bytes: text where valid UTF-8 (auto_pad); anything else is refused as a value anyway
+        attrs = {k: (v.decode(errors="replace") if isinstance(v, bytes) else v) for k, v in attrs.items()}
         inputs = [self.renamed.get(t, t) for t in n.input]
         try:
             result = handler(self, name, n, inputs, attrs)
@@ -213,6 +214,7 @@ class _Importer:
         if self.unsupported:  # shapes may be unknown past an unsupported node: keep collecting names
             self.out.nodes[node.name] = node
         else:
+            check_attrs(node)  # a value out of range (levels 2.5, a NaN decay) is refused before anything computes
             try:
                 shape = infer_shape(node, [self.out.shapes[t] for t in data_inputs])
             except Exception as exc:  # noqa: BLE001
@@ -516,7 +518,18 @@ def _custom(im: _Importer, name, n, inputs, attrs):
     unknown = sorted(set(attrs) - set(spec))
     if unknown:
         raise _unsupported_attr(name, f"{CUSTOM_DOMAIN}::{n.op_type}", f"unknown attribute(s) {unknown}")
-    return n.op_type, [inputs[0]], {k: typ(attrs.get(k, op.attrs[k])) for k, (typ, _) in spec.items()}, {}
+    return n.op_type, [inputs[0]], {k: _typed(typ, attrs.get(k, op.attrs[k])) for k, (typ, _) in spec.items()}, {}
+
+
+def _typed(typ: type, v: Any) -> Any:
+    """An attribute value in the contract's type where that changes no number (an INT threshold 1 is 1.0, a FLOAT
+    levels 4.0 is 4); any other value is kept as written, for the op's attribute rules to refuse (``int`` would
+    truncate levels 2.5 to 2, and fail on a string)."""
+    if typ is float and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if typ is int and isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
 
 
 for _op in CUSTOM_OPS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+from google.protobuf.message import Message
 from onnx import TensorProto, numpy_helper
 
 from neurocompile.errors import ModelLoadError
@@ -18,6 +19,7 @@ _FLOAT = TensorProto.FLOAT
 
 def check_model(model: onnx.ModelProto) -> None:
     """Raise :class:`ModelLoadError` unless the model is valid ONNX that neurocompile computes exactly."""
+    _check_text(model)
     _check_opsets(model)
     _check_unique_initializers(model.graph)
     try:
@@ -47,6 +49,24 @@ def _checker(model: onnx.ModelProto) -> None:
         if not (ceil_pools and failing and set(failing) <= set(pools) and "existing shape differ" in msg):
             raise
         onnx.checker.check_model(model)
+
+
+def _check_text(msg: Message, where: str = "model") -> None:
+    """Every string field (names, op types, domains, metadata) is UTF-8 text. protobuf's parser keeps a string
+    that is not as ``bytes`` (upb), which would fail deep inside the import; refused here, naming the field.
+    Replacing the bad bytes instead could make two different tensor names equal and rewire the graph."""
+    for field, value in msg.ListFields():
+        if field.type not in (field.TYPE_MESSAGE, field.TYPE_STRING):
+            continue  # numbers and bytes (raw tensor data): nothing to decode, and not walked element by element
+        repeated = not isinstance(value, (str, bytes, Message))  # a list (descriptor labels vary by protobuf version)
+        for i, v in enumerate(value if repeated else [value]):
+            at = f"{where}.{field.name}" + (f"[{i}]" if repeated else "")
+            if field.type == field.TYPE_MESSAGE:
+                _check_text(v, at)
+            elif not isinstance(v, str):
+                raise ModelLoadError(f"{at} is not valid UTF-8 text ({bytes(v)[:60]!r})",
+                                     hint="ONNX names and strings are UTF-8; fix the exporter, or rename the node or "
+                                          "tensor")
 
 
 def _check_opsets(model: onnx.ModelProto) -> None:

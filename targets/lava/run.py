@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import pickle
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from neurocompile.ops import OPS
 from neurocompile.passes.lower_to_blocks import lowered
 from neurocompile.schedule import WakeSleepSchedule
 from neurocompile.targets.lava.emit import Stream, check_lowering
+from neurocompile.targets.lava.worker import STARTED, start_ticks
 from neurocompile.targets import SimResult
 
 
@@ -141,8 +143,9 @@ class Worker:
     parent dies kills its own session (see worker.py), so no path leaves a process behind."""
 
     def __init__(self) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="neurocompile-lava-")
-        tmp = self._tmp.name
+        # mkdtemp, not TemporaryDirectory: the latter removes its folder whenever the object dies, in a forked copy
+        # of this process too (at-fork, _forget_inherited drops it there); _discard removes it, in the owner only
+        self._tmp = tmp = tempfile.mkdtemp(prefix="neurocompile-lava-")
         self.jpath, self.rpath = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "result.pkl")
         self._errf = open(os.path.join(tmp, "stderr.txt"), "w+")  # a file, not a pipe: it never fills up
         self.owner = os.getpid()
@@ -151,7 +154,9 @@ class Worker:
         self.proc = subprocess.Popen([sys.executable, "-m", "neurocompile.targets.lava.worker", self.jpath, self.rpath,
                                       str(os.getpid()), "--wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._errf, text=True, start_new_session=True, cwd=tmp)
-        self._finalizer = weakref.finalize(self, Worker._discard, self.proc, self._tmp, self._errf, self.owner)
+        self.started_at = start_ticks(self.proc.pid)  # the worker's pid alone may name another process later
+        self._finalizer = weakref.finalize(self, Worker._discard, self.proc, self._tmp, self._errf, self.owner,
+                                           self.started_at)
         _IDLE.add(self)
 
     def usable(self) -> bool:
@@ -159,7 +164,8 @@ class Worker:
         return self.owner == os.getpid() and self._finalizer.alive and self.proc.poll() is None
 
     @staticmethod
-    def _discard(proc: subprocess.Popen, tmp: tempfile.TemporaryDirectory, errf, owner: int) -> None:
+    def _discard(proc: subprocess.Popen, tmp: str, errf, owner: int,
+                 started_at: int | None) -> None:
         if os.getpid() != owner:  # a forked copy of the owner: the worker is not ours to kill
             return
         try:
@@ -167,15 +173,23 @@ class Worker:
                 proc.stdin.close()
         except OSError:
             pass
-        _kill_session(proc, tmp.name)
+        _kill_session(proc, tmp, started_at)
         errf.close()
-        tmp.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     def run(self, job: dict, timeout: float, progress: Callable[[int], None] | None) -> dict:
         """Run ``job``; kill the whole session on error, timeout or KeyboardInterrupt (the CLI turns SIGTERM
-        and SIGHUP into one too). Returns the worker's result dict. One job per worker."""
+        and SIGHUP into one too). Returns the worker's result dict. One job per worker; a worker that ended
+        before it took the job (it never ran any of it) is replaced by a fresh one, once."""
+        try:
+            return self._run(job, timeout, progress)
+        except _NeverStarted:
+            return Worker()._run(job, timeout, progress, retry=False)
+
+    def _run(self, job: dict, timeout: float, progress: Callable[[int], None] | None, retry: bool = True) -> dict:
         proc = self.proc
         _IDLE.discard(self)
+        started = False
         try:
             with open(self.jpath, "wb") as f:
                 pickle.dump(job, f)
@@ -184,21 +198,33 @@ class Worker:
                 proc.stdin.close()
             except (BrokenPipeError, OSError):
                 pass  # the worker died while waiting: its exit status and stderr say why
-            _wait_for(proc, timeout, progress)
+            started = _wait_for(proc, timeout, progress)
         finally:
-            _kill_session(proc, self._tmp.name)
+            _kill_session(proc, self._tmp, self.started_at)
         self._errf.seek(0)
         err = self._errf.read()
         try:
             if proc.returncode != 0 or not os.path.exists(self.rpath):
-                last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or ["no message"]
-                raise TargetError(f"the Lava run failed (exit {proc.returncode}): {last[0]}")
+                last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:]
+                if not started and retry:
+                    raise _NeverStarted()
+                if last:
+                    why = last[0]
+                elif not started:
+                    why = "the worker ended before it took the job, with no message"
+                else:  # exit 0 and no result: its status was lost (reaped elsewhere) after a kill from outside
+                    why = "the worker ended without a result and without a message (killed from outside?)"
+                raise TargetError(f"the Lava run failed (exit {proc.returncode}): {why}")
             with open(self.rpath, "rb") as f:
                 res = pickle.load(f)
         finally:
             self._finalizer()
         res["pgid"] = proc.pid
         return res
+
+
+class _NeverStarted(Exception):
+    """A worker ended before it took its job (nothing of the job ran): the job goes to a fresh worker."""
 
 
 _warm: list[Worker] = []
@@ -237,8 +263,10 @@ def run_isolated(job: dict, timeout: float, progress: Callable[[int], None] | No
     return (worker or take_worker(start=False) or Worker()).run(job, timeout, progress)
 
 
-def _wait_for(proc: subprocess.Popen, timeout: float, progress: Callable[[int], None] | None) -> None:
-    """Relay the worker's ``progress N`` lines until it closes stdout; TargetError past ``timeout``."""
+def _wait_for(proc: subprocess.Popen, timeout: float, progress: Callable[[int], None] | None) -> bool:
+    """Relay the worker's ``progress N`` lines until it closes stdout; TargetError past ``timeout``. True if the
+    worker said it took the job (its ``started`` line)."""
+    started = False
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
@@ -250,23 +278,32 @@ def _wait_for(proc: subprocess.Popen, timeout: float, progress: Callable[[int], 
             line = proc.stdout.readline()
             if not line:
                 break
+            started = started or line.strip() == STARTED
             if line.startswith("progress ") and progress:
                 progress(int(line.split()[1]))
     try:
         proc.wait(timeout=max(deadline - time.monotonic(), 1))
     except subprocess.TimeoutExpired:
         raise TargetError(f"the Lava worker closed its output but did not exit within {timeout:.0f} s") from None
+    return started
 
 
-def _kill_session(proc: subprocess.Popen, tmp: str) -> None:
+def _kill_session(proc: subprocess.Popen, tmp: str, started_at: int | None) -> None:
     """Kill the worker's session (Lava forks its process models into it; see worker.kill_session),
-    reap the worker and remove multiprocessing's temp dir, which a killed worker leaves behind."""
+    reap the worker and remove multiprocessing's temp dir, which a killed worker leaves behind.
+
+    A worker reaped before (``usable`` polls it) no longer holds its pid: once no process of its session is left,
+    the kernel may give that pid to a new process, the leader of a session of its own (another worker, anyone's
+    shell), which a kill by session id would hit. Its session is killed only while the pid is still the worker's or
+    free (the worker's own processes, alive, keep a pid in use as their session id from being reused)."""
     from neurocompile.targets.lava.worker import kill_session, remove_mp_tempdir
 
-    try:
-        kill_session(proc.pid)
-    except ProcessLookupError:  # killpg of a group that is gone already
-        pass
+    now = start_ticks(proc.pid)
+    if proc.returncode is None or now is None or now == started_at:
+        try:
+            kill_session(proc.pid)
+        except ProcessLookupError:  # killpg of a group that is gone already
+            pass
     proc.wait()
     remove_mp_tempdir(tmp)
     for pipe in (proc.stdout, proc.stdin):

@@ -19,6 +19,19 @@ TRACKER = "multiprocessing.resource_tracker"  # the command line of multiprocess
 MP_TEMPDIR = "mp_tempdir"  # file in the run's temp dir that names multiprocessing's pymp-* dir
 
 
+STARTED = "started"  # the worker's first stdout line once it has its job: a worker that ends before it never ran it
+
+
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/PID/stat field 22), None if there is none: with
+    the pid it names one process for good, as pids are reused (pid_max may be as low as 32768)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def session_members(sid: int) -> dict[int, str]:
     """Live (non-zombie) processes of session ``sid`` -> command line, from /proc (Linux; {} elsewhere)."""
     out = {}
@@ -131,6 +144,7 @@ def main(job_path: str, result_path: str, parent: int | None = None, wait: bool 
 
             if not sys.stdin.readline():  # the parent gave up (closed stdin): nothing to do
                 return 0
+        print(STARTED, flush=True)
         with open(job_path, "rb") as f:
             job = pickle.load(f)
         from neurocompile.targets.lava.run import LavaExecutable

@@ -22,6 +22,18 @@ step, this mode k + 1.
 
 Layers that do not fit (a pool or scale between spikes and weights, real-valued inputs to a map other than the
 network's input) compute their X_t in float64; networks with other neurons (LIF) run in the float64 step mode.
+
+**Huge magnitudes.** A decision only matters where floor(X_t) is within γ of the range [0, cap] of counts: further out
+the count step saturates (clips to ±γ), so a value proved beyond it needs no float64 at all, however large δ is (a
+layer whose weights were multiplied by 1e20). Float64 itself is not exact either when terms 1e20 apart cancel: every
+decision made in float64 is checked against a per-neuron bound on float64's error, γ_K · Σ|w·x| (Higham; K the
+roundings along the map, Σ|w·x| the map applied to magnitudes); where even float64 cannot tell which side of a level
+X_t lies (a bound above :data:`TIE`, far beyond a tie of float64 rounding) the run is refused rather than reported
+silently wrong. Layers whose float32 values could overflow compute in float64.
+
+**Settling.** The count domain sees the last step on which each sample's counts changed: ``run_certified`` returns it
+as ``quiescent_at`` (the step-by-step mode's early-stop rule) and the samples still changing (``unsettled``), whose
+readout at T is not yet the ANN's (the default T is a prediction, not a proof).
 """
 from __future__ import annotations
 
@@ -32,6 +44,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from neurocompile.errors import TargetError
 from neurocompile.ir import Node
 from neurocompile.ops import OPS, tensors
 from neurocompile.targets.reference.multistep import CHUNK, shift
@@ -39,6 +52,10 @@ from neurocompile.targets.reference.multistep import CHUNK, shift
 U32 = 2.0 ** -24  # unit roundoff, float32 round to nearest
 U64 = 2.0 ** -53
 MIN_BITS = 4  # mantissa bits per exact piece below which splitting does not pay
+# a float64 decision whose error bound is below this (in units of the threshold) is a tie at float64 rounding, taken as
+# float64 makes it (the README's boundary cases); above it float64 could put a value a visible part of a level off
+TIE = 2.0 ** -20
+F32_SAFE = 2.0 ** 100  # float32 terms and sums stay finite below this (float32's largest value is about 2**128)
 
 
 def gamma(k: int, u: float = U32) -> float:
@@ -87,10 +104,12 @@ class Plan:
     when the graph has a stateful node without a count-domain form (LIF)."""
 
     def __init__(self, sim, steps: int):
-        self.sim, self.g, self.s = sim, sim.g, sim.sched
+        self.sim, self.g, self.s, self.steps = sim, sim.g, sim.sched, steps
         self.p64 = {n.name: tensors(n, torch.float64, sim.device) for n in sim.order}
         self.sources: dict[str, Source] = {}
         self.sinks: dict[str, SinkPlan] = {}
+        self.sat: dict[str, tuple[float, float]] = {}  # neuron -> floor(X) range outside which the count step saturates
+        self._terms: dict[str, int] = {}
         self.real: set[str] = set()  # pools over real values: float64 series
         self.pool: dict[tuple, list[torch.Tensor]] = {}  # count tensors to reuse (runs and layers alike)
         for n in sim.order:
@@ -100,6 +119,10 @@ class Plan:
             if op.spiking:
                 amp = op.spike_amplitude(n)
                 self.sources[n.name] = Source(amp, op.max_count(n, self.s.t_wake, steps))
+                # count_step clips floor(X) - S to ±γ (IF: [0, 1]) and S lies in [0, cap]: floor(X) <= -γ or
+                # >= cap + γ gives the same step as any value beyond
+                g = int(op.attr(n, "gamma") or 1)
+                self.sat[n.name] = (float(-g), float(self.sources[n.name].cap + g))
                 self.sinks[n.name] = self._sink_plan(n)
             else:  # the inhibition pool: its forward (max over windows) of the cumulative input
                 br = self._branches(n.inputs[0], 1.0)
@@ -191,7 +214,39 @@ class Plan:
         br = self._branches(n.inputs[0], 1.0 / theta)
         if br is None or not all(self._split(b, n) for b in br):
             return SinkPlan("plain")
+        if not sum(b.mag for b in br) + self.const_mag(n) < F32_SAFE:  # float32 sums could overflow (or be NaN)
+            return SinkPlan("plain")
         return SinkPlan("split", br)
+
+    def const_mag(self, n: Node) -> float:
+        """The largest |β b / θ + pre-charge| of sink ``n`` over the run (β <= T steps of bias)."""
+        op, p = OPS[n.op], self.p64[n.name]
+        b = float(p["bias"].abs().max()) * self.steps if "bias" in p and p["bias"].numel() else 0.0
+        return b / op.firing_threshold(n) + abs(float(op.attr(n, "shift") or 0.0))
+
+    def terms(self, tensor: str) -> int:
+        """A bound on the roundings float64 makes along the map from sources and input to ``tensor`` (Higham's K:
+        per node the products and sums of one output, a weighted op's fan-in, each node counted once); the
+        error of the float64 value is at most γ_K times the map applied to magnitudes (:meth:`Run.mag64`)."""
+        seen: set[str] = set()
+
+        def walk(t: str) -> int:
+            n = self._producer(t)
+            if n.name in seen or not n.inputs or n.name in self.sources:
+                return 0
+            seen.add(n.name)
+            op = OPS[n.op]
+            if op.exact_in_integers and not n.params:  # moves or selects: no rounding
+                k = 0
+            elif "weight" in n.params:  # (out, in...) layouts: Conv, Dense
+                k = int(np.prod(np.shape(n.params["weight"])[1:])) + 1
+            else:  # any other linear op: at most every input element of a sample, plus a scale
+                k = sum(int(np.prod(self.g.shapes[i])) for i in n.inputs) + 2
+            return k + sum(walk(i) for i in n.inputs)
+
+        if tensor not in self._terms:
+            self._terms[tensor] = walk(tensor)
+        return self._terms[tensor]
 
     def _split(self, b: Branch, sink: Node) -> bool:
         """Fill ``b.pieces``, ``b.bound``, ``b.mag``; False if the weights cannot be split usefully."""
@@ -221,6 +276,16 @@ class Plan:
         if int(OPS[b.syn.op].attr(b.syn, "groups") or 1) == 1 and not b.post:
             b.stacked = torch.cat(b.pieces)
         return self._probe_exact(b, cap)
+
+    def feeding_layer(self, n: Node) -> str | None:
+        """The weighted node nearest upstream of sink ``n`` (what an error about its input names)."""
+        t = n.inputs[0] if n.inputs else None
+        while t is not None:
+            m = self._producer(t)
+            if "weight" in m.params:
+                return m.name
+            t = m.inputs[0] if m.inputs and m.name not in self.sources else None
+        return None
 
     def _probe_exact(self, b: Branch, cap: int) -> bool:
         """The exact pieces give float64's numbers in float32 on random counts (a backend that transforms its
@@ -290,6 +355,10 @@ class Run:
                       p.sinks[n].mode != "pool"}
         self.proof = {"decisions": 0, "float64 level 1": 0, "float64 level 2": 0, "float64 layers": 0}
         self._x64 = x.double()
+        self.last_change = -1  # the last step on which a count changed (any sample)
+        # the samples whose counts changed in the last max_delay + 1 steps
+        self.late = torch.zeros(self.N, dtype=torch.bool, device=p.sim.device)
+        self._worst: dict[str, torch.Tensor] = {}
 
     # a node's cumulative output as its consumers see it at step t (its own delay applied), float64
     def seen64(self, tensor: str, t: int, idx: torch.Tensor | None = None) -> torch.Tensor | None:
@@ -316,6 +385,75 @@ class Run:
         ref = next(v for v in xs if v is not None)
         xs = [v if v is not None else torch.zeros_like(ref) for v in xs]
         return OPS[n.op].linear(n, xs, p.p64[n.name])
+
+    def mag64(self, tensor: str, t: int, idx: torch.Tensor) -> torch.Tensor | None:
+        """The map of ``seen64`` applied to magnitudes (|weights| on |inputs|, each input of a merge on its own) for
+        the samples ``idx``: Σ|w·x| per neuron, what float64's rounding of ``seen64`` is proportional to."""
+        p = self.p
+        n = p._producer(tensor)
+        t -= p.s.delay.get(n.name, 0)
+        if t < 0:
+            return None
+        if not n.inputs:
+            k = int(self.input_seen[t])
+            return None if k == 0 else self._x64[idx].abs() * k
+        if n.name in p.sources:
+            c = self.counts[n.name][t]
+            return None if c is None else c[idx].double() * abs(p.sources[n.name].amp)
+        bal = p.s.balance.get(n.name, [0] * len(n.inputs))
+        xs = [self.mag64(i, t - d, idx) for i, d in zip(n.inputs, bal)]
+        if n.name in p.real:  # max over windows of the cumulative input plus bias: monotone, errors pass through
+            x = xs[0] if xs[0] is not None else torch.zeros((len(idx), *p.g.shapes[n.inputs[0]]), dtype=torch.float64,
+                                                            device=p.sim.device)
+            if "bias" in p.p64[n.name]:
+                x = x + p.p64[n.name]["bias"].abs() * float(self.bias_steps(n)[t])
+            return OPS[n.op].forward(n, [x], {})
+        return _abs_linear(n, xs, p.p64[n.name])
+
+    def worst_mag64(self, tensor: str) -> torch.Tensor:
+        """A bound on :meth:`mag64` for every sample and step, shape (1, ...): counts at their cap, the input at its
+        largest magnitude on every input step, biases on for all T steps."""
+        if tensor in self._worst:
+            return self._worst[tensor]
+        p = self.p
+        n = p._producer(tensor)
+        shape = (1, *p.g.shapes[n.output])
+        if not n.inputs:
+            k = int(self.input_seen[-1]) if len(self.input_seen) else 0
+            out = torch.full(shape, float(self._x64.abs().max()) * k if self._x64.numel() else 0.0, dtype=torch.float64,
+                             device=p.sim.device)
+        elif n.name in p.sources:
+            out = torch.full(shape, p.sources[n.name].cap * abs(p.sources[n.name].amp), dtype=torch.float64,
+                             device=p.sim.device)
+        else:
+            xs = [self.worst_mag64(i) for i in n.inputs]
+            if n.name in p.real:
+                x = xs[0] + p.p64[n.name]["bias"].abs() * float(self.T) if "bias" in p.p64[n.name] else xs[0]
+                out = OPS[n.op].forward(n, [x], {})
+            else:
+                out = _abs_linear(n, xs, p.p64[n.name])
+        self._worst[tensor] = out
+        return out
+
+    def float64_bound(self, n: Node, k_const: float) -> tuple[Callable, Callable]:
+        """For sink ``n``: (worst(t), per_sample(t, samples)) bounds on the error of its X_t computed in float64 from
+        the network input or counts (``seen64`` / θ plus the bias constant, ``k_const`` bounding its magnitude): a
+        worst case over samples (shape (1, ...)) and one per neuron for the samples given."""
+        p, theta = self.p, OPS[n.op].firing_threshold(n)
+        g = gamma(p.terms(n.inputs[0]) + 3, U64) * (1 + 1e-6)  # + 3: the division by θ, the constant, its rounding
+        memo: list = []
+
+        def worst(t: int) -> torch.Tensor:  # the same for every step
+            if not memo:
+                memo.append(g * (self.worst_mag64(n.inputs[0]) / theta + k_const))
+            return memo[0]
+
+        def per_sample(t: int, samples: torch.Tensor) -> torch.Tensor:
+            m = self.mag64(n.inputs[0], t, samples)
+            m = (torch.zeros((len(samples), *p.g.shapes[n.inputs[0]]), dtype=torch.float64, device=p.sim.device)
+                 if m is None else m)
+            return g * (m / theta + k_const)
+        return worst, per_sample
 
     def series64(self, tensor: str) -> list:
         """``seen64`` at every step, each distinct value once (steps whose inputs did not change share it)."""
@@ -382,6 +520,9 @@ class Run:
                 series.append(series[-1] if series else None)
                 continue
             stats += torch.stack([mag.double(), d.sum().double()])
+            self.last_change = max(self.last_change, t)
+            if t >= self.T - 1 - p.s.max_delay:  # per sample only at the end: what settling() needs
+                self.late |= d.view(self.N, -1).ne(0).any(1)
             S = new
             series.append(S)
         self.counts[n.name] = series
@@ -428,14 +569,22 @@ class Run:
                 consts[bt] = (c64, c64.float(), float(c64.abs().max()))
             return consts[bt]
 
+        sat, where = p.sat[n.name], [n, 0]  # where: the sink and step a refusal names
+        worst, per_sample = self.float64_bound(n, p.const_mag(n))
+
+        def final(t: int) -> tuple:  # bounds on the error of the float64 values of X_t: worst case, per sample
+            where[1] = t
+            return worst(t), lambda samples: per_sample(t, samples)
+
         if sp.mode == "plain":
             vals = self.series64(n.inputs[0])
             keys = [(id(vals[t]), int(beta[t])) for t in range(T)]
             self.proof["float64 layers"] += 1
 
             def make(t: int) -> torch.Tensor:
-                X = vals[t] / theta if vals[t] is not None else torch.zeros(shape, dtype=torch.float64)
-                return torch.floor(X + const(int(beta[t]))[0]).float()
+                X = vals[t] / theta if vals[t] is not None else torch.zeros(shape, dtype=torch.float64,
+                                                                            device=p.sim.device)
+                return self._decide64(X + const(int(beta[t]))[0], final(t), sat, where)
         elif sp.mode == "input":
             c64 = self.input_map64(n.inputs[0]) / theta
             c32, mag_c = c64.float(), float(c64.abs().max()) if c64.numel() else 0.0
@@ -444,10 +593,13 @@ class Run:
 
             def make(t: int) -> torch.Tensor:
                 k, (k64, k32, kmag) = ks[t], const(int(beta[t]))
+                if not k * mag_c + kmag < F32_SAFE:  # float32 could overflow: this step in float64
+                    return self._decide64(c64 * k + k64, final(t), sat, where)
                 torch.mul(c32, float(k), out=X) if k else X.zero_()
                 X.add_(k32)
-                delta = 3.3 * U32 * (k * mag_c + kmag)
-                return self._certify(X, F, delta, lambda idx: c64[idx] * k + _at(k64, idx), None)
+                # float32's rounding of the float64 map, and that map's own rounding (large only where terms cancel)
+                delta = 3.3 * U32 * (k * mag_c + kmag) + float(final(t)[0].max())
+                return self._certify(X, F, delta, lambda idx: c64[idx] * k + _at(k64, idx), None, sat, final(t), where)
         else:
             srcs = [shift(self.counts[b.src], b.delay) for b in sp.branches]
             keys = [(tuple(id(src[t]) for src in srcs), int(beta[t])) for t in range(T)]
@@ -470,6 +622,8 @@ class Run:
                 X.add_(k32)
                 mag = mag_terms + kmag
                 delta = bound + n_terms * U32 * mag * 1.01
+                # level 1 sums n_terms float64 values, each within the float32 bound of its exact value
+                delta1 = bound + (n_terms + 1) * U64 * mag
 
                 def level1(idx):
                     v = _at(k64, idx)
@@ -483,7 +637,7 @@ class Run:
                                                                           dtype=torch.float64))
                     return X64 + k64
 
-                return self._certify(X, F, delta, level1, (bound + 8 * U64 * mag, level2))
+                return self._certify(X, F, delta, level1, (delta1, level2), sat, final(t), where)
 
         cache: dict = {}
 
@@ -495,10 +649,14 @@ class Run:
             return cache[key]
         return floors
 
-    def _certify(self, X: torch.Tensor, F: torch.Tensor, delta: float, level1: Callable, level2) -> torch.Tensor:
+    def _certify(self, X: torch.Tensor, F: torch.Tensor, delta: float, level1: Callable, level2,
+                 sat: tuple[float, float] | None = None, final: tuple | None = None, where=None) -> torch.Tensor:
         """floor(X) into ``F``, where X (float32) is within ``delta`` of the exact value; decisions closer than that to
         an integer are made again from ``level1`` (float64 values at those indices; ``level2`` = (its bound, the
-        layer in float64 for given samples) where even those are not enough). ``X`` is scratch."""
+        layer in float64 for given samples) where even those are not enough). ``sat``: the range of floor(X) outside
+        which the count step saturates (no decision there is close); ``final``: bounds on the error of the last level's
+        float64 values (:meth:`_refuse_undecided`). ``X`` is scratch."""
+        lo_s, hi_s = sat if sat is not None else (-math.inf, math.inf)
         torch.floor(X, out=F)
         self.proof["decisions"] += X.numel()
         r = X.sub_(F)  # the fractional part, exact: in [0, 1)
@@ -508,25 +666,86 @@ class Run:
         if len(rows) == 0:
             return F
         near = r[rows]
-        sub = ((near < delta) | (near > 1 - delta)).nonzero(as_tuple=True)
+        close = (near < delta) | (near > 1 - delta)
+        if sat is not None:  # X in [F, F + 1): beyond the saturation range by more than delta, no error matters
+            Fr = F[rows]
+            close &= (Fr + 1 > lo_s - delta) & (Fr < hi_s + delta)
+        sub = close.nonzero(as_tuple=True)
+        if len(sub[0]) == 0:
+            return F
         idx = (rows[sub[0]], *sub[1:])
         self.proof["float64 level 1"] += len(idx[0])
         v = level1(idx)
         f = torch.floor(v)
         if level2 is not None:
             delta2, full = level2
-            frac = v - f
-            unsure = (frac < delta2) | (frac > 1 - delta2)
+            unsure = _unsure(v, f, delta2, lo_s, hi_s)
             if bool(unsure.any()):
                 sel = unsure.nonzero(as_tuple=True)[0]
                 samples = torch.unique(idx[0][sel])
                 self.proof["float64 level 2"] += len(sel)
-                exact = torch.floor(full(samples))
                 row_of = torch.full((self.N,), -1, dtype=torch.long)
                 row_of[samples] = torch.arange(len(samples))
-                f[sel] = exact[(row_of[idx[0][sel]], *(k[sel] for k in idx[1:]))]
+                x64 = full(samples)[(row_of[idx[0][sel]], *(k[sel] for k in idx[1:]))]
+                f[sel] = torch.floor(x64)
+                if final is not None:
+                    self._refuse_undecided(x64, tuple(k[sel] for k in idx), final, (lo_s, hi_s), where)
+        elif final is not None:
+            self._refuse_undecided(v, idx, final, (lo_s, hi_s), where)
         F[idx] = f.float()
         return F
+
+    def _decide64(self, X64: torch.Tensor, final: tuple, sat: tuple[float, float], where) -> torch.Tensor:
+        """floor of a whole layer's X_t computed in float64 (float32 integers), checked as the last level of
+        :meth:`_certify` is."""
+        self._refuse_undecided(X64, None, final, sat, where)
+        return torch.floor(X64).float()
+
+    def _refuse_undecided(self, v: torch.Tensor, idx: tuple | None, final: tuple, sat: tuple[float, float],
+                          where) -> None:
+        """Raise where float64 cannot decide: ``v`` (float64 X_t at indices ``idx``, or the whole layer when None)
+        lies within float64's error bound of an integer (in the range where the count step depends on it) and that
+        bound exceeds :data:`TIE`. ``final`` = (worst-case bound, shape (1, ...); per-sample bounds for given samples):
+        the worst case clears nearly all values at once, the per-sample bound (Σ|w·x| of that neuron) the rest."""
+        worst, per_sample = final
+        lo_s, hi_s = sat
+        if idx is None or worst.numel() == 1:
+            w = worst if idx is None else worst.reshape(())
+        else:
+            w = worst.reshape(worst.shape[1:])[idx[1:]]
+        cand = _unsure(v, torch.floor(v), w, lo_s, hi_s)
+        if not bool(cand.any()):
+            return
+        if idx is None:
+            idx = cand.nonzero(as_tuple=True)
+            vals = v[idx]
+            w = w.expand_as(v)[idx]
+        else:
+            sel = cand.nonzero(as_tuple=True)[0]
+            idx, vals = tuple(k[sel] for k in idx), v[sel]
+            w = w.expand_as(cand)[sel]
+        need = (w > TIE) | ~torch.isfinite(vals)  # below TIE a close value is a tie at float64 rounding: kept
+        if not bool(need.any()):
+            return
+        idx, vals = tuple(k[need] for k in idx), vals[need]
+        samples = torch.unique(idx[0])
+        row_of = torch.full((int(samples.max()) + 1,), -1, dtype=torch.long, device=samples.device)
+        row_of[samples] = torch.arange(len(samples), device=samples.device)
+        B = per_sample(samples)[(row_of[idx[0]], *idx[1:])]
+        bad = (_unsure(vals, torch.floor(vals), B, lo_s, hi_s) & (B > TIE)) | ~torch.isfinite(vals) | ~torch.isfinite(B)
+        if not bool(bad.any()):
+            return
+        i = int(bad.nonzero()[0, 0])
+        n, t = where if where is not None else (None, None)
+        syn = self.p.feeding_layer(n) if n is not None else None
+        raise TargetError(
+            f"exact mode cannot decide a spike of this layer: at step {t} its input is {float(vals[i]):.6g} "
+            "thresholds, "
+            f"and float64 computes it only to within ±{float(B[i]):.3g}, which reaches a level boundary (its terms "
+            f"span magnitudes float64 cannot add exactly" + (f": the weights of '{syn}'" if syn else "") + ")",
+            node=None if n is None else n.name, op=None if n is None else n.op,
+            hint="The float64 interpreter and a float32 runtime cannot compute this value either. Rescale the weights "
+                 "(terms about 1e16 or more apart that cancel), or run without --exact")
 
     def _map_distinct(self, b: Branch, src: list) -> dict[int, list[torch.Tensor]]:
         """Each distinct count tensor of ``src`` through the branch: id -> float32 terms (one per weight piece; the
@@ -559,8 +778,9 @@ class Run:
 def run_certified(p: Plan, xin: torch.Tensor, T: int, record: bool,
                   progress: Callable[[int], None] | None = None) -> dict:
     """Run the encoded input ``xin`` for ``T`` steps layer by layer in the count domain. Returns the readout sums
-    (float64) per output node after every step (``record``) or after the last, spike statistics and the proof
-    counts."""
+    (float64) per output node after every step (``record``) or after the last, spike statistics, the proof
+    counts, ``quiescent_at`` and ``unsettled`` (:func:`settling`). Raises TargetError where a decision cannot be made
+    exactly even in float64 (:meth:`Run._refuse_undecided`)."""
     r = Run(p, xin, T)
     sums: dict[str, list] = {}
     order = p.sim.order
@@ -595,7 +815,49 @@ def run_certified(p: Plan, xin: torch.Tensor, T: int, record: bool,
         r.release(i)
         if progress:
             progress(T * (i + 1) // len(order))
-    return {"sums": sums, "stats": r.stats, "proof": r.proof}
+    quiescent_at, unsettled = settling(p, r.last_change, r.late, T)
+    return {"sums": sums, "stats": r.stats, "proof": r.proof, "quiescent_at": quiescent_at, "unsettled": unsettled}
+
+
+def settling(p: Plan, last_change: int, late: torch.Tensor, T: int) -> tuple[int | None, list[int] | None]:
+    """(quiescent_at, unsettled) of a run whose counts last changed at step ``last_change`` (-1: never) and, for the
+    samples in ``late``, within the last ``max_delay + 1`` steps. The step mode's early-stop rule: a run is settled
+    once no count has changed for ``max_delay + 1`` steps after the wake phase (the inputs then no longer change, so
+    no count ever will, and the readout is final: the ANN's). ``quiescent_at``: the step from which every sample is
+    quiet, None if one is not by T; ``unsettled``: the samples that are not (their readout at T is not final).
+    (None, None) without a sleep phase (the IF baseline never settles)."""
+    s = p.s
+    if not s.sleep:
+        return None, None
+    if s.wake_end > T - 1 - s.max_delay:  # input or biases still on too late for any sample to be proved quiet
+        return None, list(range(len(late)))
+    unsettled = [int(i) for i in late.nonzero().reshape(-1)]
+    return (None if unsettled else max(s.wake_end, last_change + 1)), unsettled
+
+
+def _unsure(v: torch.Tensor, f: torch.Tensor, delta, lo: float, hi: float) -> torch.Tensor:
+    """Where values ``v`` (floors ``f``), each within ``delta`` of the exact one, may floor otherwise: close to an
+    integer and not saturated beyond [lo, hi] (:meth:`Run._certify`); a value that is not finite always."""
+    frac = v - f
+    close = (frac < delta) | (frac > 1 - delta)
+    return (close & (f + 1 > lo - delta) & (f < hi + delta)) | ~torch.isfinite(v)
+
+
+def _abs_linear(n: Node, xs: list, p: dict) -> torch.Tensor | None:
+    """The linear part of ``n`` on magnitudes ``xs`` (None: zero) with |params|, each data input on its own (the others
+    zero) and the results' magnitudes summed: a bound on Σ|w·x| per output, a difference of inputs included."""
+    live = [i for i, x in enumerate(xs) if x is not None]
+    if not live:
+        return None
+    op, pa = OPS[n.op], {k: v.abs() for k, v in p.items()}
+    if len(xs) == 1:
+        return op.linear(n, xs, pa).abs()
+    out = None
+    for i in live:
+        parts = [x if j == i else torch.zeros_like(xs[i] if x is None else x) for j, x in enumerate(xs)]
+        y = op.linear(n, parts, pa).abs()
+        out = y if out is None else out + y
+    return out
 
 
 def _at(const: torch.Tensor, idx: tuple) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import OPS, op_of, tensors
+from neurocompile.ops import OPS, is_level_neuron, op_of, tensors
 from neurocompile.passes.lower_to_blocks import lowered, sink_ends
 from neurocompile.targets import SimResult, per_step_input
 
@@ -119,6 +119,11 @@ class ReferenceSimulator:
         self.certified = bool(exact) and not fixed and dtype == "float64"
         self._plans: dict[int, object] = {}
         self.proof: dict[str, int] | None = None  # the last certified run's decision counts
+        # the samples of the last run still spiking at its end (their readout is not final yet); None: not known
+        self.unsettled: list[int] | None = None
+        # a CIF network settles (its readout becomes the ANN's); an LIF student runs its T steps, the IF baseline never
+        self.settles = bool(graph.schedule.sleep) and any(is_level_neuron(n) and OPS[n.op].sleep_phase
+                                                          for n in graph.nodes.values())
         self.order = graph.topo()
         self.params = {n.name: tensors(n, self.dtype, self.device) for n in self.order}
         prod = graph.producers()
@@ -154,7 +159,10 @@ class ReferenceSimulator:
         :data:`F64_CPU_BATCH` by default). ``multi_step`` runs
         layer by layer over all steps (targets/reference/multistep.py: batched convolutions over time; no early
         stop). ``x`` of shape (N, *input shape) is held on every input step (direct encoding); (N, T_x, *input shape)
-        gives the input of each step (spiking input), zeros after T_x (T_x <= ``steps``)."""
+        gives the input of each step (spiking input), zeros after T_x (T_x <= ``steps``).
+        Every run leaves in ``self.unsettled`` the samples that have not settled by its last step (:meth:`_settling`;
+        None where that is not known: multi-step runs, and networks without a sleep phase)."""
+        self.unsettled = None
         per_step = self._per_step_input(x, steps)
         certified = (self.certified and not early_stop and not record_layers and not per_step
                      and self._plan(steps) is not None)
@@ -191,9 +199,11 @@ class ReferenceSimulator:
                                           if record_layers else None)
         quiet_since, quiescent_at, t_done = None, None, T
         out_shape = (N, *g.shapes[g.outputs[0]])
+        late = torch.zeros(N, dtype=torch.bool, device=self.device)  # samples active in the last max_delay + 1 steps
         for t in range(T):
             vals: dict[str, torch.Tensor] = {}
             check = early_stop and s.sleep and t >= s.wake_end
+            tail = self.settles and t >= T - 1 - s.max_delay  # per sample only at the end: what _settling needs
             active = False
             for n in self.order:
                 if not n.inputs:  # the input
@@ -210,6 +220,8 @@ class ReferenceSimulator:
                         layers[n.name].append((y / OPS[n.op].spike_amplitude(n)).to(torch.float32).cpu())
                     if check and not active and OPS[n.op].stateful:
                         active = not is_silent(y)
+                    if tail and OPS[n.op].stateful and not is_silent(y):
+                        late |= y.reshape(N, -1).ne(0).any(1)
                 if n.name in delays:
                     y = delays[n.name](y)
                 vals[n.name] = y
@@ -224,6 +236,7 @@ class ReferenceSimulator:
                 if quiet_since is not None and t - quiet_since >= s.max_delay:
                     quiescent_at, t_done = quiet_since, t + 1
                     break
+        self.unsettled = [] if quiescent_at is not None else self._settling(late, T)
         if record and t_done < T:
             per_step += [per_step[-1]] * (T - t_done)
         if layers is not None:  # quiescent steps send nothing: pad with zeros, then count up
@@ -290,7 +303,7 @@ class ReferenceSimulator:
         xin = s.encode_input(torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
                                              dtype=torch.float64, device=self.device))
         out = run_certified(self._plan(T), xin, T, record, progress)
-        self.proof = out["proof"]
+        self.proof, self.unsettled = out["proof"], out["unsettled"]
         scale = s.t_wake * s.readout_scale
         counts = {k: v * OPS[g.nodes[k].op].spike_amplitude(g.nodes[k]) for k, v in out["stats"].items()}
         first = out["sums"][self.out_names[0]]
@@ -298,13 +311,14 @@ class ReferenceSimulator:
                                   for t_, o in zip(self.out_tensors, self.out_names)},
                          steps=T, t_wake=s.t_wake, precision=CERTIFIED_PRECISION,
                          per_step=np.stack([(a / scale).cpu().numpy() for a in first]) if record else None,
-                         spikes=self._spike_counts(counts), quiescent_at=None, layers=None, membranes=None)
+                         spikes=self._spike_counts(counts), quiescent_at=out["quiescent_at"], layers=None,
+                         membranes=None)
 
     def _run_in_batches(self, x, steps, early_stop, record, progress, record_layers, batch: int,
                         multi_step: bool = False) -> SimResult:
         chunks = chunk_bounds(len(x), batch)
         T = int(steps if steps is not None else self.sched.steps)
-        parts, proof = [], {}
+        parts, proof, unsettled = [], {}, []
         for k, (i, j) in enumerate(chunks):  # progress in steps of the whole run: chunk k's step t is (k*T + t)/chunks
             tick = None if progress is None else (lambda t, k=k: progress((k * T + t) // len(chunks)))
             self.proof = None
@@ -312,9 +326,11 @@ class ReferenceSimulator:
                                   multi_step=multi_step))
             for key, v in (self.proof or {}).items():  # the decision counts of the whole run
                 proof[key] = proof.get(key, 0) + v
+            unsettled = None if unsettled is None or self.unsettled is None else unsettled + [i + k_ for k_ in
+                                                                                              self.unsettled]
             if progress is not None:  # an early-stopped chunk is done with all its steps
                 progress(((k + 1) * T) // len(chunks))
-        self.proof = proof or None
+        self.proof, self.unsettled = proof or None, unsettled
         quiet = [p.quiescent_at for p in parts]
         return SimResult(
             outputs={t: np.concatenate([p.outputs[t] for p in parts]) for t in parts[0].outputs}, steps=T,
@@ -325,6 +341,19 @@ class ReferenceSimulator:
             if record_layers else None,
             membranes={k: np.concatenate([p.membranes[k] for p in parts]) for k in parts[0].membranes}
             if record_layers else None)
+
+    def _settling(self, late: torch.Tensor, T: int) -> list[int] | None:
+        """The samples of a ``T``-step run that have not settled: those active (a stateful node's output not zero) in
+        its last ``max_delay + 1`` steps (``late``), all of them if the wake phase reaches into those steps; None for
+        a network that does not settle (the IF baseline, an LIF student). The early-stop rule per sample, and the
+        count domain's (certified.settling): a sample quiet that long after its wake phase has no spike in flight and
+        no input left, so nothing in it changes again and its readout is final."""
+        s = self.sched
+        if not self.settles:
+            return None
+        if s.wake_end > T - 1 - s.max_delay:
+            return list(range(len(late)))
+        return [int(i) for i in late.nonzero().reshape(-1)]
 
     # ------------------------------------------------------------------------------------
     def _step(self, n: Node, xs: list[torch.Tensor], t: int, state: dict, cache: dict, counts: dict):
