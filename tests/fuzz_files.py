@@ -1281,6 +1281,9 @@ def lif_reference(node: dict, x: np.ndarray, steps: int, argv: list[str]) -> tup
     return total / steps, margin
 
 
+_TIME_CONSTANTS = ("tau", "tau_syn", "tau_mem")
+
+
 def _nonfinite_params(node: dict) -> list[str]:
     """Where the file holds NaN or inf in a number (a parameter, a shape, neurocompile's extension record), leaving
     out the plain metadata datasets beside the record (labels for other tools, which neurocompile does not read)."""
@@ -1295,6 +1298,8 @@ def _nonfinite_params(node: dict) -> list[str]:
                     walk(v, f"{path}{k}/")
             elif isinstance(v, (np.ndarray, np.generic, float)) and np.asarray(v).dtype.kind in "fc" and \
                     not np.all(np.isfinite(v)):
+                if k in _TIME_CONSTANTS and not np.isnan(v).any() and np.all(np.asarray(v) > 0):
+                    continue  # +inf: a neuron without leak (snnTorch's beta = 1), the product's documented rule
                 bad.append(f"{path}{k}")
             elif k == "neurocompile" and isinstance(v, str) and any(w in v for w in ("NaN", "Infinity")):
                 bad.append(f"{path}{k}")

@@ -372,6 +372,9 @@ def _edit_casc(casc_file, tmp_path, node, field, value):
     ("2_Floor.amplitude", "scale", np.full((16, 8, 8), 3.0, np.float32), ["amplitude Scale holds 3.0"]),
     # the gated bias branch's own (zero) bias field
     ("3_Conv.bias", "bias", np.full(32, np.inf, np.float32), ["gated bias's bias holds inf"]),
+    # a wake gate Input (dropped on import) with a NaN / -inf shape: accepted (fuzz_cli --kind nir, seed 1)
+    ("wake_1x8x8", "shape", np.array([1.0, np.nan, 8.0]), ["wake gate's", "holds NaN"]),
+    ("wake_1", "shape", np.array([-np.inf]), ["wake gate's", "holds -inf"]),
 ])
 def test_a_field_the_record_supersedes_is_still_checked(casc_file, tmp_path, capsys, node, field, value, words):
     path, x = _edit_casc(casc_file, tmp_path, node, field, value)

@@ -394,7 +394,8 @@ class _Importer:
                 continue
             info = _ext_doc(getattr(node, "metadata", None) or {}, k, self.types[k])
             role = info.get("role")
-            if role == "gate":
+            if role == "gate":  # dropped, but still part of the file: NaN in its shape is damage all the same
+                _check_fields(k, self.types[k], node, "its wake gate's ")
                 drop.add(k)
             elif role == "bias":
                 of = str(info.get("of"))
@@ -1168,6 +1169,8 @@ def _extension_doc(graph: Any) -> dict:
         doc[key] = int(v)
     if doc.get("t_wake") is not None and doc.get("steps") is not None and doc["t_wake"] > doc["steps"]:
         raise bad("t_wake", f"more wake steps than the {doc['steps']} steps of the run")
+    if "readout" in doc and not isinstance(doc["readout"], str):  # a description, never read: a number is damage
+        raise bad("readout", "expected the exporter's text describing the readout")
     return doc
 
 
@@ -1245,7 +1248,10 @@ def _check_fields(k: str, typ: str, node: Any, what: str = "") -> None:
     """Every numeric field of a NIR node holds finite numbers, whether or not the importer uses it (a field the
     extension's record supersedes is still part of the file: NaN there is damage), except +inf where it means
     something (:data:`_INF_OK`). ModelLoadError naming the field."""
-    fields = vars(node) if hasattr(node, "__dict__") else {}
+    fields = dict(vars(node)) if hasattr(node, "__dict__") else {}  # a copy: the port shapes are added below
+    for field, types in list(fields.items()):  # input_type / output_type: {port: shape}, shapes of finite numbers
+        if field != "metadata" and isinstance(types, dict):
+            fields.update({f"{field}[{port!r}]": v for port, v in types.items() if not isinstance(v, (str, bytes))})
     for field, v in fields.items():
         if field == "metadata" or v is None or isinstance(v, (str, bytes, dict)):
             continue

@@ -398,5 +398,10 @@ class ReferenceSimulator:
         for k, v in counts.items():
             n = self.g.nodes[k]
             total, net = (float(x) / OPS[n.op].spike_amplitude(n) for x in v.cpu())
+            if not (np.isfinite(total) and np.isfinite(net)):  # inf - inf in a membrane: float32 overflowed
+                precision = str(self.dtype).replace("torch.", "")
+                raise TargetError(f"the {precision} simulation overflowed: the layer's spike counts are not finite "
+                                  "numbers", node=k, op=n.op, hint="The inputs are beyond the range the network can "
+                                  "represent: scale them to the range it was trained on")
             out[k] = {"pos": int(round((total + net) / 2)), "neg": int(round((total - net) / 2))}
         return out
