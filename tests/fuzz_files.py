@@ -701,6 +701,16 @@ def n_swap_type(draw, c: _Nir) -> str:
     return f"swap type: '{k}' {old} -> {new}"
 
 
+def _mutate_field(draw, d: dict, k: str) -> str:
+    """Replace ``d[k]`` by a drawn value (:func:`_field_value`), or remove it; returns how."""
+    v, how = _field_value(draw, d[k])
+    if v is None:
+        del d[k]
+    else:
+        d[k] = v
+    return how
+
+
 def _field_value(draw, v: np.ndarray) -> tuple[object, str]:
     a = np.asarray(v)
     how = draw(st.sampled_from(["nan", "inf", "-inf", "zero", "negative", "huge", "tiny", "wrong-shape", "add-axis",
@@ -786,12 +796,7 @@ def n_metadata(draw, c: _Nir) -> str:
         return f"metadata: graph {k}={v!r}"
     if where == "graph-plain":
         k = draw(st.sampled_from(["dt", "steps", "t_wake"]))
-        v, how = _field_value(draw, meta[k])
-        if v is None:
-            del meta[k]
-        else:
-            meta[k] = v
-        return f"metadata: graph dataset {k} {how}"
+        return f"metadata: graph dataset {k} {_mutate_field(draw, meta, k)}"
     if where == "invalid-json":
         k = draw(st.sampled_from(["(graph)"] + sorted(c.nodes)))
         m = meta if k == "(graph)" else c.nodes[k].setdefault("metadata", {})
@@ -801,12 +806,7 @@ def n_metadata(draw, c: _Nir) -> str:
     m = c.nodes[k]["metadata"]
     if where == "node-plain" and any(f in m for f in ("levels", "threshold")):
         f = draw(st.sampled_from([f for f in ("levels", "threshold") if f in m]))
-        v, how = _field_value(draw, m[f])
-        if v is None:
-            del m[f]
-        else:
-            m[f] = v
-        return f"metadata: '{k}' dataset {f} {how}"
+        return f"metadata: '{k}' dataset {f} {_mutate_field(draw, m, f)}"
     doc = json.loads(m["neurocompile"])
     if "attrs" in doc and draw(st.integers(0, 3)):
         a = draw(st.sampled_from(sorted(doc["attrs"])))
