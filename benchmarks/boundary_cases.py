@@ -19,7 +19,8 @@ import onnxruntime as ort
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from neurocompile import api, boundary  # noqa: E402
+from neurocompile import api  # noqa: E402
+from neurocompile.analysis import boundary
 from tests import models  # noqa: E402
 
 

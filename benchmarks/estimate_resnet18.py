@@ -1,7 +1,7 @@
 """Loihi 2 resource and energy estimate of the CIFAR ResNet-18 (3x32x32, widths 64..512, generated weights,
 CQReLU with L levels) converted to a CIF SNN: per layer neurons, synapses, memory, fan-in, axons and cores,
 spikes and synaptic operations per inference from the reference simulator on a few random images, the
-energy they imply, and the ANN's MACs beside them (neurocompile.estimate).
+energy they imply, and the ANN's MACs beside them (neurocompile.analysis.estimate).
 
     .venv/bin/python benchmarks/estimate_resnet18.py [--samples 4] [--levels 4] [--json out.json]
 """
@@ -13,7 +13,7 @@ import numpy as np
 from _common import export_tmp, machine, models
 
 from neurocompile import api
-from neurocompile.estimate import estimate
+from neurocompile.analysis.estimate import estimate
 
 
 def main() -> None:

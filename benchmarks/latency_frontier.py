@@ -13,7 +13,8 @@ import os
 import numpy as np
 from _common import ROOT, machine, table
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 
 
 def first_exact_step(snn, x, ann, steps: int) -> int:

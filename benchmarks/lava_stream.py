@@ -42,7 +42,7 @@ def main() -> None:
         whole = time.perf_counter() - t0
         ref = api.simulate(snn, x, record=False, exact=True).output
         err = np.abs(res.output - ref).max() / np.abs(ref).max()
-        rows.append([name, f"{len(snn.nodes)}", f"{snn.schedule['steps']}", f"{len(x)}", f"{exe.build_seconds:.2f}",
+        rows.append([name, f"{len(snn.nodes)}", f"{snn.schedule.steps}", f"{len(x)}", f"{exe.build_seconds:.2f}",
                      f"{exe.run_seconds:.2f}", f"{exe.run_seconds / len(x) * 1e3:.1f}", f"{whole / len(x) * 1e3:.1f}",
                      f"{err:.1e}"])
     print(f"machine: {machine()}")

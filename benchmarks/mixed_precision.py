@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from _common import ROOT, machine, table
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 from neurocompile.targets.reference import simulator
 
 sys.path.insert(0, os.path.join(ROOT, "examples"))

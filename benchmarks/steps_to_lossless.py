@@ -10,7 +10,8 @@ import os
 import numpy as np
 from _common import ROOT, export_tmp, machine, models, table
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 
 MODELS = {
     "mlp (3 layers)": (models.mlp, {}),
@@ -57,16 +58,16 @@ def main() -> None:
             for delay in (0, 1):
                 snn = api.convert(g, neuron=neuron, gamma=gamma, synapse_delay=delay, steps=4 * L)
                 s = snn.schedule
-                T = 4 * L + (max(s["arrival"].values(), default=0) + delay if delay else 0)
+                T = 4 * L + (max(s.arrival.values(), default=0) + delay if delay else 0)
                 if neuron == "if":
                     snn = api.convert(g, neuron=neuron, synapse_delay=delay, steps=T)
                 res = api.simulate(snn, x, steps=T, exact=True)
                 first, err = first_lossless(res.per_step, ann)
                 cells.append(str(first) if first else f"never (err {err:.1e} @T={T})")
-                default_T = api.convert(g, neuron=neuron, gamma=gamma, synapse_delay=delay).schedule["steps"]
+                default_T = api.convert(g, neuron=neuron, gamma=gamma, synapse_delay=delay).schedule.steps
                 cells.append(str(default_T))
                 late += bool(first is not None and neuron == "cif" and default_T < first)
-            rows.append([name, L, s["depth"], label, *cells])
+            rows.append([name, L, s.depth, label, *cells])
     print(f"machine: {machine()}; batch {a.batch} inputs (uniform [0,1), test images for the trained twin); lossless = rel. logit error <= 1e-9 (float64)")
     print(table(rows, ["model", "L", "depth", "neuron", "first lossless (no delay)", "default T",
                        "first lossless (delay 1/layer)", "default T"]))

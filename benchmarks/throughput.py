@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from _common import ROOT, export_tmp, machine, models, table
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from _common import ROOT, export_tmp, machine, models, table
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 
 EXAMPLES = os.path.join(ROOT, "examples")
 if EXAMPLES not in sys.path:
@@ -228,7 +229,7 @@ def part_accuracy(a, ctx) -> None:
     nc, _ = nc_row(api.convert(api.load(ctx["cqrelu_onnx"]), steps=Tmax), "nc CIF")
     nc_cal, _ = nc_row(api.convert(api.load(ctx["relu_onnx"]), calibration=ctx["calib"], percentile=99.9,
                                    steps=Tmax), "nc calibrated")
-    settle = api.convert(api.load(ctx["cqrelu_onnx"])).schedule["steps"]
+    settle = api.convert(api.load(ctx["cqrelu_onnx"])).schedule.steps
 
     def agree(p, q):
         return pct(float((np.asarray(p).argmax(1) == np.asarray(q).argmax(1)).mean()))

@@ -33,7 +33,8 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 import datasets  # noqa: E402  (examples/datasets.py)
 
-from neurocompile import api, interpreter  # noqa: E402
+from neurocompile import api  # noqa: E402
+from neurocompile.ir import interpreter
 from neurocompile.torch import CQReLU, export_onnx  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
@@ -149,7 +150,7 @@ def _main(a) -> dict:
         "ann_source": source,
         "ann_torch_acc": _acc(torch_logits, yte),
         "ann_acc": _acc(ann, yte),
-        "snn_samples": n, "steps": int(snn.schedule["steps"]),
+        "snn_samples": n, "steps": int(snn.schedule.steps),
         "ann_acc_on_snn_samples": _acc(ann[:n], yte[:n]),
         "snn_acc": _acc(snn_out, yte[:n]),
         "argmax_agreement": cmp["argmax_agreement"], "exact_samples": exact,

@@ -212,7 +212,7 @@ def _main(a) -> dict:
                     f"{key}_torch_acc": _acc(torch_out[:m], yte[:m]),
                     f"{key}_argmax_agreement": cmp["argmax_agreement"], f"{key}_max_abs_error": cmp["max_abs_error"],
                     f"{key}_exact_samples": exact, f"{key}_s": time.perf_counter() - t})
-        say(f"SNN compiled ({target}, T={snn.schedule['steps']}): test accuracy {100 * res[f'{key}_acc']:.2f} % on {m} "
+        say(f"SNN compiled ({target}, T={snn.schedule.steps}): test accuracy {100 * res[f'{key}_acc']:.2f} % on {m} "
             f"images (PyTorch student on them {100 * res[f'{key}_torch_acc']:.2f} %)")
         say(f"    vs the PyTorch student: argmax agreement {100 * cmp['argmax_agreement']:.1f} %, logits equal on "
             f"{exact}/{m} images, max |logit error| {cmp['max_abs_error']:.2e}; {res[f'{key}_s']:.1f} s")

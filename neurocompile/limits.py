@@ -15,7 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from neurocompile.errors import ConversionError
-from neurocompile.ops import OPS
+from neurocompile.ir.ops import OPS
 
 MAX_LEVELS = 4096          # quantization levels L (= wake steps T_wake of a CIF network)
 MAX_GAMMA = MAX_LEVELS     # spikes per step of graded CIF: more than L can never be emitted in one step
@@ -54,7 +54,7 @@ MAX_RUN_BYTES = _machine_memory() // 4
 READOUT_BYTES = 16  # per readout value and step: float64, held twice (the per-step list and its stacked copy)
 RECORD_BYTES = 24   # per spiking neuron and step with layer records (record_layers): float32 counts held up to
                     # three times (per-step list, stack, cumulative sum; a chunked run's concatenation) and what
-                    # their readers derive from them (neurocompile.estimate's differences and replays: ~23 measured)
+                    # their readers derive from them (neurocompile.analysis.estimate's differences and replays: ~23 measured)
 
 
 def check_options(*, steps: int | None = None, levels: int | None = None, gamma: int = 1,

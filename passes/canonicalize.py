@@ -5,10 +5,9 @@ import math
 
 import numpy as np
 
-from neurocompile import ops
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import op_of
+from neurocompile.ir.ops import Group, op_of
 
 
 def canonicalize(g: Graph) -> Graph:
@@ -26,13 +25,10 @@ def canonicalize(g: Graph) -> Graph:
     for node in list(g.topo()):
         if node.name not in g.nodes:  # removed with a straight-through pair
             continue
-        if op_of(node).role == "identity":
+        if node.op in Group.IDENTITY:
             _bypass(g, node)
-            continue
-        for cls in type(op_of(node)).__mro__:
-            if cls in RULES:
-                RULES[cls](g, node)
-                break
+        elif node.op in RULES:
+            RULES[node.op](g, node)
     return g
 
 
@@ -49,11 +45,12 @@ def _clip(g: Graph, node: Node) -> None:
 
 
 def _gemm(g: Graph, node: Node) -> None:
-    b = node.params["B"].T if node.attrs.get("transB", 0) else node.params["B"]
-    w = float(node.attrs.get("alpha", 1.0)) * b.T
+    op = op_of(node)
+    b = node.params["B"].T if op.attr(node, "transB") else node.params["B"]
+    w = float(op.attr(node, "alpha")) * b.T
     params = {"weight": w.astype(np.float32)}
     if "C" in node.params:
-        params["bias"] = _vector(float(node.attrs.get("beta", 1.0)) * node.params["C"], w.shape[0], node)
+        params["bias"] = _vector(float(op.attr(node, "beta")) * node.params["C"], w.shape[0], node)
     _replace(g, node, "Dense", params)
 
 
@@ -64,22 +61,21 @@ def _matmul(g: Graph, node: Node) -> None:
     params = {"weight": np.ascontiguousarray(node.params["B"].T)}
     readers = g.consumers()[node.output]
     add = readers[0] if len(readers) == 1 else None
-    if (add is not None and isinstance(op_of(add), ops.Add) and "const" in add.params and len(add.inputs) == 1
+    if (add is not None and add.op == "Add" and "const" in add.params and len(add.inputs) == 1
             and node.output not in g.outputs and _fits(add.params["const"], params["weight"].shape[0])):
         params["bias"] = _vector(add.params["const"], params["weight"].shape[0], add)
         _bypass(g, add)
     _replace(g, node, "Dense", params)
 
 
-def _collapse_straight_through(g: Graph, node: Node) -> None:
+def _collapse_straight_through(g: Graph, node: Node, is_add: bool) -> None:
     """``c + (q - c)`` or ``(q - c) + c`` or ``c - (c - q)`` -> ``q`` when the inner Sub has no other reader."""
     if len(node.inputs) != 2 or node.params:
         return
     prod, readers = g.producers(), g.consumers()
-    is_add = isinstance(op_of(node), ops.Add)
     for i in (1, 0) if is_add else (1,):
         inner, outer = prod.get(node.inputs[i]), node.inputs[1 - i]
-        if (inner is None or not isinstance(op_of(inner), ops.Sub) or len(inner.inputs) != 2 or inner.params
+        if (inner is None or inner.op != "Sub" or len(inner.inputs) != 2 or inner.params
                 or len(readers[inner.output]) != 1 or inner.output in g.outputs):
             continue
         q = inner.inputs[0] if is_add else inner.inputs[1]
@@ -90,6 +86,14 @@ def _collapse_straight_through(g: Graph, node: Node) -> None:
             g.remove(inner.name)
             g.rename_tensor(out, q)
             return
+
+
+def _collapse_add(g: Graph, node: Node) -> None:
+    _collapse_straight_through(g, node, is_add=True)
+
+
+def _collapse_sub(g: Graph, node: Node) -> None:
+    _collapse_straight_through(g, node, is_add=False)
 
 
 def _bypass(g: Graph, node: Node) -> None:
@@ -114,6 +118,5 @@ def _vector(c: np.ndarray, n: int, node: Node) -> np.ndarray:
     return np.broadcast_to(np.asarray(c, dtype=np.float32).reshape(-1), (n,)).copy()
 
 
-# op class -> its rewrite (looked up along the class hierarchy); ops of role "identity" are removed
-RULES = {ops.Clip: _clip, ops.Gemm: _gemm, ops.MatMul: _matmul, ops.Add: _collapse_straight_through,
-         ops.Sub: _collapse_straight_through}
+# op name -> its rewrite (this pass's own pattern matching); the ops of Group.IDENTITY are removed
+RULES = {"Clip": _clip, "Gemm": _gemm, "MatMul": _matmul, "Add": _collapse_add, "Sub": _collapse_sub}

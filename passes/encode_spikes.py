@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph
-from neurocompile.ops import op_of, refuse_no_spiking_form
+from neurocompile.ir.ops import Group, op_of, refuse_no_spiking_form
 
 NEURONS = ("cif", "if")
 
@@ -34,9 +34,9 @@ def encode_spikes(g: Graph, neuron: str = "cif", gamma: int = 1, t_wake: int | N
                 node.attrs["gamma"] = int(gamma)
                 if t_wake is not None and int(t_wake) != node.attrs["levels"]:
                     node.attrs["rate"] = _rate(node, int(t_wake))
-        elif op.role == "maxpool":
+        elif node.op in Group.MAXPOOL:
             node.op = "InhibitionMaxPool"
-        elif op.role == "activation":
+        elif node.op in Group.ACTIVATION:
             raise ConversionError("activation left after threshold normalization", node=node.name, op=node.op,
                                   hint="Run recognize_cqrelu and normalize_thresholds first")
     g.meta["neuron"] = neuron
@@ -60,6 +60,6 @@ def step_max_pools(g: Graph) -> Graph:
     Invariant: every step computes what the student computes on that step (a pool has no ANN meaning to keep here).
     """
     for node in g.topo():
-        if op_of(node).role == "maxpool":
+        if node.op in Group.MAXPOOL:
             node.op = "StepMaxPool"
     return g

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import torch
 
-from neurocompile import interpreter
+from neurocompile.ir import interpreter
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph
-from neurocompile.ops import op_of
+from neurocompile.ir.ops import op_of
 
 
 def plain_activations(g: Graph) -> list[str]:

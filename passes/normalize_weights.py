@@ -5,7 +5,7 @@ import numpy as np
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import op_of
+from neurocompile.ir.ops import op_of
 
 
 def normalize_weights(g: Graph) -> Graph:

@@ -15,17 +15,14 @@ import numpy as np
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import LIF, MaxPool, NoWeightMap, Readout, is_level_neuron, op_of
-from neurocompile.passes.lower_to_blocks import blocks, lowered
+from neurocompile.ir.ops import OPS, Group, NoWeightMap, is_level_neuron, op_of
+from neurocompile.passes.blocks import blocks
+from neurocompile.passes.lower_to_blocks import lowered
+from neurocompile.targets.loihi2.spec import (BIAS_MANT_MAX, DECAY_UNITY, LIF_SHIFT, LIF_VTH_MAX, READOUT_BITS,
+                                              STATE_BITS, STATE_MAX, WEIGHT_EXP_MAX, WEIGHT_MAX)
 
-WEIGHT_MAX = 254      # 8-bit mantissa; lava's Dense truncates the LSB of mixed-sign weights: even values in [-256, 254]
-WEIGHT_EXP_MAX = 7    # Loihi's per-layer weight exponent: -8..7 (larger blocks are rescaled)
-STATE_BITS = 24       # Loihi 2 membrane / current width (signed)
-STATE_MAX = 2 ** (STATE_BITS - 1)
-LIF_VTH_MAX = 2 ** 17 - 1  # Lava's bit-accurate LIF: 17-bit threshold mantissa, compared as vth << 6
-LIF_SHIFT = 6              # ... and its input current enters the state as a_in << 6
-DECAY_UNITY = 4096         # 12-bit decays: v <- v * (4096 - dv) >> 12
-BIAS_MANT_MAX = 2 ** 12 - 1  # ... and a 13-bit signed bias mantissa (netx applies it with exponent 6: b << 6)
+# the neurons with an integer form, Lava's bit-accurate LIF: those whose op takes its 12-bit decay ``dv``
+FIXED_POINT_LIF = frozenset(name for name, op in OPS.items() if "dv" in op.attrs)
 
 
 @dataclass
@@ -54,7 +51,7 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
     gets threshold round(θ U) and sends spikes of amplitude 1 (its output unit is U / θ_int: spike counts, so
     units never compound with depth); an LIF neuron gets Lava's bit-accurate parameters (vth = round(θ U),
     dv = round(4096 (1 - β)); binary spikes, unit 1); an inhibition pool keeps U; a readout divides by U
-    (``schedule['readout_scale']``). Sink biases become round(b U).
+    (``schedule.readout_scale``). Sink biases become round(b U).
     The worst-case current of every step and every state over the schedule's T steps are bounded below
     2**23: where they would not be, U is halved (reported as ``rescaled``) or, when an identity gain cannot
     halve, the conversion is refused.
@@ -70,7 +67,7 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
                               f"{op_of(short).rate(short)} per wake step (a short wake phase), whose threshold "
                               "theta / rate has no integer form yet", node=short.name, op=short.op,
                               hint="Convert with T_wake = L (drop --t-wake / --latency) for fixed point")
-    varying = next((n for n in g.topo() if isinstance(op_of(n), LIF) and op_of(n).varying(n)), None)
+    varying = next((n for n in g.topo() if n.op in FIXED_POINT_LIF and op_of(n).varying(n)), None)
     if varying is not None:  # (CubaLIF and LI have no integer form at all: refused below)
         keys = op_of(varying).varying(varying)
         raise ConversionError(f"this layer's {' and '.join(keys)} {'differs' if len(keys) == 1 else 'differ'} from "
@@ -81,12 +78,12 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
     q = _Quantizer(g, float(input_scale))
     for blk in blocks(g):
         q.block(g.nodes[blk.sink])
-    units = {q.unit[n.output] for n in g.topo() if isinstance(op_of(n), Readout)}
+    units = {q.unit[n.output] for n in g.topo() if n.op in Group.READOUT}
     if len(units) > 1:
         raise ConversionError(f"the graph outputs reach fixed point in different units ({sorted(units)}): one "
                               "readout scale serves them all", hint="Convert a single-output graph for fixed point")
-    g.schedule["input_scale"] = float(input_scale)
-    g.schedule["readout_scale"] = float(units.pop())
+    g.schedule.input_scale = float(input_scale)
+    g.schedule.readout_scale = float(units.pop())
     g.meta["fixed_point"] = True
     g.meta["fixed_point_report"] = [asdict(r) for r in q.report]
     return g
@@ -179,7 +176,7 @@ class _Quantizer:
             exps = [weights[b.node.name][1] for b in branches if b.node is not None]
             if why is None and max(exps, default=0) > WEIGHT_EXP_MAX:
                 why = f"a weight exponent of {max(exps)} would pass Loihi's {WEIGHT_EXP_MAX}"
-            if why is None and b_int is not None and isinstance(op_of(sink), LIF) and np.abs(b_int).max() > BIAS_MANT_MAX:
+            if why is None and b_int is not None and sink.op in FIXED_POINT_LIF and np.abs(b_int).max() > BIAS_MANT_MAX:
                 why = f"the bias {np.abs(b_int).max():.0f} would pass the 13-bit mantissa of Lava's LIF bias"
             if why is None:
                 break
@@ -361,7 +358,8 @@ class _Quantizer:
         op, step = op_of(sink), _peak(current.step)
         if step >= STATE_MAX:
             return f"a step's input current could reach {step:.3g}"
-        if isinstance(op, LIF):  # u = a_in << 6 (wraps past 24 bits); v = β v + u, below vth << 6 unless it spikes
+        # u = a_in << 6 (wraps past 24 bits); v = β v + u, below vth << 6 unless it spikes
+        if sink.op in FIXED_POINT_LIF:
             beta_real, theta_real = float(op.attr(sink, "beta")), float(sink.attrs["threshold"])
             if not 0.0 < beta_real <= 1.0 or theta_real <= 0.0:
                 raise ConversionError(f"Lava's LIF needs 0 < beta <= 1 (a 12-bit decay) and a positive threshold; this "
@@ -385,7 +383,7 @@ class _Quantizer:
         elif op.stateful:  # an inhibition pool's accumulators: one window input's total minus another's
             m = current.total[1] - current.total[0]
         else:  # the readout's running sum (Lava keeps it in int32)
-            m = _peak(current.total) / 2 ** 8
+            m = _peak(current.total) / 2 ** (READOUT_BITS - STATE_BITS)
         if m >= STATE_MAX:
             return f"the state could reach {m:.3g} in a sample"
         return None
@@ -402,21 +400,21 @@ class _Quantizer:
                 if not float(shift * theta).is_integer():
                     raise ConversionError(f"shift {shift} has no integer pre-charge", node=sink.name, op=sink.op)
             sink.attrs["threshold"], sink.attrs["amplitude"] = theta, 1.0
-            gamma = float(op.attr(sink, "gamma") or 1)
+            gamma = float(op.spikes_per_step(sink))
             self.unit[out] = U / theta
             if op.sleep_phase:  # signed spikes, net count in [0, t_wake]
                 self.bound[out] = _Range((-gamma, gamma), (0.0, float(self.t_wake)))
             else:  # IF: at most one spike per step
                 self.bound[out] = _Range((0.0, 1.0), (0.0, float(self.steps)))
             note = f"threshold {theta:g} (error {abs(theta - theta_real * U) / (theta_real * U):.2%})"
-        elif isinstance(op, LIF):
+        elif sink.op in FIXED_POINT_LIF:
             vth = max(1.0, float(np.round(float(sink.attrs["threshold"]) * U)))
             dv = self._dv(sink)
             beta = float(op.attr(sink, "beta"))
             sink.attrs["threshold"], sink.attrs["dv"] = vth, int(dv)
             self.unit[out], self.bound[out] = 1.0, _Range((0.0, 1.0), (0.0, float(self.steps)))  # binary spikes
             note = f"vth {vth:g}, dv {dv}" + ("" if dv == DECAY_UNITY * (1 - beta) else f" (beta {beta} rounded)")
-        elif op.stateful and not isinstance(op, MaxPool):  # CubaLIF, LI (NIR): no integer form yet
+        elif op.stateful and sink.op not in Group.POOL:  # CubaLIF, LI (NIR): no integer form yet
             raise ConversionError("fixed point has no integer form for this neuron (Lava's bit-accurate models take "
                                   "CIF, IF and LIF)", node=sink.name, op=sink.op,
                                   hint="Run this network in floating point (drop --fixed-point)")

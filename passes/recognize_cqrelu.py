@@ -5,7 +5,7 @@ import math
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import op_of
+from neurocompile.ir.ops import op_of
 
 
 def _pre(n: Node) -> bool:

@@ -14,7 +14,7 @@ What exit 0 must mean differs by kind:
   ``verify`` may also answer exit 1 with "NOT verified" on stdout (its report), a clean outcome.
 - ``nir`` (``neurocompile run x.nir --input x.npy --json out.json``): exit 0 gives finite outputs; for the LIF MLP
   seed these must equal :func:`lif_reference`, a float64 numpy loop of the NIR LIF equations as neurocompile
-  discretizes them (frontends/nir.py's docstring), computed from the mutated file itself wherever it is still a
+  discretizes them (frontends/nir/discretize.py's docstring), computed from the mutated file itself wherever it is still a
   valid LIF MLP; for the digits CNN's export, unmutated or changed without changing its meaning, onnxruntime's
   outputs of the ONNX model. Any other exit 0 is recorded as "accepted" (not a finding: for review), or
   "accepted_unchanged" where the CNN's file changed but its outputs are still the ONNX model's (an ignored field?),
@@ -1212,7 +1212,7 @@ def _lif_chain(node: dict) -> list[str] | None:
 
 def lif_reference(node: dict, x: np.ndarray, steps: int, argv: list[str]) -> tuple[np.ndarray, float] | None:
     """(readout, margin): the LIF MLP as written in ``node`` (dicts as hdf2dict reads them), run by hand in float64
-    as neurocompile discretizes it (frontends/nir.py): I = W s + b into each LIF; v[t] = beta v[t-1] (1 - s[t-1]) +
+    as neurocompile discretizes it (frontends/nir/): I = W s + b into each LIF; v[t] = beta v[t-1] (1 - s[t-1]) +
     g I[t], s[t] = v[t] > v_threshold; snntorch: beta = 1 - dt/tau rounded to float32, g = r dt / tau (1 where within
     1e-6 of it); euler: beta in float64; zoh: beta = exp(-dt/tau), g = r (1 - beta). The readout is the mean over
     the steps of what reaches the Output; margin the smallest |v - v_threshold| seen (a spike that float rounding

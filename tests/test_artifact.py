@@ -7,7 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-from neurocompile import api, artifact
+from neurocompile import api
+from neurocompile.exporters import artifact
 from neurocompile.errors import ModelLoadError
 from tests.test_cli import cli
 

@@ -11,7 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from neurocompile import api, artifact, cli
+from neurocompile import api, cli
+from neurocompile.exporters import artifact
 from neurocompile.errors import ModelLoadError
 from neurocompile.targets.lava.processes.network import Network  # at import, as Lava wants: it sets fork
 

@@ -13,10 +13,11 @@ import onnx
 import pytest
 from onnx import helper
 
-from neurocompile import api, cli, interpreter
+from neurocompile import api, cli
+from neurocompile.ir import interpreter
 from neurocompile.errors import ValidationError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import OPS, Int, Real, check_attrs
+from neurocompile.ir.ops import OPS, Int, Real, check_attrs
 from tests.onnx_util import make_model, tensor
 
 F32 = np.float32

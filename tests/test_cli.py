@@ -97,7 +97,7 @@ def test_bundled_example_runs_losslessly():
 
 
 def test_top_level_help_lists_every_subcommand_with_an_example():
-    from neurocompile.cli import _subcommands
+    from neurocompile.cli.entry import _subcommands
 
     r = cli("--help")
     assert r.returncode == 0

@@ -222,13 +222,13 @@ def test_enormous_run_is_refused_by_the_cli(capsys, mlp, tmp_path, monkeypatch):
 def test_steps_below_settling_warn(capsys, mlp):
     path, _ = mlp
     s = api.convert(api.load(path)).schedule
-    rc, _, err = main(capsys, path, "--steps", s["predicted_settle"] - 1, "--quiet")
+    rc, _, err = main(capsys, path, "--steps", s.predicted_settle - 1, "--quiet")
     assert rc == 0 and one_paragraph(err) == (
-        f"neurocompile: warning: the result is not lossless: T={s['predicted_settle'] - 1} is below the predicted "
-        f"settling step {s['predicted_settle']} (omit --steps to run until then)")
-    rc, _, err = main(capsys, path, "--steps", s["t_wake"] - 1, "--quiet")
+        f"neurocompile: warning: the result is not lossless: T={s.predicted_settle - 1} is below the predicted "
+        f"settling step {s.predicted_settle} (omit --steps to run until then)")
+    rc, _, err = main(capsys, path, "--steps", s.t_wake - 1, "--quiet")
     assert rc == 0 and one_paragraph(err).startswith(
-        f"neurocompile: warning: the result is not lossless: T={s['t_wake'] - 1} is shorter than the wake phase")
-    for quiet in (["--steps", s["predicted_settle"]], [], ["--neuron", "if", "--steps", 5]):  # no claim broken
+        f"neurocompile: warning: the result is not lossless: T={s.t_wake - 1} is shorter than the wake phase")
+    for quiet in (["--steps", s.predicted_settle], [], ["--neuron", "if", "--steps", 5]):  # no claim broken
         rc, _, err = main(capsys, path, *quiet, "--quiet")
         assert rc == 0 and err == "", (quiet, err)

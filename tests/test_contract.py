@@ -4,10 +4,10 @@ import pytest
 import torch
 from onnx import helper
 
-from neurocompile.contract import CUSTOM_OPS, DOMAIN, META_TIME_STEPS
+from neurocompile.frontends.onnx.contract import CUSTOM_OPS, DOMAIN, META_TIME_STEPS
 from neurocompile.errors import ModelLoadError
-from neurocompile.frontends.onnx import import_model
-from neurocompile.ops import OPS
+from neurocompile.frontends.onnx.importer import import_model
+from neurocompile.ir.ops import OPS
 from neurocompile.torch import CIF, IF, LIF, CQReLU, export_onnx
 from tests.onnx_util import make_model
 

@@ -1,4 +1,4 @@
-"""neurocompile.estimate: resources and energy of a converted network on Loihi 2, checked against counts made
+"""neurocompile.analysis.estimate: resources and energy of a converted network on Loihi 2, checked against counts made
 here independently (layer sizes, numpy loops over tiny convolutions, spikes times fan-out, a numpy lateral
 inhibition), plus the core rule, JSON and refusals."""
 import dataclasses
@@ -11,7 +11,7 @@ import torch
 
 from neurocompile import api
 from neurocompile.errors import NeurocompileError
-from neurocompile.estimate import LOIHI2, LOIHI2_ENERGY, REFERENCES, Figure, _Activity, estimate
+from neurocompile.analysis.estimate import LOIHI2, LOIHI2_ENERGY, REFERENCES, Figure, _Activity, estimate
 from neurocompile.passes.lower_to_blocks import lowered
 from tests import models
 

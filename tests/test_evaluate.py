@@ -1,4 +1,4 @@
-"""neurocompile.evaluate and neurocompile.report on the bundled digits CNN (and a small LIF student)."""
+"""neurocompile.analysis.evaluate and neurocompile.analysis.report on the bundled digits CNN (and a small LIF student)."""
 import base64
 import io
 import json
@@ -12,8 +12,8 @@ import torch
 
 from neurocompile import api
 from neurocompile.errors import NeurocompileError
-from neurocompile.evaluate import EXACT_RTOL, FLOAT32_RTOL, evaluate
-from neurocompile.report import render_html, write_html, write_plots
+from neurocompile.analysis.evaluate import EXACT_RTOL, FLOAT32_RTOL, evaluate
+from neurocompile.analysis.report import render_html, write_html, write_plots
 from tests.conftest import ort_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,7 +58,7 @@ def test_ann_accuracy_is_onnxruntimes(ev, data):
 
 
 def test_snn_equals_ann_at_the_default_T(ev):
-    T = api.convert(api.load(MODEL)).schedule["steps"]
+    T = api.convert(api.load(MODEL)).schedule.steps
     assert ev.steps == T and ev.at == list(range(1, T + 1)) and len(ev.snn_accuracy) == T
     assert ev.accuracy == ev.ann_accuracy and ev.final_agreement == 1.0
     assert ev.tolerance == EXACT_RTOL and ev.max_rel_error[-1] <= EXACT_RTOL
@@ -149,7 +149,7 @@ def test_inputs_and_refusals(data):
     x, y = data
     snn = api.convert(api.load(MODEL))
     e = evaluate(snn, x[:10], y[:10], synops=False)  # a converted graph runs as it is
-    assert e.samples == 10 and e.steps == snn.schedule["steps"]
+    assert e.samples == 10 and e.steps == snn.schedule.steps
     e = evaluate(MODEL, x[:10], np.eye(10)[y[:10]], synops=False)  # one-hot labels
     assert e.snn_accuracy == evaluate(MODEL, x[:10], y[:10], synops=False).snn_accuracy
     e = evaluate(MODEL, x[:6], synops=False)  # no labels: agreement only
@@ -270,13 +270,13 @@ def test_cli_evaluate_refusals(args, match):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# several processes: torchrun, a shard each, the metrics all-reduced (neurocompile.distributed)
+# several processes: torchrun, a shard each, the metrics all-reduced (neurocompile.analysis.distributed)
 
 
 def test_exact_sums_do_not_depend_on_the_split():
     from fractions import Fraction
 
-    from neurocompile.evaluate import _ExactSums
+    from neurocompile.analysis.evaluate.exact_sums import _ExactSums
 
     rng = np.random.default_rng(0)
     v = np.abs(rng.standard_normal((3, 600))) * 10.0 ** rng.integers(-310, 300, (3, 600))
@@ -329,7 +329,7 @@ def test_batching_does_not_change_the_numbers(data):
 
 
 def test_distributed_helpers_outside_torchrun(monkeypatch, data):
-    from neurocompile import distributed
+    from neurocompile.analysis import distributed
 
     for v in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(v, raising=False)
@@ -406,9 +406,9 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
-from neurocompile.distributed import shutdown
+from neurocompile.analysis.distributed import shutdown
 from neurocompile.errors import NeurocompileError
-from neurocompile.evaluate import evaluate
+from neurocompile.analysis.evaluate import evaluate
 
 root, out = sys.argv[1], sys.argv[2]
 model = os.path.join(root, "examples", "digits_cqrelu.onnx")

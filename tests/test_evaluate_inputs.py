@@ -15,7 +15,8 @@ from onnx import helper
 
 from neurocompile import api, cli, limits
 from neurocompile.errors import ConversionError, NeurocompileError
-from neurocompile.evaluate import _TABLE_BYTES, _fit_batch, evaluate
+from neurocompile.analysis.evaluate import evaluate
+from neurocompile.analysis.evaluate.data import _TABLE_BYTES, _fit_batch
 from tests.onnx_util import make_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

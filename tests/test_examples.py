@@ -155,7 +155,8 @@ def test_train_twins_smoke(tmp_path):
     """The twin CNNs behind benchmarks/vs_spikingjelly.py: a CQReLU net that converts exactly and its ReLU twin."""
     import train_twins
 
-    from neurocompile import api, interpreter
+    from neurocompile import api
+    from neurocompile.ir import interpreter
 
     res = train_twins.main(["--data", "digits", "--epochs", "1", "--train-limit", "256", "--out", str(tmp_path),
                             "--quiet"])

@@ -15,10 +15,11 @@ import pytest
 import torch
 from onnx import helper, numpy_helper
 
-from neurocompile import api, interpreter
-from neurocompile.boundary import find_boundary_cases
+from neurocompile import api
+from neurocompile.ir import interpreter
+from neurocompile.analysis.boundary import find_boundary_cases
 from neurocompile.errors import TargetError
-from neurocompile.frontends.onnx import import_model
+from neurocompile.frontends.onnx.importer import import_model
 from neurocompile.targets.reference.certified import TIE, Run, run_certified
 from neurocompile.targets.reference.simulator import ReferenceSimulator
 from tests.onnx_util import make_model, tensor

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 from neurocompile.errors import ValidationError
 from neurocompile.ir import Graph, Node
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from neurocompile import api
 from neurocompile.errors import ConversionError
-from neurocompile.netx import write_netx
+from neurocompile.exporters.netx import write_netx
 from neurocompile.targets.lava.emit import from_lava, to_lava
 from neurocompile.torch import export_onnx
 from neurocompile.torch.modules import LIF
@@ -129,7 +129,7 @@ def test_cli_exports_netx_and_refuses_an_ann(tmp_path):
 def test_netx_refuses_dense_weights_it_would_load_differently():
     """All-negative weights whose smallest is -128: lava-dl scales them to -256, lava's Dense clips to -255."""
     from neurocompile.ir import Node
-    from neurocompile.netx import _check_netx_dense
+    from neurocompile.exporters.netx import _check_netx_dense
 
     _check_netx_dense(Node("d", "Dense", ["x"], "y"), np.array([[126.0, -128.0], [2.0, 0.0]]))  # mixed: exact
     with pytest.raises(ConversionError, match="differently"):

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurocompile import neurons
+from neurocompile.ir import neurons
 
 
 def paper_cif(xs, theta, t_wake, gamma=1):

@@ -125,7 +125,7 @@ def test_snntorch_lif_cnn_runs_spike_for_spike(tmp_path):
         assert g.nodes[name].attrs["beta"] == float(np.float32(beta)) and meta["neurons"][name]["gain"] == 1.0
         assert meta["neurons"][name]["beta_inverts_export"]
     snn_g = api.convert(g)
-    assert snn_g.schedule["steps"] == T and snn_g.schedule["t_wake"] == T
+    assert snn_g.schedule.steps == T and snn_g.schedule.t_wake == T
     x = np.load(api.EXAMPLE_DATA)[:8].astype(np.float64)
     res = api.simulate(snn_g, x, exact=True, record_layers=True)
     ref, margin = _run_snntorch(mods, x, T)
@@ -253,7 +253,7 @@ def test_a_delayed_branch_runs_as_written_on_both_targets_and_exports_back(tmp_p
     """NIR's Delay (3 steps on the block's weighted branch, none on its shortcut): the schedule delays that branch
     and, unlike Lava's synaptic delays, never balances it away; reference and lava-sim spike for spike as the
     hand-written loop; the export writes the Delay back."""
-    from neurocompile.frontends.nir_export import write_nir
+    from neurocompile.exporters.nir import write_nir
 
     dt = 1e-3
     graph, p, c = _delayed_residual(dt, np.full(8, 3 * dt))

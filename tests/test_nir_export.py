@@ -1,4 +1,4 @@
-"""NIR export (neurocompile.frontends.nir_export): students read by snnTorch spike for spike, NIR -> IR -> NIR
+"""NIR export (neurocompile.exporters.nir): students read by snnTorch spike for spike, NIR -> IR -> NIR
 round trips keep every parameter, CIF networks come back exactly through neurocompile's extension, and the CLI.
 
 Exactness as in tests/test_nir.py: neurocompile runs in float64 (``exact=True``) and so does snnTorch (its imported
@@ -20,7 +20,7 @@ import nir
 from neurocompile import api, cli
 from neurocompile.errors import ConversionError, ModelLoadError
 from neurocompile.frontends.nir import import_nir, load_nir
-from neurocompile.frontends.nir_export import EXTENSION, to_nir, write_nir
+from neurocompile.exporters.nir import EXTENSION, to_nir, write_nir
 from neurocompile.torch import LIF, CQReLU, export_onnx
 from tests.test_nir import _export_sequential, _write
 

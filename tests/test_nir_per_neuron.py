@@ -17,7 +17,7 @@ import nir
 from neurocompile import api, cli
 from neurocompile.errors import ConversionError, ValidationError
 from neurocompile.frontends.nir import load_nir
-from neurocompile.frontends.nir_export import write_nir
+from neurocompile.exporters.nir import write_nir
 from tests.test_nir import MARGIN, T, _compare_layers, _export_sequential, _run_snntorch, _snn_cnn, _write
 from tests.test_nir_export import _same_in_snntorch
 
@@ -264,7 +264,7 @@ def test_cli_details_for_nir_files(tmp_path, capsys):
     (tmp_path / "pn.h5").write_bytes(path.read_bytes())
     assert cli.main([str(tmp_path / "pn.h5")]) == 1
     assert "it holds a NIR graph" in capsys.readouterr().err
-    from neurocompile.ops import OPS
+    from neurocompile.ir.ops import OPS
 
     lif = load_nir(str(path), time_steps=T).nodes["lif"]
     with pytest.raises(ValueError, match="given per neuron"):

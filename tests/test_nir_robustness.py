@@ -411,7 +411,7 @@ def test_an_infinite_time_constant_stays_accepted_but_an_infinite_gain_alone_is_
                                  ValueError("bad"), TypeError("bad"), OSError("bad")])
 def test_any_h5py_exception_is_a_damaged_file_refusal(tmp_path, capsys, monkeypatch, exc):
     """h5py raises KeyError, RuntimeError, ... (not only OSError) on damaged files: was an internal error (exit 3)."""
-    from neurocompile.frontends import nir as nir_frontend
+    from neurocompile.frontends.nir import reader as nir_frontend
 
     def broken(group):
         raise exc

@@ -13,7 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from neurocompile import cli, report
+from neurocompile import cli
+from neurocompile.cli import options as cli_options
+from neurocompile.analysis import report
 from neurocompile.atomic import OutputPathError, output_target, write_atomic
 from tests.test_cli_robustness import main, one_paragraph
 
@@ -45,13 +47,13 @@ def node(tmp_path):
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if the evaluation or a conversion starts: refusals must come first."""
-    import neurocompile.evaluate
+    import neurocompile.analysis.evaluate
 
     def boom(*_, **__):
         raise AssertionError("the work ran before the output paths were checked")
 
-    monkeypatch.setattr(neurocompile.evaluate, "evaluate", boom)
-    monkeypatch.setattr(cli, "_load", boom)
+    monkeypatch.setattr(neurocompile.analysis.evaluate, "evaluate", boom)
+    monkeypatch.setattr(cli_options, "_load", boom)
 
 
 def test_symlink_stays_a_link_and_its_target_gets_the_content(tmp_path, capsys, data):

@@ -1,6 +1,6 @@
 """Pooling means what onnxruntime computes: window count with ceil_mode, divisors, asymmetric and large pads.
 
-onnxruntime 1.23 (CPU) rules, found by experiment and encoded in ops._Pool / AvgPool:
+onnxruntime 1.23 (CPU) rules, found by experiment and encoded in ops.Pool / AvgPool:
 - window i of an axis covers [i*s - pad_begin, i*s - pad_begin + k); floor or ceil of (size + pads - k) / s,
   plus 1; with ceil_mode a last window that would start in the end padding is dropped;
 - MaxPool ignores padding; AveragePool divides by the input elements a window covers, or with
@@ -20,9 +20,10 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 from neurocompile.errors import NeurocompileError, TargetError
-from neurocompile.frontends.onnx import import_model
+from neurocompile.frontends.onnx.importer import import_model
 from tests.onnx_util import ORT_IR_VERSION, make_model
 
 SIZES = [(7, 5), (6, 9)]  # odd and even, H != W (catches swapped axes)

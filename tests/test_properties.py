@@ -3,7 +3,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 from neurocompile.ir import Graph, Node
 from neurocompile.passes import PassManager, casc_pipeline
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurocompile import api, interpreter
-from neurocompile.cli import _run_settled
+from neurocompile import api
+from neurocompile.ir import interpreter
+from neurocompile.cli.settling import _run_settled
 from neurocompile.ir import Graph
-from neurocompile.schedule import WakeSleepSchedule
+from neurocompile.ir.schedule import WakeSleepSchedule
 from neurocompile.targets import SimResult
 from tests.test_cli import EXAMPLE, cli
 from tests.test_extreme_scale import _scaled
@@ -193,7 +194,7 @@ def test_lava_sim_decides_T_with_a_reference_run_first(huge, model):
 def test_evaluate_names_samples_unsettled_at_its_last_step(tmp_path):
     """evaluate at the predicted T of the 1e20 net: the samples still spiking at T are named with the proven bound
     (their error is not the conversion's); at the bound there are none and the SNN equals the ANN."""
-    from neurocompile.evaluate import evaluate
+    from neurocompile.analysis.evaluate import evaluate
 
     model = _scaled(tmp_path, 1e20)
     x = np.load(Path(EXAMPLE).parent / "digits_test.npy")[:12]

@@ -9,11 +9,12 @@ import torch
 from onnx import TensorProto, helper
 from torch import nn
 
-from neurocompile import api, interpreter
-from neurocompile.boundary import find_boundary_cases
+from neurocompile import api
+from neurocompile.ir import interpreter
+from neurocompile.analysis.boundary import find_boundary_cases
 from neurocompile.errors import ConversionError, ModelLoadError
-from neurocompile.frontends.onnx import import_model
-from neurocompile.reference import reference_for
+from neurocompile.frontends.onnx.importer import import_model
+from neurocompile.analysis.oracle import reference_for
 from tests.conftest import ort_run
 from tests.models import export
 from tests.onnx_util import make_model, tensor

@@ -1,6 +1,6 @@
 """neurocompile.torch: the PyTorch kit.
 
-Modules built on neurocompile.neurons (CQReLU, LIF, IF, CIF), ONNX export that neurocompile
+Modules built on neurocompile.ir.neurons (CQReLU, LIF, IF, CIF), ONNX export that neurocompile
 imports, and the IDSNN recipe (ResNet teacher, spiking student, initialization, distillation).
 The kit writes ONNX files and never reaches into the IR. Inside this package ``import torch`` is an
 absolute import and always means the PyTorch library.

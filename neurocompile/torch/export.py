@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from neurocompile.torch._mode import export_mode
-from neurocompile.contract import DOMAIN, DOMAIN_VERSION, ENCODINGS, META_ENCODING, META_TIME_STEPS
+from neurocompile.frontends.onnx.contract import DOMAIN, DOMAIN_VERSION, ENCODINGS, META_ENCODING, META_TIME_STEPS
 from neurocompile.torch.modules import CQReLU, has_spiking
 
 OPSET = 17

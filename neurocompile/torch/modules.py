@@ -1,7 +1,7 @@
 """PyTorch modules: CQReLU and the spiking neurons LIF, IF and CIF.
 
-Forward values come from the single definitions in :mod:`neurocompile.ops` (``cqrelu``) and
-:mod:`neurocompile.neurons` (``lif_step``, ``if_step``, ``cif_step``); this module only adds what
+Forward values come from the single definitions in :mod:`neurocompile.ir.ops` (``cqrelu``) and
+:mod:`neurocompile.ir.neurons` (``lif_step``, ``if_step``, ``cif_step``); this module only adds what
 training and export need around them: a gradient (straight-through or surrogate) and an ONNX
 ``symbolic`` that writes the custom node of domain ``neurocompile``.
 
@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurocompile import neurons
-from neurocompile.neurons import cqrelu as _cqrelu
+from neurocompile.ir import neurons
+from neurocompile.ir.neurons import cqrelu as _cqrelu
 from neurocompile.torch._mode import current_mode, per_step, step_mode
 
-from neurocompile.contract import DOMAIN  # the kit writes the contract the frontend reads
+from neurocompile.frontends.onnx.contract import DOMAIN  # the kit writes the contract the frontend reads
 
 
 def _f32(v: float) -> float:
@@ -71,7 +71,7 @@ def chain_clip_bound(levels: int, clip: float) -> float:
 class CQReLU(nn.Module):
     """Clip-quantized ReLU (science.md section 1): (λ/L) * floor(clip(x, 0, λ) * L/λ).
 
-    Forward is :func:`neurocompile.ops.cqrelu`, the function the interpreter gives an imported
+    Forward is :func:`neurocompile.ir.ops.cqrelu`, the function the interpreter gives an imported
     CQReLU node, so the torch model and the imported graph agree bit for bit in the same dtype.
     Backward is the straight-through gradient: 1 for 0 <= x <= λ, else 0.
     """

@@ -19,12 +19,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from neurocompile import ops
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import NoWeightMap, WeightMap, op_of
-from neurocompile.passes.lower_to_blocks import lowered, readout_start, sink_ends
-from neurocompile.schedule import WakeSleepSchedule
+from neurocompile.ir.ops import Group, NoWeightMap, WeightMap, op_of
+from neurocompile.passes.blocks import readout_start, sink_ends
+from neurocompile.passes.lower_to_blocks import lowered
+from neurocompile.ir.schedule import WakeSleepSchedule
 
 
 def lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -64,7 +64,7 @@ class Stream:
         """The stream of a lowered graph run for ``steps`` (default: the schedule's T) per sample."""
         s = g.schedule
         T = int(steps if steps is not None else s.steps)
-        first = min(readout_start(g, n) for n in g.topo() if isinstance(op_of(n), ops.Readout))
+        first = min(readout_start(g, n) for n in g.topo() if n.op in Group.READOUT)
         if g.meta.get("fixed_point") and T >= 2 ** 8:  # readout sums of 24-bit currents must fit int32
             raise TargetError(f"{T} steps: Lava's fixed-point readout sums T currents below 2**23 in int32, so T "
                               "must stay below 256", hint="Run fewer steps")
@@ -123,7 +123,7 @@ class _Build:
 
     def gating(self, n: Node) -> dict[str, Any]:
         """The wake-window arguments of a sink's process (its arrival and stagger; the shared timing, and the steps it
-        is active for: a student's sink stops after its own T steps, passes.lower_to_blocks.sink_ends)."""
+        is active for: a student's sink stops after its own T steps, passes.blocks.sink_ends)."""
         return dict(arrival=self.s.arrival.get(n.name, 0), offset=self.stream.offset(n.name),
                     **{**self.timing, "steps": self.steps(n)})
 
@@ -183,7 +183,7 @@ def _level_neuron(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     op = op_of(n)
     p = b.add(SpikingNeuron(shape=lava_shape(b.g.shapes[n.output]), sleep_phase=op.sleep_phase,
                             threshold=op.firing_threshold(n), rate=op.rate(n), bias=b.bias(n),
-                            gamma=int(op.attr(n, "gamma") or 1),
+                            gamma=op.spikes_per_step(n),
                             shift=float(op.attr(n, "shift")), amplitude=op.attr(n, "amplitude"),
                             n_samples=b.n_samples, lanes=b.lanes, name=n.name, **b.gating(n)))
     _into(p.a_in, ins[0])
@@ -282,16 +282,24 @@ def _leaky_integrator(b: _Build, n: Node, ins: list[Ports]) -> Ports:
     return [p.s_out]
 
 
-def _max_pool(b: _Build, n: Node, ins: list[Ports]) -> Ports:
-    """A CASC network's InhibitionMaxPool or a student's StepMaxPool as the window-max process (its flag says which)."""
+def _max_pool(b: _Build, n: Node, ins: list[Ports], inhibition: bool) -> Ports:
+    """A CASC network's InhibitionMaxPool (``inhibition``) or a student's StepMaxPool as the window-max process."""
     from neurocompile.targets.lava.processes.pooling import InhibitionMaxPool
 
     in_shape, shape = b.g.shapes[n.inputs[0]], b.g.shapes[n.output]
     p = b.add(InhibitionMaxPool(in_shape=lava_shape(in_shape), out_shape=lava_shape(shape),
                                 index=_pool_index(n, in_shape, shape), bias=b.bias(n),
-                                inhibition=isinstance(op_of(n), ops.InhibitionMaxPool), name=n.name, **b.gating(n)))
+                                inhibition=inhibition, name=n.name, **b.gating(n)))
     _into(p.a_in, ins[0])
     return [p.s_out]
+
+
+def _inhibition_pool(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    return _max_pool(b, n, ins, inhibition=True)
+
+
+def _step_max_pool(b: _Build, n: Node, ins: list[Ports]) -> Ports:
+    return _max_pool(b, n, ins, inhibition=False)
 
 
 def _readout(b: _Build, n: Node, ins: list[Ports]) -> Ports:
@@ -356,21 +364,19 @@ def _connection(b: _Build, n: Node, ins: list[Ports]) -> Ports:
 
 Emitter = Callable[[_Build, Node, list], Ports]
 
-# op class -> emitter (looked up along the class hierarchy); other synaptic ops are connections
-EMITTERS: dict[type, Emitter] = {
-    ops.Input: _input, ops._Neuron: _level_neuron, ops.LIF: _lif, ops.CubaLIF: _cuba_lif, ops.LI: _leaky_integrator,
-    ops.InhibitionMaxPool: _max_pool, ops.StepMaxPool: _max_pool,
-    ops.Readout: _readout, ops.Add: _sum, ops.Sub: _sum, ops.Flatten: _reshape, ops.Reshape: _reshape,
-    ops.Concat: _concat, ops.StepDelay: _step_delay}
+# op name -> emitter (Lava's one table); other synaptic ops are connections
+EMITTERS: dict[str, Emitter] = {
+    "Input": _input, **dict.fromkeys(Group.LEVEL_NEURON, _level_neuron), "LIF": _lif, "CubaLIF": _cuba_lif,
+    "LI": _leaky_integrator, "InhibitionMaxPool": _inhibition_pool, "StepMaxPool": _step_max_pool,
+    "Readout": _readout, "Add": _sum, "Sub": _sum, "Flatten": _reshape, "Reshape": _reshape,
+    "Concat": _concat, "StepDelay": _step_delay}
 
 
 def emitter(n: Node) -> Emitter:
     """The emitter of ``n``'s op, or the TargetError that says Lava has none."""
-    op = op_of(n)
-    for cls in type(op).__mro__:
-        if cls in EMITTERS:
-            return EMITTERS[cls]
-    if op.synaptic:
+    if n.op in EMITTERS:
+        return EMITTERS[n.op]
+    if op_of(n).synaptic:
         return _connection
     raise TargetError("no Lava mapping for this op", node=n.name, op=n.op,
                       hint="Supported: Conv, Dense, AvgPool, GlobalAvgPool, Affine, Mul/Div by constants, Add, Sub, "

@@ -10,12 +10,13 @@ constants and biases repeat B times, and a Reshape/Flatten keeps each lane's blo
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
-from neurocompile import ops
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import op_of
+from neurocompile.ir.ops import op_of
 
 DENSE_BUDGET = 4_000_000  # weights of all block-diagonal Dense layers together (they grow with B**2)
 # elements of the largest tensor with all lanes (512 KiB of float64, 256 KiB of int32): past it a step's messages leave the
@@ -27,9 +28,9 @@ TENSOR_BUDGET = 65_536
 def max_lanes(g: Graph, limit: int = 16) -> int:
     """The most lanes (at most ``limit``) the graph allows: 1 with a Concat (lane blocks would interleave),
     fewer where block-diagonal Dense weights would pass DENSE_BUDGET or the largest tensor TENSOR_BUDGET."""
-    if any(isinstance(op_of(n), ops.Concat) for n in g.nodes.values()):
+    if any(n.op in ONE_LANE for n in g.nodes.values()):
         return 1
-    dense = sum(n.params["weight"].size for n in g.nodes.values() if isinstance(op_of(n), ops.Dense))
+    dense = sum(n.params["weight"].size for n in g.nodes.values() if WIDEN.get(n.op) is _block_diagonal)
     largest = max(int(np.prod(s)) for s in g.shapes.values())
     b = max(1, min(limit, TENSOR_BUDGET // largest))
     while b > 1 and dense * b * b > DENSE_BUDGET:
@@ -52,19 +53,35 @@ def lane_graph(g: Graph, lanes: int) -> Graph:
     return out
 
 
+def _input_shape(n: Node, B: int, g: Graph) -> None:
+    if n.attrs.get("shape"):
+        n.attrs["shape"] = [B * int(n.attrs["shape"][0]), *n.attrs["shape"][1:]]
+
+
+def _grouped_conv(n: Node, B: int, g: Graph) -> None:
+    n.params["weight"] = np.tile(n.params["weight"], (B, 1, 1, 1))
+    n.attrs["groups"] = B * int(op_of(n).attr(n, "groups"))
+
+
+def _block_diagonal(n: Node, B: int, g: Graph) -> None:
+    n.params["weight"] = np.kron(np.eye(B, dtype=n.params["weight"].dtype), n.params["weight"])
+
+
+def _target_shape(n: Node, B: int, g: Graph) -> None:
+    shape = g.shapes[n.output]
+    n.attrs["shape"] = [B * int(shape[0]), *map(int, shape[1:])]
+
+
+# op name -> what its node changes to take B lanes (the rest act per channel: only their constants repeat, _widen)
+WIDEN: dict[str, Callable[[Node, int, Graph], None]] = {
+    "Input": _input_shape, "Conv": _grouped_conv, "Dense": _block_diagonal, "Reshape": _target_shape}
+ONE_LANE = frozenset({"Concat"})  # ops with no lane form: the lane blocks of their inputs would interleave
+
+
 def _widen(n: Node, B: int, g: Graph) -> None:
     op = op_of(n)
-    if isinstance(op, ops.Input):
-        if n.attrs.get("shape"):
-            n.attrs["shape"] = [B * int(n.attrs["shape"][0]), *n.attrs["shape"][1:]]
-    elif isinstance(op, ops.Conv):
-        n.params["weight"] = np.tile(n.params["weight"], (B, 1, 1, 1))
-        n.attrs["groups"] = B * int(op.attr(n, "groups"))
-    elif isinstance(op, ops.Dense):
-        n.params["weight"] = np.kron(np.eye(B, dtype=n.params["weight"].dtype), n.params["weight"])
-    elif isinstance(op, ops.Reshape):
-        shape = g.shapes[n.output]
-        n.attrs["shape"] = [B * int(shape[0]), *map(int, shape[1:])]
+    if n.op in WIDEN:
+        WIDEN[n.op](n, B, g)
     for key in ("const", "bias", *op.varying(n)):  # per-channel constants, sink biases and per-neuron parameters
         # repeat per lane; scalars stay
         v = n.params.get(key)

@@ -17,9 +17,9 @@ import numpy as np
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph
 from neurocompile.targets import per_step_input
-from neurocompile.ops import OPS
+from neurocompile.ir.ops import OPS
 from neurocompile.passes.lower_to_blocks import lowered
-from neurocompile.schedule import WakeSleepSchedule
+from neurocompile.ir.schedule import WakeSleepSchedule
 from neurocompile.targets.lava.emit import Stream, check_lowering
 from neurocompile.targets.lava.worker import STARTED, start_ticks
 from neurocompile.targets import SimResult
@@ -54,7 +54,7 @@ class LavaExecutable:
         if select_tag == "fixed_pt" and not graph.meta.get("fixed_point"):
             raise TargetError("Lava's fixed_pt models need integer weights and thresholds",
                               hint="Convert with fixed_point=True (CLI: --fixed-point)")
-        bit_accurate = next((n for n in graph.topo() if n.op == "LIF" and OPS[n.op].attr(n, "dv") is not None), None)
+        bit_accurate = next((n for n in graph.topo() if OPS[n.op].bit_accurate(n)), None)
         if select_tag == "floating_pt" and bit_accurate is not None:  # its float model would read du, dv as fractions
             raise TargetError("a fixed-point LIF runs on Lava's fixed_pt models only (its floating_pt model reads the "
                               "integer decays as fractions: other spikes)", node=bit_accurate.name, op="LIF",

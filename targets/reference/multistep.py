@@ -14,7 +14,8 @@ from typing import Callable
 import torch
 
 from neurocompile.errors import TargetError
-from neurocompile.ops import OPS
+from neurocompile.ir.ops import OPS, Group
+from neurocompile.targets.reference.stepping import SinkStep, sink_steps
 
 Series = list  # T entries: a tensor (N, ...) or None (all zeros)
 # input elements per batched call: small enough to stay in cache (2-core EPYC, benchmarks of digits, VGG, ResNet
@@ -42,9 +43,8 @@ def run_multistep(sim, inputs: list[torch.Tensor], T: int, record_layers: bool,
               for n in sim.order if OPS[n.op].spiking}
     layers: dict[str, list] | None = {} if record_layers else None
     state: dict[str, dict] = {}
-    ends = sim.ends(T)
+    sinks = sink_steps(g, sim.order, sim.params, T)
     for i, n in enumerate(sim.order):
-        op = OPS[n.op]
         if not n.inputs:
             y = [None if getattr(v, "_nc_silent", False) else v for v in inputs]
         else:
@@ -52,9 +52,9 @@ def run_multistep(sim, inputs: list[torch.Tensor], T: int, record_layers: bool,
             if n.name in s.balance:
                 ins = [shift(x, d) for x, d in zip(ins, s.balance[n.name])]
             shape = (inputs[0].shape[0], *g.shapes[n.inputs[0]])  # a sink's input current
-            if op.sink:
-                y = _sink(sim, n, ins[0], T, state, counts, layers, shape, ends.get(n.name, T))
-            elif op.role == "affine":
+            if n.name in sinks:
+                y = _sink(sim, sinks[n.name], ins[0], T, state, counts, layers, shape)
+            elif n.op in Group.AFFINE:
                 y = _linear(sim, n, ins)
             else:
                 raise TargetError("the reference simulator cannot run this op", node=n.name, op=n.op)
@@ -93,29 +93,30 @@ def _linear(sim, n, ins: list[Series]) -> Series:
     return [parts.get(k) for k in keys]
 
 
-def _sink(sim, n, xs: Series, T: int, state: dict, counts: dict, layers: dict | None, shape: tuple,
-          end: int) -> Series:
-    """A neuron layer, inhibition pool or readout over the T steps (bias in its wake window), silent from step ``end``
-    (a student's sink past its T steps: ReferenceSimulator.ends)."""
-    op, p, s = OPS[n.op], sim.params[n.name], sim.sched
+def _sink(sim, sink: SinkStep, xs: Series, T: int, state: dict, counts: dict, layers: dict | None,
+          shape: tuple) -> Series:
+    """A neuron layer, inhibition pool or readout over the T steps by the sink-stepping rule (stepping.py: bias in
+    its wake window, silent from its end)."""
+    from neurocompile.targets.reference.simulator import is_silent, step_stateful
+
+    n, op = sink.node, sink.op
     zeros = torch.zeros(shape, dtype=sim.dtype, device=sim.device)
     out: Series = []
-    from neurocompile.targets.reference.simulator import is_silent, step_stateful
+
+    def advance(n, state, x, wake_seen):  # with its spike counts
+        return step_stateful(n, state, x, wake_seen, counts)
 
     record = [] if layers is not None and op.spiking else None
     for t in range(T):
-        if t >= end:
+        val = sink(xs[t] if xs[t] is not None else zeros, t, state, advance)
+        if val is None:  # past a student's T steps
             if record is not None:
                 record.append(torch.zeros((shape[0], *sim.g.shapes[n.output]), dtype=torch.float32))
             out.append(None)
             continue
-        x = xs[t] if xs[t] is not None else zeros
-        if "bias" in p and s.bias_on(n.name, t):
-            x = x + p["bias"]
         if not op.stateful:  # the readout
-            out.append(x if xs[t] is not None or "bias" in p else None)
+            out.append(val if xs[t] is not None or sink.bias is not None else None)
             continue
-        val = step_stateful(n, state, x, s.wake_steps_seen(n.name, t), counts)
         if record is not None:
             record.append((val / op.spike_amplitude(n)).to(torch.float32).cpu())
         out.append(None if is_silent(val) else val)

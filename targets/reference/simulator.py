@@ -1,10 +1,10 @@
 """Reference SNN simulator: runs a converted graph step by step with its WakeSleepSchedule.
 
 Vectorized over the batch in torch (CPU, or CUDA when asked). It runs the lowered graph
-(passes/lower_to_blocks.py) every target runs: connections are linear maps (the op table's ``linear``),
-each sink (neuron, inhibition pool, readout) adds its ``bias`` in its wake window, and stateful ops step
-by their op's ``init_state``/``step`` (built on ``neurocompile.neurons``); a student's sinks each run the
-network's own T steps (``passes.lower_to_blocks.sink_ends``), so synaptic delays change no number. Two shortcuts keep it
+(passes/lower_to_blocks.py) every target runs: connections are linear maps (the op table's ``linear``), and
+each sink (neuron, inhibition pool, readout) steps by the one sink-stepping rule (stepping.py: its ``bias`` in its
+wake window, then its op's ``step``, built on ``neurocompile.ir.neurons``); a student's sinks each run the
+network's own T steps (``passes.blocks.sink_ends``), so synaptic delays change no number. Two shortcuts keep it
 fast without changing a single value: an affine node whose inputs are the very same tensors as on the previous
 step reuses its linear output (the input current is constant during wake), and one whose inputs are all zero
 skips the map.
@@ -12,6 +12,7 @@ skips the map.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -19,9 +20,11 @@ import torch
 
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
-from neurocompile.ops import OPS, is_level_neuron, op_of, tensors
-from neurocompile.passes.lower_to_blocks import lowered, sink_ends
+from neurocompile.ir.ops import OPS, Group, is_level_neuron, tensors
+from neurocompile.passes.blocks import sink_ends
+from neurocompile.passes.lower_to_blocks import lowered
 from neurocompile.targets import SimResult, per_step_input
+from neurocompile.targets.reference.stepping import SinkStep, advance, sink_steps
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -42,12 +45,9 @@ class _Delay:
 
 
 def step_stateful(n: Node, state: dict, x: torch.Tensor, wake_seen: int, counts: dict) -> torch.Tensor:
-    """One step of a stateful sink (state created at the first step) and, for a neuron, its spike counts."""
+    """One step of a stateful sink (:func:`stepping.advance`) and, for a neuron, its spike counts."""
     op = OPS[n.op]
-    st = state.get(n.name)
-    if st is None:
-        st = state[n.name] = op.init_state(n, x)
-    val = op.step(n, st, x, wake_seen)
+    val = advance(n, state, x, wake_seen)
     if op.spiking:
         flat = val.reshape(-1)
         # sum |s| * amplitude: for binary/ternary spikes s*s = |s| and a dot product is the cheapest pass
@@ -91,6 +91,27 @@ def chunk_bounds(n: int, batch: int) -> list[tuple[int, int]]:
     return list(zip([0] + ends[:-1], ends))
 
 
+@dataclass
+class _StepRun:
+    """The state of one step-by-step run of ``N`` samples over ``T`` steps."""
+
+    T: int
+    N: int
+    inputs: list[torch.Tensor]  # the input current of each step (input_steps)
+    sinks: dict[str, SinkStep]  # each sink's stepping rule for this run
+    delays: dict[str, _Delay]  # synaptic delay lines, per node
+    balance: dict[str, list]  # per merge: a delay line (or None) per input
+    counts: dict[str, torch.Tensor]  # per spiking node: (sum |s|, sum s) over batch and time
+    layers: dict[str, list] | None  # per spiking node: its spikes after each step (record_layers)
+    late: torch.Tensor  # samples active in the last max_delay + 1 steps
+    state: dict[str, dict] = field(default_factory=dict)  # per stateful sink: its op's state
+    cache: dict[str, tuple] = field(default_factory=dict)  # per affine node reading the input: its last map
+
+    def advance(self, n: Node, state: dict, x: torch.Tensor, wake_seen: int) -> torch.Tensor:
+        """A stateful sink's step with its spike counts (``step_stateful``, looked up per call: benchmarks swap it)."""
+        return step_stateful(n, state, x, wake_seen, self.counts)
+
+
 class ReferenceSimulator:
     """Compile once, run many batches: ``ReferenceSimulator(graph).run(x, steps)``."""
 
@@ -129,8 +150,7 @@ class ReferenceSimulator:
         prod = graph.producers()
         self.srcs = {n.name: [prod[t].name for t in n.inputs] for n in self.order}
         for n in self.order:
-            role = OPS[n.op].role
-            if role in ("activation", "maxpool"):
+            if n.op in Group.ACTIVATION or n.op in Group.MAXPOOL:
                 raise TargetError("node is not spiking-ready", node=n.name, op=n.op,
                                   hint="Run the conversion passes (encode_spikes) first")
         # a tensor listed twice among the outputs (an Identity alias) is read out once (one Readout)
@@ -142,8 +162,8 @@ class ReferenceSimulator:
         self.reads_input = {n.name for n in self.order if self.srcs[n.name] and set(self.srcs[n.name]) <= inputs}
 
     def ends(self, T: int) -> dict[str, int]:
-        """The step from which each sink is silent in a ``T``-step run (a student's; passes.lower_to_blocks.sink_ends,
-        the rule every target follows)."""
+        """The step from which each sink is silent in a ``T``-step run (a student's; passes.blocks.sink_ends, the rule
+        every target follows)."""
         return sink_ends(self.g, T)
 
     # ------------------------------------------------------------------------------------
@@ -178,53 +198,25 @@ class ReferenceSimulator:
                 raise TargetError("multi-step mode runs every step of every layer: it cannot stop early",
                                   hint="Drop early_stop, or run step by step")
             return self._run_multi(x, steps, record, progress, record_layers)
+        return self._run_steps(x, steps, early_stop, record, progress, record_layers, per_step)
+
+    def _run_steps(self, x, steps, early_stop: bool, record: bool, progress, record_layers: bool,
+                   per_step_input: bool) -> SimResult:
+        """The step-by-step run: every node on each step, in topological order (ended early where ``early_stop``
+        finds the network quiescent after its wake phase)."""
         s, g = self.sched, self.g
         T = int(steps if steps is not None else s.steps)
         xin = s.encode_input(torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
                                              dtype=self.dtype, device=self.device))
         if len(g.input_nodes) != 1:
             raise TargetError("the reference simulator takes single-input graphs")
-        N = xin.shape[0]
-        inputs = input_steps(xin, per_step, T, s)
-        state: dict[str, dict] = {}
-        delays = {k: _Delay(v) for k, v in s.delay.items()}
-        balance = {k: [_Delay(d) if d else None for d in v] for k, v in s.balance.items()}
-        ends = self.ends(T)
-        cache: dict[str, tuple] = {}
+        r = self._start(xin, per_step_input, T, record_layers)
         acc = {o: None for o in self.out_names}
         per_step = []
-        counts = {n.name: torch.zeros(2, dtype=torch.float64, device=self.device)
-                  for n in self.order if OPS[n.op].spiking}  # (sum |s|, sum s) over batch and time
-        layers: dict[str, list] | None = ({n.name: [] for n in self.order if OPS[n.op].spiking}
-                                          if record_layers else None)
         quiet_since, quiescent_at, t_done = None, None, T
-        out_shape = (N, *g.shapes[g.outputs[0]])
-        late = torch.zeros(N, dtype=torch.bool, device=self.device)  # samples active in the last max_delay + 1 steps
         for t in range(T):
-            vals: dict[str, torch.Tensor] = {}
             check = early_stop and s.sleep and t >= s.wake_end
-            tail = self.settles and t >= T - 1 - s.max_delay  # per sample only at the end: what _settling needs
-            active = False
-            for n in self.order:
-                if not n.inputs:  # the input
-                    y = inputs[t]
-                else:
-                    xs = [vals[src] for src in self.srcs[n.name]]
-                    if n.name in balance:
-                        xs = [b(v) if b else v for b, v in zip(balance[n.name], xs)]
-                    if t >= ends.get(n.name, T):  # a sink past its T steps (a student's): silent, its state kept
-                        y = self._zeros(n.name, (N, *g.shapes[n.output]))
-                    else:
-                        y, _ = self._step(n, xs, t, state, cache, counts)
-                    if layers is not None and n.name in layers:  # spikes as sent, before any delay line
-                        layers[n.name].append((y / OPS[n.op].spike_amplitude(n)).to(torch.float32).cpu())
-                    if check and not active and OPS[n.op].stateful:
-                        active = not is_silent(y)
-                    if tail and OPS[n.op].stateful and not is_silent(y):
-                        late |= y.reshape(N, -1).ne(0).any(1)
-                if n.name in delays:
-                    y = delays[n.name](y)
-                vals[n.name] = y
+            vals, active = self._network_step(r, t, check)
             for o in self.out_names:
                 acc[o] = vals[o].clone() if acc[o] is None else acc[o] + vals[o]
             if record:
@@ -236,20 +228,65 @@ class ReferenceSimulator:
                 if quiet_since is not None and t - quiet_since >= s.max_delay:
                     quiescent_at, t_done = quiet_since, t + 1
                     break
-        self.unsettled = [] if quiescent_at is not None else self._settling(late, T)
+        self.unsettled = [] if quiescent_at is not None else self._settling(r.late, T)
         if record and t_done < T:
             per_step += [per_step[-1]] * (T - t_done)
+        return self._step_result(r, acc, per_step if record else None, t_done, quiescent_at)
+
+    def _start(self, xin: torch.Tensor, per_step_input: bool, T: int, record_layers: bool) -> _StepRun:
+        """A step-by-step run's state before its first step."""
+        s = self.sched
+        spiking = [n.name for n in self.order if OPS[n.op].spiking]
+        return _StepRun(
+            T=T, N=xin.shape[0], inputs=input_steps(xin, per_step_input, T, s),
+            sinks=sink_steps(self.g, self.order, self.params, T),
+            delays={k: _Delay(v) for k, v in s.delay.items()},
+            balance={k: [_Delay(d) if d else None for d in v] for k, v in s.balance.items()},
+            counts={k: torch.zeros(2, dtype=torch.float64, device=self.device) for k in spiking},
+            layers={k: [] for k in spiking} if record_layers else None,
+            late=torch.zeros(xin.shape[0], dtype=torch.bool, device=self.device))
+
+    def _network_step(self, r: _StepRun, t: int, check: bool) -> tuple[dict[str, torch.Tensor], bool]:
+        """Every node at step ``t``: the values each sends (after its delay line), and whether a stateful node was
+        active (looked at only where ``check``: the early-stop test)."""
+        N = r.N
+        tail = self.settles and t >= r.T - 1 - self.sched.max_delay  # per sample only at the end: what _settling needs
+        vals: dict[str, torch.Tensor] = {}
+        active = False
+        for n in self.order:
+            if not n.inputs:  # the input
+                y = r.inputs[t]
+            else:
+                xs = [vals[src] for src in self.srcs[n.name]]
+                if n.name in r.balance:
+                    xs = [b(v) if b else v for b, v in zip(r.balance[n.name], xs)]
+                y = self._step(n, xs, t, r)
+                if r.layers is not None and n.name in r.layers:  # spikes as sent, before any delay line
+                    r.layers[n.name].append((y / OPS[n.op].spike_amplitude(n)).to(torch.float32).cpu())
+                if check and not active and OPS[n.op].stateful:
+                    active = not is_silent(y)
+                if tail and OPS[n.op].stateful and not is_silent(y):
+                    r.late |= y.reshape(N, -1).ne(0).any(1)
+            if n.name in r.delays:
+                y = r.delays[n.name](y)
+            vals[n.name] = y
+        return vals, active
+
+    def _step_result(self, r: _StepRun, acc: dict, per_step: list | None, t_done: int,
+                     quiescent_at: int | None) -> SimResult:
+        """The SimResult of a step-by-step run that ran ``t_done`` of its steps (the rest quiescent)."""
+        s, T, layers = self.sched, r.T, r.layers
         if layers is not None:  # quiescent steps send nothing: pad with zeros, then count up
             layers = {k: np.cumsum(torch.stack(v + [torch.zeros_like(v[0])] * (T - t_done)).numpy(), axis=0)
                       for k, v in layers.items()}
         outputs = {t_: (acc[o] / (s.t_wake * s.readout_scale)).cpu().numpy() for t_, o in zip(self.out_tensors, self.out_names)}
         return SimResult(outputs=outputs, steps=T, t_wake=s.t_wake, precision=self.precision,
-                         per_step=np.stack(per_step) if record else None,
-                         spikes=self._spike_counts(counts),
+                         per_step=np.stack(per_step) if per_step is not None else None,
+                         spikes=self._spike_counts(r.counts),
                          quiescent_at=quiescent_at, layers=layers,
                          membranes=None if layers is None else
-                         {k: OPS[self.g.nodes[k].op].membrane(self.g.nodes[k], state[k]).cpu().numpy().copy()
-                          for k in layers if k in state})
+                         {k: OPS[self.g.nodes[k].op].membrane(self.g.nodes[k], r.state[k]).cpu().numpy().copy()
+                          for k in layers if k in r.state})
 
     def _run_multi(self, x, steps, record: bool, progress, record_layers: bool) -> SimResult:
         from neurocompile.targets.reference.multistep import run_multistep
@@ -356,26 +393,24 @@ class ReferenceSimulator:
         return [int(i) for i in late.nonzero().reshape(-1)]
 
     # ------------------------------------------------------------------------------------
-    def _step(self, n: Node, xs: list[torch.Tensor], t: int, state: dict, cache: dict, counts: dict):
-        op, p, s = OPS[n.op], self.params[n.name], self.sched
-        if op.sink:
-            x = xs[0]
-            if "bias" in p and s.bias_on(n.name, t):  # into a buffer of the node's own: no allocation per step
-                x = torch.add(x, p["bias"], out=self._buffer(n.name, x.shape))
-            if not op.stateful:  # the readout
-                return x, None
-            return step_stateful(n, state, x, s.wake_steps_seen(n.name, t), counts), None
-        if op.role == "affine":  # linear in a lowered graph: constant terms live at the sinks
+    def _step(self, n: Node, xs: list[torch.Tensor], t: int, r: _StepRun) -> torch.Tensor:
+        sink = r.sinks.get(n.name)
+        if sink is not None:  # the sink-stepping rule (stepping.py); silent past a student's T steps, its state kept
+            out = self._buffer(n.name, xs[0].shape) if sink.bias is not None else None  # no allocation per step
+            y = sink(xs[0], t, r.state, r.advance, out)
+            return self._zeros(n.name, (r.N, *self.g.shapes[n.output])) if y is None else y
+        if n.op in Group.AFFINE:  # linear in a lowered graph: constant terms live at the sinks
+            op, p, cache = OPS[n.op], self.params[n.name], r.cache
             key = tuple(id(x) for x in xs)
             hit = cache.get(n.name)
             if hit is not None and hit[0] == key:  # same input tensors as last step: reuse (read-only)
-                return hit[1], None
+                return hit[1]
             if all(is_silent(x) for x in xs):  # silent input: silent output
-                return self._zeros(n.name, (xs[0].shape[0], *self.g.shapes[n.output])), None
+                return self._zeros(n.name, (xs[0].shape[0], *self.g.shapes[n.output]))
             y = op.linear(n, xs, p)
             if n.name in self.reads_input:  # the input current repeats every wake step: keep the result
                 cache[n.name] = (key, y, xs)  # (xs kept alive so their ids stay unique)
-            return y, None
+            return y
         raise TargetError("the reference simulator cannot run this op", node=n.name, op=n.op)
 
     def _buffer(self, name: str, shape: torch.Size) -> torch.Tensor:

@@ -4,9 +4,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from neurocompile import interpreter
+from neurocompile.ir import interpreter
 from neurocompile.errors import ModelLoadError, UnsupportedOpError
-from neurocompile.frontends.onnx import import_model, load_onnx
+from neurocompile.frontends.onnx.importer import import_model, load_onnx
 from tests.conftest import ort_run, rel_err
 from tests.onnx_util import make_model
 

@@ -23,10 +23,10 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from neurocompile import interpreter
+from neurocompile.ir import interpreter
 from neurocompile.errors import NeurocompileError
-from neurocompile.frontends.onnx import import_model
-from neurocompile.frontends.onnx_checks import MAX_OPSET
+from neurocompile.frontends.onnx.importer import import_model
+from neurocompile.frontends.onnx.checks import MAX_OPSET
 
 OPS = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "Floor", "Round", "Identity", "Dropout", "Clip",
        "Min", "Max", "Add", "Sub", "Mul", "Div", "AveragePool", "MaxPool", "GlobalAveragePool", "Flatten", "Reshape",

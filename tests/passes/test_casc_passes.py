@@ -4,9 +4,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 from neurocompile.errors import ConversionError
-from neurocompile.frontends.onnx import import_model
+from neurocompile.frontends.onnx.importer import import_model
 from neurocompile.passes import PassManager, casc_pipeline, optimize_pipeline
 from neurocompile.passes.encode_spikes import encode_spikes
 from neurocompile.passes.normalize_thresholds import normalize_thresholds
@@ -120,11 +121,11 @@ def test_encode_and_schedule(onnx_model):
     x = np.random.default_rng(0).uniform(0, 1, (16, *shape)).astype(np.float32)
     assert rel_err(interpreter.run1(snn, x, "float64"), interpreter.run1(g, x, "float64")) == 0
     s = schedule_wake_sleep(snn.copy(), synapse_delay=1).schedule
-    assert s["t_wake"] == 4 and s["synapse_delay"] == 1
+    assert s.t_wake == 4 and s.synapse_delay == 1
     # main paths have 2 convs: the identity shortcut waits 2 steps, the 1x1 projection shortcut 1
-    assert list(s["balance"].values()) == [[0, 2], [0, 1]]
-    assert s["steps"] == s["predicted_settle"] == 4 + s["depth"] + 4 + 2  # margin 4 + (5 - 1 neuron layers) * L / (4 gamma)
-    assert "CIF" not in {snn.nodes[k].op for k in s["gated_bias"]}
+    assert list(s.balance.values()) == [[0, 2], [0, 1]]
+    assert s.steps == s.predicted_settle == 4 + s.depth + 4 + 2  # margin 4 + (5 - 1 neuron layers) * L / (4 gamma)
+    assert "CIF" not in {snn.nodes[k].op for k in s.gated_bias}
 
 
 def test_levels_mismatch_is_refused(onnx_model):

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 from neurocompile.errors import ConversionError
 from tests.conftest import ort_run
 

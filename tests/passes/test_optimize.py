@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from neurocompile import interpreter
-from neurocompile.frontends.onnx import load_onnx
+from neurocompile.ir import interpreter
+from neurocompile.frontends.onnx.importer import load_onnx
 from neurocompile.passes import PassManager
 from neurocompile.passes.canonicalize import canonicalize
 from neurocompile.passes.fold_batchnorm import fold_batchnorm

@@ -6,7 +6,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from neurocompile import api, interpreter, neurons
+from neurocompile import api
+from neurocompile.ir import interpreter
+from neurocompile.ir import neurons
 from neurocompile.targets.reference.certified import Run
 from neurocompile.targets.reference.simulator import CERTIFIED_PRECISION, ReferenceSimulator
 from tests.models import export, make_act

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 from neurocompile.errors import ConversionError, TargetError
 from neurocompile.passes.quantize_fixed_point import STATE_MAX, WEIGHT_MAX
 from neurocompile.torch import export_onnx

@@ -55,7 +55,7 @@ def test_student_runs_spike_for_spike(exported, target):
     x = _digits(500 if target == "reference" else 20)
     want, want_counts = _torch_run(student, x)
     snn = api.convert(api.load(path), target=target)
-    assert snn.schedule["t_wake"] == 4 and snn.schedule["synapse_delay"] == (1 if target == "lava-sim" else 0)
+    assert snn.schedule.t_wake == 4 and snn.schedule.synapse_delay == (1 if target == "lava-sim" else 0)
     res = api.compile(snn, target).run(x)
     assert all(c > 0 for c in want_counts)
     assert _layer_counts(res, snn) == want_counts

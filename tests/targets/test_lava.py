@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 from neurocompile.errors import TargetError
 from tests.conftest import ort_run
 
@@ -41,7 +42,7 @@ def _gone(pgid: int, wait: float = 10.0) -> bool:
 def test_lava_equals_reference_every_step(onnx_model, arch, levels):
     path, shape = onnx_model(arch, "cqrelu", "bn", levels)
     snn = api.convert(api.load(path), target="lava-sim")
-    assert snn.schedule["synapse_delay"] == 1
+    assert snn.schedule.synapse_delay == 1
     x = np.random.default_rng(5).uniform(0, 1.5, (3, *shape)).astype(np.float32)
     ref = api.simulate(snn, x, exact=True)
     exe = api.compile(snn, "lava-sim")

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from neurocompile import api, interpreter
+from neurocompile import api
+from neurocompile.ir import interpreter
 from neurocompile.errors import TargetError
 from tests.conftest import ort_run
 
@@ -28,7 +29,7 @@ def test_cif_is_lossless_at_default_T(onnx_model, arch, levels):
     rep = api.compare(res.output, ort_run(path, x))
     assert rep["max_abs_error"] <= 1e-5 * rep["max_abs_logit"]
     assert rep["argmax_agreement"] == 1.0
-    assert res.steps == snn.schedule["steps"] == snn.schedule["predicted_settle"]
+    assert res.steps == snn.schedule.steps == snn.schedule.predicted_settle
     # and the first lossless step is within the target T <= L + 4
     err = np.abs(res.per_step - ann64).reshape(res.steps, -1).max(1)
     assert err[levels + 3] <= 1e-9 * scale
@@ -43,7 +44,7 @@ def test_lossless_with_lava_delay_model(onnx_model, arch):
     from neurocompile.passes.schedule_wake_sleep import settle_margin
 
     n_neurons = sum(n.op == "CIF" for n in snn.nodes.values())
-    assert s["steps"] == 8 + s["depth"] + settle_margin(8, n_neurons)  # T_wake + 1 step per synaptic layer + margin
+    assert s.steps == 8 + s.depth + settle_margin(8, n_neurons)  # T_wake + 1 step per synaptic layer + margin
     x = _inputs(shape, 1)
     res = api.simulate(snn, x, exact=True)
     ann64 = interpreter.run1(snn, x, "float64")

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from neurocompile import api, neurons
+from neurocompile import api
+from neurocompile.ir import neurons
 from neurocompile.errors import TargetError
 from neurocompile.torch import export_onnx
 from neurocompile.torch.modules import LIF

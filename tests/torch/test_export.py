@@ -7,12 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from neurocompile import api, interpreter
-from neurocompile.frontends.onnx import load_onnx
+from neurocompile import api
+from neurocompile.ir import interpreter
+from neurocompile.frontends.onnx.importer import load_onnx
 from neurocompile.passes import optimize_pipeline, run_passes
 from neurocompile.passes.recognize_cqrelu import recognize_cqrelu
 from neurocompile.passes.schedule_wake_sleep import schedule_wake_sleep
-from neurocompile.schedule import WakeSleepSchedule
+from neurocompile.ir.schedule import WakeSleepSchedule
 from neurocompile.targets.reference.simulator import ReferenceSimulator
 from neurocompile.torch import (CIF, IF, LIF, CQReLU, TimeDistributed, export_onnx, replace_relu, resnet,
                                 spiking_resnet)
@@ -186,11 +187,11 @@ def test_spiking_student_with_synapse_delays_needs_gated_biases(tmp_path):
     x = _x(16, seed=2)
     g = run_passes(load_onnx(export_onnx(student, x[:2], tmp_path / "student.onnx")), optimize_pipeline())
     g = schedule_wake_sleep(g, t_wake=g.meta["time_steps"], synapse_delay=1)
-    assert g.schedule["balance"]  # the residual Adds get delay lines
+    assert g.schedule.balance  # the residual Adds get delay lines
     with torch.no_grad():
         want = student(x).numpy()
     assert rel_err(ReferenceSimulator(g, dtype="float64").run(x.numpy()).output, want) <= 1e-5
-    g.schedule = {**g.schedule, "sleep": False}  # input and biases on every step
+    g.schedule = {**g.schedule.to_dict(), "sleep": False}  # input and biases on every step
     assert rel_err(ReferenceSimulator(g, dtype="float64").run(x.numpy()).output, want) > 0.1
 
 

@@ -10,7 +10,7 @@ from lava.magma.core.model.py.type import LavaPyType  # noqa: F401
 from lava.magma.core.resources import CPU  # noqa: F401
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: F401
 
-from neurocompile.schedule import in_wake_window, wake_steps_counted
+from neurocompile.ir.schedule import in_wake_window, wake_steps_counted
 
 
 class PhasedModel(PyLoihiProcessModel):

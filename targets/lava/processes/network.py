@@ -142,9 +142,9 @@ def _graph(net: Any):
 
     if isinstance(net, Graph):
         return net
-    from neurocompile import api
+    from neurocompile import pipeline
 
-    return api.load(str(net))
+    return pipeline.load(str(net))
 
 
 @implements(proc=Network, protocol=LoihiProtocol)

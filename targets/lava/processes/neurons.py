@@ -1,7 +1,7 @@
 """Neuron processes: CIF (lossless CASC neuron) and IF (baseline), with gated bias; leaky integrators (LI); leaky
 spiking neurons (LIF, CubaLIF) whose parameters differ from neuron to neuron.
 
-The update rules come from neurocompile.neurons (one definition of each neuron)."""
+The update rules come from neurocompile.ir.neurons (one definition of each neuron)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,7 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
-from neurocompile import neurons
+from neurocompile.ir import neurons
 from neurocompile.targets.lava.processes.common import (CPU, INT, LavaPyType, LoihiProtocol, PhasedModel, PyInPort,
                                                         PyOutPort, implements, requires, tag)
 

@@ -1,0 +1,1 @@
+"""What a converted network does: the ANN oracle, evaluation, boundary cases, Loihi 2 estimates, reports."""

@@ -1,0 +1,1 @@
+"""The ONNX frontend: the importer, its checks, and neurocompile's custom-op contract."""
