@@ -1,7 +1,9 @@
 """Loihi 2 resource and energy estimate of the CIFAR ResNet-18 (3x32x32, widths 64..512, generated weights,
 CQReLU with L levels) converted to a CIF SNN: per layer neurons, synapses, memory, fan-in, axons and cores,
 spikes and synaptic operations per inference from the reference simulator on a few random images, the
-energy they imply, and the ANN's MACs beside them (neurocompile.analysis.estimate).
+energy they imply, and the ANN's MACs beside them (neurocompile.analysis.estimate); then its placement on cores
+(placement.py: per core, per chip, packing efficiency; or the refusal that says which limit no core can meet), the
+traffic between cores and chips, time per step, latency and energy (runtime.py).
 
     .venv/bin/python benchmarks/estimate_resnet18.py [--samples 4] [--levels 4] [--json out.json]
 """
@@ -14,6 +16,9 @@ from _common import export_tmp, machine, models
 
 from neurocompile import api
 from neurocompile.analysis.estimate import estimate
+from neurocompile.analysis.estimate.placement import PlacementError, place
+from neurocompile.analysis.estimate.placement_report import table as placement_table
+from neurocompile.analysis.estimate.runtime import runtime, traffic
 
 
 def main() -> None:
@@ -36,6 +41,14 @@ def main() -> None:
     print(f"build + convert {t1 - t0:.1f} s, estimate (simulation included) {t2 - t1:.1f} s")
     print()
     print(e.table())
+    print()
+    try:
+        p = place(snn, e)
+    except PlacementError as err:
+        print(f"placement: {err}")
+    else:
+        tr = traffic(snn, p, x)
+        print(placement_table(p, e, tr, runtime(e, tr)))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(e.to_dict(), f, indent=1)

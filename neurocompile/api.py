@@ -174,12 +174,14 @@ def verify(path: str, targets: tuple[str, ...] = ("reference", "lava-sim")) -> d
 
 
 def deploy_loihi2(model: str, out_dir: str, inputs: np.ndarray | None = None, n_reference: int = 8,
-                  steps: int | None = None) -> dict[str, Any]:
+                  steps: int | None = None, t_wake: int | None = None, gamma: int = 1) -> dict[str, Any]:
     """Everything a Loihi 2 deployment needs that can happen without the chip: convert ``model`` to fixed point
     (Loihi 2's formats, one step of delay per synapse), write into ``out_dir`` the neurocompile artifact
     (``<stem>.h5``), the lava-dl netx file where netx can hold the network (``<stem>.net``: feed-forward LIF
     students) and the resource estimate (``<stem>.resources.json``), and verify the artifact on lava-sim's
-    fixed_pt models. Returns {"files": [...], "netx": path or the reason it was skipped, "verify": report}."""
+    fixed_pt models. ``t_wake`` and ``gamma`` (:func:`latency_options`) convert with a short wake phase and graded
+    spikes (the latency mode) within Loihi 2's payload.
+    Returns {"files": [...], "netx": path or the reason it was skipped, "verify": report}."""
     import json
 
     from neurocompile.atomic import write_atomic
@@ -198,9 +200,11 @@ def deploy_loihi2(model: str, out_dir: str, inputs: np.ndarray | None = None, n_
     stem = os.path.splitext(os.path.basename(str(model)))[0]
     paths = {k: os.path.join(out_dir, f"{stem}{ext}") for k, ext in
              (("artifact", ".h5"), ("netx", ".net"), ("resources", ".resources.json"))}
+    latency = {"t_wake": t_wake, "gamma": gamma} if t_wake is not None else {}
     try:
         art = export(model, paths["artifact"], inputs=inputs, n_reference=n_reference, target="lava-sim",
-                     **({} if g.schedule is not None else {"fixed_point": True, **({"steps": steps} if steps else {})}))
+                     **({} if g.schedule is not None else {"fixed_point": True, **({"steps": steps} if steps else {}),
+                                                           **latency}))
     except BaseException:
         if made and not os.listdir(out_dir):  # leave nothing behind for a model that does not convert
             os.rmdir(out_dir)

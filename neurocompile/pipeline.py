@@ -15,6 +15,7 @@ from neurocompile.ir import Graph, is_saved_ir
 from neurocompile.ir.ops import OPS, Group, is_level_neuron
 from neurocompile.passes import PassManager, PassRecord, casc_pipeline, idsnn_pipeline, optimize_pipeline, pipeline
 from neurocompile.targets import get_target
+from neurocompile.targets.loihi2.spec import GRADED_SPIKE_BITS
 
 
 def load(path: str, **nir_options: Any) -> Graph:
@@ -141,14 +142,15 @@ def network_levels(graph: Graph) -> int | None:
     return levels[0] if len(levels) == 1 else None
 
 
-def latency_options(levels: int, max_payload_bits: int = 24) -> tuple[int, int]:
+def latency_options(levels: int, max_payload_bits: int = GRADED_SPIKE_BITS) -> tuple[int, int]:
     """(t_wake, gamma) of the fastest exact CIF schedule whose spikes fit a signed graded payload of
-    ``max_payload_bits`` (Loihi 2: up to 24): gamma = min(L, 2**(bits-1) - 1) spikes per step, and the shortest wake
-    phase whose rate L / T_wake a neuron can send in one step (the largest divisor of L <= gamma).
+    ``max_payload_bits`` (Loihi 2: up to GRADED_SPIKE_BITS, 24; in floating or fixed point): gamma =
+    min(L, 2**(bits-1) - 1) spikes per step, and the shortest wake phase whose rate L / T_wake a neuron can send in
+    one step (the largest divisor of L <= gamma).
     benchmarks/latency_frontier.py measures the whole frontier T(gamma, T_wake)."""
     if int(max_payload_bits) < 2:
         raise ConversionError(f"a signed spike payload needs at least 2 bits (sign and one level), got {max_payload_bits}")
-    gamma = min(int(levels), 2 ** (min(int(max_payload_bits), 24) - 1) - 1)
+    gamma = min(int(levels), 2 ** (min(int(max_payload_bits), GRADED_SPIKE_BITS) - 1) - 1)
     rate = max(d for d in range(1, gamma + 1) if levels % d == 0)
     return int(levels) // rate, gamma
 

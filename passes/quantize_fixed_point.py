@@ -48,8 +48,9 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
     weight exponent: W_int = mant * 2**e, mant even and |mant| <= WEIGHT_MAX); an identity branch from a
     source of unit u meets U with the integer gain U / u (U is rounded to make it one). Averaging pools sum
     their windows (``divisor_override`` 1) and scale the unit by the window. At the sink: a CIF/IF neuron
-    gets threshold round(θ U) and sends spikes of amplitude 1 (its output unit is U / θ_int: spike counts, so
-    units never compound with depth); an LIF neuron gets Lava's bit-accurate parameters (vth = round(θ U),
+    gets the integer firing threshold θ_int = round(θ U / rate) and sends spikes of amplitude 1 (its output unit
+    is U / θ_int: spike counts, so units never compound with depth); a short wake phase (rate L / T_wake > 1, the
+    latency mode's graded spikes) stores the threshold rate * θ_int, so θ / rate stays an integer; an LIF neuron gets Lava's bit-accurate parameters (vth = round(θ U),
     dv = round(4096 (1 - β)); binary spikes, unit 1); an inhibition pool keeps U; a readout divides by U
     (``schedule.readout_scale``). Sink biases become round(b U).
     The worst-case current of every step and every state over the schedule's T steps are bounded below
@@ -61,12 +62,6 @@ def quantize_fixed_point(g: Graph, input_scale: float = 255.0) -> Graph:
     """
     if g.schedule is None:
         raise ConversionError("quantize_fixed_point runs after schedule_wake_sleep")
-    short = next((n for n in g.topo() if is_level_neuron(n) and op_of(n).rate(n) != 1), None)
-    if short is not None:
-        raise ConversionError(f"fixed point keeps the wake phase T_wake = L: this network's neurons fire at rate "
-                              f"{op_of(short).rate(short)} per wake step (a short wake phase), whose threshold "
-                              "theta / rate has no integer form yet", node=short.name, op=short.op,
-                              hint="Convert with T_wake = L (drop --t-wake / --latency) for fixed point")
     varying = next((n for n in g.topo() if n.op in FIXED_POINT_LIF and op_of(n).varying(n)), None)
     if varying is not None:  # (CubaLIF and LI have no integer form at all: refused below)
         keys = op_of(varying).varying(varying)
@@ -375,9 +370,9 @@ class _Quantizer:
             if max(u, v) >= STATE_MAX:
                 return f"the LIF state (input << {LIF_SHIFT}) could reach {max(u, v):.3g}"
             return None
-        if is_level_neuron(sink):  # m = m0 + (currents so far) - θ S, 0 <= S <= t_wake (CIF) or the steps (IF)
-            theta = round(float(sink.attrs["threshold"]) * U)
-            counted = self.t_wake if op.sleep_phase else self.steps
+        if is_level_neuron(sink):  # m = m0 + (currents so far) - θ S, 0 <= S <= rate t_wake (CIF) or the steps (IF)
+            theta = self._firing_theta(sink, U)
+            counted = op.max_count(sink, self.t_wake, self.steps)
             m0 = float(op.attr(sink, "shift")) * theta  # the QCFS pre-charge
             m = max(m0 + current.total[1], theta * counted - current.total[0] - m0)
         elif op.stateful:  # an inhibition pool's accumulators: one window input's total minus another's
@@ -392,21 +387,17 @@ class _Quantizer:
         op, out = op_of(sink), sink.output
         note = ""
         if is_level_neuron(sink):
-            theta_real = float(sink.attrs["threshold"])
-            theta = max(1.0, float(np.round(theta_real * U)))
-            shift = float(op.attr(sink, "shift"))
-            if not float(shift * theta).is_integer():  # QCFS pre-charge shift * θ must be an integer too
-                theta = max(2.0, 2.0 * round(theta_real * U / 2.0)) if shift == 0.5 else theta
-                if not float(shift * theta).is_integer():
-                    raise ConversionError(f"shift {shift} has no integer pre-charge", node=sink.name, op=sink.op)
-            sink.attrs["threshold"], sink.attrs["amplitude"] = theta, 1.0
+            theta_real, rate = float(sink.attrs["threshold"]), op.rate(sink)
+            theta = self._firing_theta(sink, U)  # a spike is worth θ / rate: the output unit is U / (θ / rate)
+            sink.attrs["threshold"], sink.attrs["amplitude"] = theta * rate, 1.0
             gamma = float(op.spikes_per_step(sink))
             self.unit[out] = U / theta
-            if op.sleep_phase:  # signed spikes, net count in [0, t_wake]
-                self.bound[out] = _Range((-gamma, gamma), (0.0, float(self.t_wake)))
+            if op.sleep_phase:  # signed graded spikes, net count in [0, rate t_wake]
+                self.bound[out] = _Range((-gamma, gamma), (0.0, float(op.max_count(sink, self.t_wake, self.steps))))
             else:  # IF: at most one spike per step
                 self.bound[out] = _Range((0.0, 1.0), (0.0, float(self.steps)))
-            note = f"threshold {theta:g} (error {abs(theta - theta_real * U) / (theta_real * U):.2%})"
+            note = (f"threshold {theta * rate:g}" + (f" = {rate} x {theta:g}" if rate > 1 else "")
+                    + f" (error {abs(theta * rate - theta_real * U) / (theta_real * U):.2%})")
         elif sink.op in FIXED_POINT_LIF:
             vth = max(1.0, float(np.round(float(sink.attrs["threshold"]) * U)))
             dv = self._dv(sink)
@@ -421,6 +412,20 @@ class _Quantizer:
         else:  # a readout, or a max pool (each step sends a value within its input's range)
             self.unit[out], self.bound[out] = U, current
         self.report.append(LayerReport(sink.name, sink.op, float(U), 0, 0.0, rescaled, note, _peak(current.total)))
+
+    @staticmethod
+    def _firing_theta(sink: Node, U: float) -> float:
+        """A CIF/IF neuron's integer firing threshold at block unit U: round(θ U / rate), at least 1 and even where a
+        QCFS pre-charge shift θ must be an integer too. The neuron stores rate times it as its threshold, so the
+        firing threshold θ / rate of a short wake phase stays an integer: membrane, spikes and count stay exact."""
+        op = op_of(sink)
+        ideal = float(sink.attrs["threshold"]) * U / op.rate(sink)
+        theta, shift = max(1.0, float(np.round(ideal))), float(op.attr(sink, "shift"))
+        if not float(shift * theta).is_integer():
+            theta = max(2.0, 2.0 * round(ideal / 2.0)) if shift == 0.5 else theta
+            if not float(shift * theta).is_integer():
+                raise ConversionError(f"shift {shift} has no integer pre-charge", node=sink.name, op=sink.op)
+        return theta
 
     @staticmethod
     def _dv(sink: Node) -> int:

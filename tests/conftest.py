@@ -28,6 +28,19 @@ def onnx_model(model_dir):
     return make
 
 
+@pytest.fixture(scope="module")
+def nets(onnx_model):
+    """arch -> (converted graph, per-sample input shape, ONNX path): the MLP, VGG and ResNet test models (CQReLU,
+    BatchNorm, L = 4) converted with the defaults; shared by the estimate and placement tests."""
+    from neurocompile import api
+
+    out = {}
+    for arch in ("mlp", "vgg", "resnet"):
+        path, shape = onnx_model(arch, "cqrelu", "bn", 4)
+        out[arch] = (api.convert(api.load(path)), shape, path)
+    return out
+
+
 def pytest_terminal_summary(terminalreporter):
     """The kernels this run used (``make test-cpus`` forces others): float32 results depend on them."""
     import os

@@ -18,16 +18,6 @@ from tests import models
 L = 4
 
 
-@pytest.fixture(scope="module")
-def nets(onnx_model):
-    """arch -> (converted graph, per-sample input shape, ONNX path)."""
-    out = {}
-    for arch in ("mlp", "vgg", "resnet"):
-        path, shape = onnx_model(arch, "cqrelu", "bn", L)
-        out[arch] = (api.convert(api.load(path)), shape, path)
-    return out
-
-
 def _x(shape, n=3, seed=0):
     return np.random.default_rng(seed).uniform(0, 1, (n, *shape)).astype(np.float32)
 

@@ -203,3 +203,20 @@ def test_evaluate_names_samples_unsettled_at_its_last_step(tmp_path):
     assert ev.steps < bound and any(f"the proven settling bound is T={bound}" in n for n in ev.notes), ev.notes
     settled = evaluate(model, x, steps=bound, synops=False)
     assert not any("not settled" in n for n in settled.notes) and settled.first_exact_step is not None
+
+
+def test_the_latency_mode_at_its_proven_T_names_no_unsettled_sample(tmp_path):
+    """--latency min runs the digits net at T=1 on the reference: every neuron still sends at that step (all spikes
+    come at once), but T=1 is the proven settling bound, so the readout is final and no sample is called unsettled."""
+    r = cli(EXAMPLE, "--latency", "min", "--json", tmp_path / "r.json", "--quiet")
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert r.returncode == 0 and doc["steps"] == doc["settle_bound"] == 1, r.stderr
+    assert doc["unsettled_samples"] == [] and "unsettled" not in r.stdout
+
+
+def test_evaluate_at_the_proven_T_of_the_latency_mode_notes_no_unsettled_sample():
+    from neurocompile.analysis.evaluate import evaluate
+
+    x = np.load(Path(EXAMPLE).parent / "digits_test.npy")[:8]
+    ev = evaluate(EXAMPLE, x, t_wake=1, gamma=8, synops=False)
+    assert ev.steps == 1 and not any("had not settled" in n for n in ev.notes), ev.notes

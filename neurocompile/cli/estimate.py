@@ -3,9 +3,10 @@ energy."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from neurocompile.cli import options
-from neurocompile.cli.checks import _check_output
+from neurocompile.cli.checks import _check_folder, _check_outputs
 from neurocompile.cli.options import (UsageError, _conversion_kwargs, _conversion_options, _convert, _latency_given,
                                       _Parser)
 from neurocompile.cli.printing import _write_json
@@ -24,6 +25,11 @@ def _estimate_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help=".npy inputs for the activity part (spikes, synaptic ops, energy)")
     p.add_argument("--samples", type=int, default=16, help="inputs of --input to simulate (default 16)")
     p.add_argument("--json", dest="json_out", help="write the estimate as JSON to this file")
+    p.add_argument("--placement", help="place every neuron and synapse on cores (checked against the per-core limits) "
+                   "and write the placement as JSON to this file; with --input also the traffic between cores and "
+                   "chips, time per step, latency and energy")
+    p.add_argument("--plot", dest="plot_dir", help="with --placement: write placement.png (cores coloured by layer on "
+                   "the chip grid) and utilisation.png into this folder (created if missing)")
     _conversion_options(p)
     return p
 
@@ -33,8 +39,7 @@ def _estimate(a: argparse.Namespace) -> int:
     from neurocompile import api
     from neurocompile.analysis.estimate import estimate
 
-    if a.json_out:
-        _check_output("--json", a.json_out)
+    _check_estimate_outputs(a)
     if a.samples < 1:
         raise UsageError(f"--samples {a.samples}: simulate at least one input")
     g = options._load(a)
@@ -51,7 +56,43 @@ def _estimate(a: argparse.Namespace) -> int:
                              hint="Estimate the original ONNX model with these options instead")
     e = estimate(g, a.hw, x=x)
     print(e.table())
+    if a.placement:
+        _place(a, g, e, x)
     if a.json_out:
         _write_json(a.json_out, e.to_dict())
         print(f"wrote {a.json_out}")
     return 0
+
+
+def _check_estimate_outputs(a: argparse.Namespace) -> None:
+    """--json, --placement and --plot's PNGs before any work: each writable, none the same file as another."""
+    if a.plot_dir and not a.placement:
+        raise UsageError("--plot draws the placement: give --placement FILE too")
+    outputs = [(flag, path) for flag, path in (("--json", a.json_out), ("--placement", a.placement)) if path]
+    if a.plot_dir:
+        from neurocompile.analysis.estimate.placement_report import plot_paths
+
+        outputs += _check_folder("--plot", a.plot_dir, plot_paths(a.plot_dir))
+    _check_outputs(outputs)
+
+
+def _place(a: argparse.Namespace, g: Any, e: Any, x: Any) -> None:
+    """Place the network (checked), print the per-core table, with inputs the traffic, time and energy; write the
+    placement (and the plots)."""
+    from neurocompile.analysis.estimate.placement import place
+    from neurocompile.analysis.estimate.placement_report import summary, table, write_plots
+    from neurocompile.analysis.estimate.runtime import runtime, traffic
+
+    p = place(g, e)  # raises PlacementError before anything is written
+    tr = traffic(g, p, x) if x is not None else None
+    rt = runtime(e, tr) if tr is not None else None
+    print()
+    print(table(p, e, tr, rt))
+    doc = {**p.to_dict(), "summary": summary(p, e)}
+    if tr is not None and rt is not None:
+        doc["traffic"] = {k: v for k, v in vars(tr).items() if k != "cores"}
+        doc["runtime"] = rt.to_dict()
+    _write_json(a.placement, doc)
+    print(f"wrote {a.placement}")
+    for path in write_plots(p, a.plot_dir) if a.plot_dir else []:
+        print(f"wrote {path}")

@@ -83,17 +83,23 @@ def _export_netx(a: argparse.Namespace, g) -> int:
 
     given = [f for f, on in (("--input", a.input), ("--samples", a.samples != 8), ("--target", a.target != "lava-sim"),
                              ("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
-                             ("--calibrate", a.calibrate), ("--percentile", a.percentile != 99.9),
-                             *_latency_given(a)) if on]
+                             ("--calibrate", a.calibrate), ("--percentile", a.percentile != 99.9)) if on]
     if given:
         raise UsageError(f"--format netx writes the network only, converted for Lava in fixed point: {', '.join(given)} "
                          "cannot apply", hint="Drop them (the neurocompile artifact takes reference inputs)")
+    latency = [f for f, on in _latency_given(a) if on]
+    if latency:
+        raise UsageError(f"--format netx writes LIF students, whose CUBA neurons send binary spikes: {', '.join(latency)} "
+                         "shortens a CIF network's wake phase with graded spikes, which netx cannot carry",
+                         hint=f"Export neurocompile's own artifact, which carries Loihi 2's graded payload: "
+                              f"neurocompile export {a.model} --fixed-point --latency min -o net.h5")
     converted = g.schedule is not None
     if not api.is_student(g) or (converted and not g.meta.get("fixed_point")):
         raise ConversionError("netx holds feed-forward LIF students (conv and dense layers of CUBA neurons) in fixed "
                               "point; this model is " + ("a converted floating-point network" if api.is_student(g)
-                                                         else "an ANN, which converts to CIF neurons netx has no form "
-                                                              "for"),
+                                                         else "a converted CIF network, which netx has no form for"
+                                                         if converted else "an ANN, which converts to CIF neurons "
+                                                                           "netx has no form for"),
                               file=a.model, hint=f"Export neurocompile's own artifact: neurocompile export {a.model} "
                                                  f"-o net.h5")
     if converted and a.steps:

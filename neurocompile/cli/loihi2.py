@@ -7,7 +7,7 @@ import os
 
 from neurocompile.cli import options
 from neurocompile.cli.checks import _check_folder, _check_outputs
-from neurocompile.cli.options import UsageError, _latency_given
+from neurocompile.cli.options import UsageError, _conversion_kwargs
 from neurocompile.cli.printing import _write_json, fixed_point_summary
 
 
@@ -23,17 +23,18 @@ def _loihi2(a: argparse.Namespace) -> int:
                              ("--no-balance", a.no_balance), ("--normalize-weights", a.normalize_weights),
                              ("--device", a.device), ("--save-ir", a.save_ir), ("--early-stop", a.early_stop), ("--exact", a.exact),
                              ("--log-passes", a.log_passes), ("--percentile", a.percentile != 99.9),
-                             *_latency_given(a)) if on]
+                             ("--t-wake", a.t_wake is not None)) if on]
     if given:
         raise UsageError(f"--target loihi2 converts to Loihi 2's fixed point with its own settings: {', '.join(given)} "
                          "cannot apply", hint="Run --target lava-sim --fixed-point to try other conversion options")
     g = options._load(a)
+    latency = _latency(a, g)
     x = api.load_input(a.input, api.first_input_shape(g)) if a.input else None
     out_dir = a.artifacts or f"{os.path.splitext(os.path.basename(a.model))[0]}-loihi2"
     stem = os.path.splitext(os.path.basename(a.model))[0]  # api.deploy_loihi2's file names
     _check_outputs(([("--json", a.json_out)] if a.json_out else []) + _check_folder(
         "--artifacts", out_dir, [os.path.join(out_dir, stem + ext) for ext in (".h5", ".net", ".resources.json")]))
-    rep = api.deploy_loihi2(a.model, out_dir, inputs=x, steps=a.steps)
+    rep = api.deploy_loihi2(a.model, out_dir, inputs=x, steps=a.steps, **latency)
     for f in rep["files"]:
         print(f"wrote      {f}")
     if not rep["files"][1].endswith(".net"):
@@ -62,3 +63,14 @@ def _loihi2(a: argparse.Namespace) -> int:
         raise TargetError(f"the Loihi 2 artifacts are written and verified on lava-sim ({', '.join(rep['files'])}), "
                           f"but {err.message}", hint=err.hint) from None
     return 0
+
+
+def _latency(a: argparse.Namespace, g) -> dict[str, int]:
+    """--latency min's wake phase and graded spikes within Loihi 2's payload (--max-payload-bits), as a run chooses
+    them ({"t_wake", "gamma"}), or {} (T_wake = L). A converted model keeps the schedule it was converted with."""
+    if a.latency == "min" and g.schedule is not None:
+        raise UsageError(f"{a.model} is converted already: its schedule fixes the wake phase, so --latency cannot "
+                         "apply", hint="Deploy the original model with --latency min (or export it with "
+                                       "--fixed-point --latency min)")
+    kw = _conversion_kwargs(a, g)  # refuses --max-payload-bits without --latency min, and students
+    return {"t_wake": kw["t_wake"], "gamma": kw["gamma"]} if a.latency == "min" else {}

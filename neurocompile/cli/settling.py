@@ -54,7 +54,7 @@ def _run_settled(a: argparse.Namespace, snn: Any, exe: Any, x: np.ndarray, steps
                 res = _with_progress(exe, x, bound, a)
                 known = exe.unsettled
     proved = settle["settle_bound"] is not None and res.steps >= settle["settle_bound"] and api.lossless_kind(snn)
-    settle["unsettled_samples"] = [] if known is None and proved else known
+    settle["unsettled_samples"] = [] if proved else known  # at the proven bound the readout is final, spiking or not
     return res, settle
 
 

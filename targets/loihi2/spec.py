@@ -83,8 +83,18 @@ class HardwareLimits:
         return {"name": self.name, **{k: v.to_dict() for k, v in self.figures().items()}}
 
 
+class _FigureSet:
+    """A dataclass of :class:`Figure` fields: each by name, and as JSON."""
+
+    def figures(self) -> dict[str, Figure]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v.to_dict() for k, v in self.figures().items()}
+
+
 @dataclass(frozen=True)
-class EnergyFigures:
+class EnergyFigures(_FigureSet):
     """Energy per operation (pJ) for the spiking side and, for comparison, an ANN's arithmetic."""
 
     synop_pj: Figure
@@ -93,12 +103,6 @@ class EnergyFigures:
     neuron_update_active_pj: Figure
     ann_mac_pj: Figure
     ann_add_pj: Figure
-
-    def figures(self) -> dict[str, Figure]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v.to_dict() for k, v in self.figures().items()}
 
 
 LOIHI2 = HardwareLimits(
@@ -134,4 +138,53 @@ LOIHI2_ENERGY = EnergyFigures(
                                    "in which the compartment sends a message (our reading of 'active')"),
     ann_mac_pj=Figure(4.6, "pJ", "[horowitz2014]: 32-bit float multiply 3.7 pJ + add 0.9 pJ"),
     ann_add_pj=Figure(0.9, "pJ", "[horowitz2014]: 32-bit float add 0.9 pJ"),
+)
+
+# ----------------------------------------------------------------------------------------------------------
+# the mesh and the time per operation: the placement (analysis/estimate/placement.py) and the runtime roofline
+# (analysis/estimate/runtime.py) read these; Loihi 2's are not public, so each is Loihi 1's, labelled
+
+_T1 = "ESTIMATE: Loihi 1's figure (not public for Loihi 2)"
+
+
+@dataclass(frozen=True)
+class MeshFigures(_FigureSet):
+    """Where cores sit on a chip's mesh and what a message costs to cross it."""
+
+    columns: Figure
+    hop_pj: Figure
+    hop_ns: Figure
+    spike_ns: Figure
+    chip_hop_pj: Figure
+
+
+@dataclass(frozen=True)
+class TimingFigures(_FigureSet):
+    """Time per operation of a core and of the step's barrier: the roofline's slopes and offset."""
+
+    synop_ns: Figure
+    neuron_update_ns: Figure
+    neuron_update_active_ns: Figure
+    barrier_ns: Figure
+
+
+LOIHI2_MESH = MeshFigures(
+    columns=Figure(16, "cores", "ASSUMPTION: the 128 cores of a chip as a 16 x 8 grid, numbered row-major, one router "
+                   "per core; the Loihi 2 floorplan is not public ([intel-loihi2-brief] states 128 cores in a mesh)"),
+    hop_pj=Figure(3.5, "pJ", f"{_T1}: [davies2018] Table 2, 'energy per tile hop (E-W / N-S)' 3.0 / 4.0 pJ, their "
+                  "mean per core-to-core hop of the assumed grid"),
+    hop_ns=Figure(5.3, "ns", f"{_T1}: [davies2018] Table 2, 'latency per tile hop (E-W / N-S)' 4.1 / 6.5 ns, their "
+                  "mean"),
+    spike_ns=Figure(2.1, "ns", f"{_T1}: [davies2018] Table 2, 'within-tile spike latency'"),
+    chip_hop_pj=Figure(3.5, "pJ", "ASSUMPTION: a message between chips costs one more mesh hop; chip-to-chip links "
+                       "are not characterised publicly (a lower bound)"),
+)
+
+LOIHI2_TIMING = TimingFigures(
+    synop_ns=Figure(3.5, "ns", f"{_T1}: [davies2018] Table 2, 'time per synaptic spike op (max)'"),
+    neuron_update_ns=Figure(5.3, "ns", f"{_T1}: [davies2018] Table 2, 'time per neuron update (inactive)' (active "
+                            "8.4 ns)"),
+    neuron_update_active_ns=Figure(8.4, "ns", f"{_T1}: [davies2018] Table 2, 'time per neuron update (active)'"),
+    barrier_ns=Figure(465.0, "ns", f"{_T1}: [davies2018] Table 2, 'mesh-wide barrier sync time' 113-465 ns for 1-32 "
+                      "tiles: the full-chip figure, paid once per step"),
 )

@@ -361,7 +361,8 @@ def _notes(plan: _Plan, stats: _StepStats) -> list[str]:
         notes.append("no CIF layer: spike counts are not compared with ANN levels (IF counts have no level "
                      "to equal)")
     bound = snn.schedule.settle_bound if pipeline.lossless_kind(snn) else None
-    if stats.unsettled:  # the error at T is then not the conversion's: say what T settles them (a proof)
+    if stats.unsettled and (bound is None or T < bound):  # the error at T is then not the conversion's (at the
+        # proven bound the readout is final even where neurons still send, as the latency mode's do at T=1)
         notes.append(f"{stats.unsettled} sample(s) had not settled by the last step T={T}" + (
             f": the proven settling bound is T={bound} (steps={bound}, CLI --steps {bound})"
             if bound is not None and bound > T else ""))

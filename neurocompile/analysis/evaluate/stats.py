@@ -141,11 +141,9 @@ def _first(ok: np.ndarray) -> int | None:
 
 def _level_scale(node) -> float:
     """Factor turning a neuron's ANN activation q into its level count: L / A (A: the value of one level's spike
-    in the ANN's unit: the ``amplitude`` attribute, else the threshold; ops.LevelNeuron.forward)."""
+    in the ANN's unit: ops.LevelNeuron.level_value, the threshold, or the spike amplitude times the rate)."""
     op = OPS[node.op]
-    amp = op.attr(node, "amplitude")
-    A = float(op.attr(node, "threshold")) if amp is None else float(amp)
-    return int(op.attr(node, "levels")) / A
+    return int(op.attr(node, "levels")) / op.level_value(node)
 
 
 def _fill_steps(ev: Evaluation, s: _StepStats, has_ann: bool, labelled: bool) -> None:

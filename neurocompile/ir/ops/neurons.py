@@ -49,6 +49,12 @@ class LevelNeuron(Op):
         amp = self.attr(node, "amplitude")
         return self.firing_threshold(node) if amp is None else float(amp)
 
+    def level_value(self, node) -> float:
+        """A, the value of one level of the ANN activation (q = level * A / L): θ, or with spikes of ``amplitude`` a
+        (fixed point: 1) a * rate, since a short wake phase sends the count in T_wake = L / rate steps."""
+        amp = self.attr(node, "amplitude")
+        return float(self.attr(node, "threshold")) if amp is None else float(amp) * self.rate(node)
+
     # count domain (targets/reference/certified.py): no leak and a subtractive reset make the count after step t a
     # function of floor(X_t), X_t = the cumulative input over the firing threshold plus the pre-charge ``shift``
     count_domain = True
@@ -69,9 +75,9 @@ class LevelNeuron(Op):
         xs = [xs[0] + p["bias"]] if "bias" in p else xs
         if amp is None:
             return cqrelu(xs[0], levels, theta, float(self.attr(node, "shift")), divide=True)
-        # spikes of another amplitude (fixed point: 1 per spike); q * (amp / L) stays exact in integers
+        # spikes of another amplitude (fixed point: 1 per spike); q * (A / L) stays exact in integers
         r = xs[0] * levels / theta + float(self.attr(node, "shift"))
-        return torch.clamp(torch.floor(r), 0, levels) * (float(amp) / levels)
+        return torch.clamp(torch.floor(r), 0, levels) * (self.level_value(node) / levels)
 
 
 @register

@@ -90,7 +90,8 @@ class PySpikingNeuronFloat(PhasedModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PySpikingNeuronFixed(PySpikingNeuronFloat):
-    """Integer state and graded integer spikes (the fixed-point graph's thresholds are integers)."""
+    """Integer state and graded integer spikes: the fixed-point graph's firing thresholds θ / rate are integers (a short
+    wake phase stores rate times an integer threshold), so every floor(m / θ) and m - θ s is exact."""
 
     DTYPE = np.int32
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, **INT)
