@@ -384,13 +384,29 @@ def test_torchrun_cli_equals_one_process(tmp_path):
     assert "neurocompile" not in two.stderr and "Traceback" not in two.stderr
 
 
+_SLOW_RANK0 = r'''
+import os, sys, time
+from neurocompile import api
+load_input = api.load_input
+def slow(*args, **kw):  # rank 0 finds the error 2 s after rank 1 (a busy machine did this by chance)
+    if os.environ.get("RANK") == "0":
+        time.sleep(2)
+    return load_input(*args, **kw)
+api.load_input = slow
+from neurocompile.cli import main
+sys.exit(main())
+'''
+
+
 def test_torchrun_cli_error_said_once(tmp_path):
-    # every rank refuses this input; rank 0 alone says so (an error in one rank's shard only, which reaches
-    # rank 0 through the others: test_torchrun_api_shards)
+    # every rank refuses this input; rank 0 alone says so, and no rank leaves before it has, even where rank 1
+    # finds the error first (torchrun then stops rank 0: 'interrupted by SIGTERM' was all it said). An error in
+    # one rank's shard only reaches rank 0 through the others: test_torchrun_api_shards.
     x = np.load(os.path.join(ROOT, "examples", "digits_test.npy"))[:20].copy()
     x[5, 0, 0, 0] = np.nan
     np.save(tmp_path / "x.npy", x)
-    r = _torchrun(["-m", "neurocompile", "evaluate", "examples/digits_cqrelu.onnx", "--input",
+    (tmp_path / "slow_rank0.py").write_text(_SLOW_RANK0)
+    r = _torchrun([str(tmp_path / "slow_rank0.py"), "evaluate", "examples/digits_cqrelu.onnx", "--input",
                    str(tmp_path / "x.npy"), "--quiet", "--json", str(tmp_path / "ev.json")])
     assert r.returncode == 1 and r.stdout == "" and not (tmp_path / "ev.json").exists()
     said = [ln for ln in r.stderr.splitlines() if ln.startswith("neurocompile:")]

@@ -187,29 +187,11 @@ def session(mode: bool | None = None) -> Iterator[Comm | None]:
     if mode is False:
         yield None
         return
-    import torch.distributed as dist
-
-    if not dist.is_available():
-        if mode:
-            raise NeurocompileError("this torch build has no torch.distributed")
+    if not join(mode):
         yield None
         return
-    if not dist.is_initialized():
-        rank, world = launched()
-        if world < 2:
-            if mode:
-                raise NeurocompileError("distributed evaluation asked for outside a multi-process launch "
-                                        "(WORLD_SIZE is not above 1)", hint="Launch with torchrun --nproc-per-node N")
-            yield None
-            return
-        missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(v)]
-        if missing:
-            raise NeurocompileError(f"WORLD_SIZE={world} but {' and '.join(missing)} not set, so the processes "
-                                    "cannot meet", hint="Launch with torchrun, which sets them")
-        if not dist.is_gloo_available():
-            raise NeurocompileError("this torch build has no gloo backend for torch.distributed")
-        dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=world)
-        _OWNED.append(True)
+    import torch.distributed as dist
+
     world = dist.get_world_size()
     if world < 2:
         if mode:
@@ -230,6 +212,53 @@ def session(mode: bool | None = None) -> Iterator[Comm | None]:
     _PARKED.extend(comm.keep)  # whoever destroys the group next: the tensors stay until then
 
 
+def join(mode: bool | None = None) -> bool:
+    """Initialize the default process group now if torchrun launched this process with WORLD_SIZE > 1 (gloo over
+    ``env://``; it stays until :func:`shutdown`). True if a group is initialized afterwards, False for a single
+    process (an error instead where ``mode`` is True, see :func:`session`). The CLI joins before its first check,
+    so that an error found by every rank can be said by rank 0 before any rank exits (:func:`farewell`)."""
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        if mode:
+            raise NeurocompileError("this torch build has no torch.distributed")
+        return False
+    if dist.is_initialized():
+        return True
+    rank, world = launched()
+    if world < 2:
+        if mode:
+            raise NeurocompileError("distributed evaluation asked for outside a multi-process launch "
+                                    "(WORLD_SIZE is not above 1)", hint="Launch with torchrun --nproc-per-node N")
+        return False
+    missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(v)]
+    if missing:
+        raise NeurocompileError(f"WORLD_SIZE={world} but {' and '.join(missing)} not set, so the processes "
+                                "cannot meet", hint="Launch with torchrun, which sets them")
+    if not dist.is_gloo_available():
+        raise NeurocompileError("this torch build has no gloo backend for torch.distributed")
+    dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=world)
+    _OWNED.append(True)
+    return True
+
+
+def farewell(timeout_s: float = 60.0) -> None:
+    """A barrier every rank passes on its way out after an error, rank 0 once it has said the error: torchrun
+    stops every rank (SIGTERM) as soon as one exits non-zero, so a rank that left first could cut rank 0 short
+    before it speaks. Bounded: a peer that never comes (gone already, or still in a collective) costs at most
+    ``timeout_s``, then this returns all the same. Nothing where no group is initialized."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return
+    try:
+        dist.monitored_barrier(timeout=datetime.timedelta(seconds=timeout_s))
+    except Exception:  # noqa: BLE001 - a peer gone or late: the error this rank leaves with stays the one said
+        pass
+
+
 def shutdown() -> None:
     """Destroy the process group :func:`session` initialized, if it did (a caller's own group is the caller's):
     after a barrier, so no rank destroys it while a peer still finishes a collective. The CLI calls it at the
@@ -247,4 +276,4 @@ _PARKED: list = []  # tensors of collectives in a group still alive (Comm's docs
 _OWNED: list = []   # [True] while the default group is the one session() initialized
 
 
-__all__ = ["Comm", "launched", "local_device", "session", "shutdown", "REDUCE_OPS"]
+__all__ = ["Comm", "farewell", "join", "launched", "local_device", "session", "shutdown", "REDUCE_OPS"]

@@ -6,10 +6,10 @@ import argparse
 import os
 import sys
 
-from neurocompile.cli import options
+from neurocompile.cli import options, signals
 from neurocompile.cli.checks import _check_conversion_options, _check_device, _check_folder, _check_outputs
 from neurocompile.cli.options import UsageError, _conversion_kwargs, _conversion_options, _Parser
-from neurocompile.cli.printing import _write_json
+from neurocompile.cli.printing import _say, _write_json
 from neurocompile.errors import NeurocompileError
 
 
@@ -77,25 +77,50 @@ def _check_evaluate_outputs(a: argparse.Namespace) -> None:
 
 def _evaluate(a: argparse.Namespace) -> int:
     """Check options and outputs, evaluate (this rank's shard under torchrun), print the table, write the files."""
+    from neurocompile.analysis import distributed
+
+    rank, world = distributed.launched()  # torchrun --nproc-per-node N: each rank evaluates a shard (evaluate)
+    if world < 2:
+        return _evaluate_here(a, rank, world)
+    return _evaluate_as_rank(a, rank, world)
+
+
+def _evaluate_as_rank(a: argparse.Namespace, rank: int, world: int) -> int:
+    """One torchrun rank. Rank 0 alone prints and writes; it says an error, its own or (through the collectives)
+    another rank's, and only then does any rank leave (distributed.farewell): torchrun stops every rank as soon as
+    one exits non-zero, which would cut rank 0 short before it speaks."""
+    import contextlib
+
+    from neurocompile.analysis import distributed
+
+    distributed.join()  # before any check: every error below is found while the ranks can still wait for rank 0
+    if rank:
+        a = argparse.Namespace(**{**vars(a), "json_out": None, "report": None, "plot_dir": None, "quiet": True})
+    try:
+        with contextlib.ExitStack() as quiet:
+            if rank:  # silent: rank 0 says everything there is to say
+                null = quiet.enter_context(open(os.devnull, "w"))
+                quiet.enter_context(contextlib.redirect_stdout(null))
+                quiet.enter_context(contextlib.redirect_stderr(null))
+            return _evaluate_here(a, rank, world)
+    except (UsageError, NeurocompileError) as err:
+        if signals._state["signum"] is not None:
+            raise  # interrupted: main() says so
+        if not rank:
+            _say(f"neurocompile: error: {err}")
+            signals.said()
+        distributed.farewell()
+        return 2 if isinstance(err, UsageError) else 1
+
+
+def _evaluate_here(a: argparse.Namespace, rank: int, world: int) -> int:
+    """The evaluation of this process's shard (every sample outside torchrun); the table and files on rank 0."""
     from tqdm import tqdm
 
     from neurocompile import api
     from neurocompile.analysis import distributed
     from neurocompile.analysis import evaluate as evaluation  # its evaluate looked up now: tests replace it
 
-    rank, world = distributed.launched()  # torchrun --nproc-per-node N: each rank evaluates a shard (evaluate)
-    if rank and not getattr(a, "silent_rank", False):  # rank 0 alone prints and writes; it says others' errors
-        import contextlib
-
-        b = argparse.Namespace(**{**vars(a), "json_out": None, "report": None, "plot_dir": None, "quiet": True,
-                                  "silent_rank": True})
-        try:
-            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
-                return _evaluate(b)
-        except UsageError:
-            return 2
-        except NeurocompileError:
-            return 1
     _check_evaluate_outputs(a)
     at = _check_evaluate_options(a)
     if a.device:
@@ -114,7 +139,7 @@ def _evaluate(a: argparse.Namespace) -> int:
                       batch=a.batch, device=a.device, baseline=a.baseline,
                       progress=lambda done, total: bar.update(done - bar.n), **kw)
     distributed.shutdown()  # the process group evaluate made under torchrun (none otherwise)
-    if getattr(a, "silent_rank", False):
+    if rank:
         return 0
     print(ev.table())
     written = []

@@ -104,6 +104,12 @@ def _restore_signals() -> None:
         restore()
 
 
+def said() -> None:
+    """The CLI has said its last word (an error, under torchrun): a signal from now on is ignored, not told
+    (torchrun sends SIGTERM to every rank as soon as one exits non-zero)."""
+    _state["caught"] = True
+
+
 def _interrupted(signum: int) -> int:
     _state["caught"] = True
     _say(f"neurocompile: interrupted by {signal.Signals(signum).name}")
