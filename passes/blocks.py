@@ -10,6 +10,7 @@ import numpy as np
 
 from neurocompile.errors import ConversionError
 from neurocompile.ir import Graph, Node
+from neurocompile.ir.schedule import WakeSleepSchedule
 from neurocompile.ir.ops import Group, is_level_neuron, op_of
 
 
@@ -28,6 +29,22 @@ def readout_start(g: Graph, n: Node) -> int:
     targets' synaptic delays hold it back by). A delay of the network itself right before the output (NIR's Delay)
     is part of what the readout reads, so unlike the readout's arrival (from which its bias is on) it does not count."""
     return g.schedule.lag(g.producers()[n.inputs[0]].name)
+
+
+def flush_steps(s: WakeSleepSchedule) -> int:
+    """Steps after an unstaggered sample during which in-flight currents drain (longest path delay, and margin)."""
+    return 2 + max([a + s.delay.get(k, 0) for k, a in s.arrival.items()] + [0]) + s.max_delay
+
+
+def sample_period(g: Graph, T: int) -> int:
+    """Steps between two samples streamed through the lowered graph ``g`` run for ``T`` steps each (a pipelined
+    stream, as targets/lava streams them). With a sleep phase every sink starts a sample when its data arrives, so
+    a sink's work on a sample fits in T - (earliest readout start) steps and samples overlap in depth; without one
+    (the IF baseline: biases on from step 0) each sample is followed by the flush steps that drain it."""
+    s = g.schedule
+    if not s.sleep:
+        return T + flush_steps(s)
+    return T - min(readout_start(g, n) for n in g.topo() if n.op in Group.READOUT)
 
 
 def sink_ends(g: Graph, T: int) -> dict[str, int]:

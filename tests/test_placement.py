@@ -34,14 +34,26 @@ def _invariants(p, e):
     lim = doc["limits"]
     used = {}
     for r in e.rows:
-        slots = sorted((s for s in doc["cores"] if s["layer"] == r.name), key=lambda s: s["neurons"][0])
-        covered = np.zeros(r.neurons + r.relays, np.int64)
-        for s in slots:
-            covered[s["neurons"][0]:s["neurons"][1]] += 1
-        assert (covered == 1).all(), r.name                         # every compartment exactly once
-        assert sum(s["synaptic_bits"] for s in slots) == r.memory_bits  # every synapse counted on its target's core
-        assert sum(s["input_axons"] for s in slots) >= r.axons
-        assert doc["layers"][r.name]["neurons"] == r.neurons + r.relays
+        n, k = r.neurons + r.relays, doc["layers"][r.name].get("fanin_parts", 1)
+
+        def covered_once(slots):
+            covered = np.zeros(n, np.int64)
+            for s in slots:
+                covered[s["neurons"][0]:s["neurons"][1]] += 1
+            return (covered == 1).all()
+
+        own = [s for s in doc["cores"] if s["layer"] == r.name and "part" not in s]
+        parts = [[s for s in doc["cores"] if s["layer"] == r.name and s.get("part") == [i, k]] for i in range(k)]
+        assert covered_once(own), r.name                            # every compartment exactly once
+        assert doc["layers"][r.name]["neurons"] == n
+        # every synapse counted on its target's core: the layer's own, or (split) its parts' and k per compartment
+        syn = [s for part in parts for s in part] if k > 1 else own
+        assert sum(s["synaptic_bits"] for s in syn) == r.memory_bits
+        assert sum(s["input_axons"] for s in syn) >= r.axons
+        if k > 1:
+            assert all(covered_once(part) for part in parts), r.name  # every partial sum exactly once per part
+            assert sum(s["synaptic_bits"] for s in own) == n * k * 8 and sum(s["input_axons"] for s in own) == n * k
+    assert {s["layer"] for s in doc["cores"]} == {r.name for r in e.rows}
     for s in doc["cores"]:
         u = used.setdefault((s["chip"], s["core"]), [0, 0, 0])
         u[0] += s["neurons"][1] - s["neurons"][0]
@@ -103,12 +115,14 @@ def test_traffic_adds_up_to_the_estimates_synops(nets):
     x = _x(shape)
     e = estimate(snn, (_limits(cores_per_chip=2), LOIHI2_ENERGY), x=x)
     p = place(snn, e)
-    tr = traffic(snn, p, x)
+    tr = traffic(snn, p, e)
     N = len(x)
     assert round(tr.synops * N) == round(e.totals.synops * N)  # integer counts: exact
     assert tr.steps == e.totals.steps and tr.inter_core > 0 and tr.inter_chip > 0
     rt = runtime(e, tr)
     assert rt.latency_ns == pytest.approx(rt.steps * rt.step_ns, rel=1e-12)
+    # a pipelined stream (one sample per period <= T steps) is never slower than one inference after another
+    assert rt.period_steps <= rt.steps and rt.throughput_per_s >= 1e9 / rt.latency_ns
     assert rt.energy_synops_pj == e.totals.energy_synops_pj and rt.energy_neurons_pj == e.totals.energy_neurons_pj
     assert rt.energy_traffic_pj >= e.totals.energy_spikes_pj
 
@@ -118,7 +132,7 @@ def test_one_core_traffic_is_the_input_and_intra_core_messages(nets):
     x = _x(shape)
     e = estimate(snn, x=x)
     p = place(snn, e)
-    tr = traffic(snn, p, x)
+    tr = traffic(snn, p, e)
     assert tr.inter_core == tr.inter_chip == tr.hops == 0
     N = len(x)
     assert round(tr.host * N) == round(e.totals.input_messages * N)  # the input reaches one core: each message once
@@ -145,9 +159,55 @@ def test_broken_placements_are_refused(nets):
 
 def test_a_compartment_larger_than_a_core_is_refused(nets):
     snn, _, _ = nets["mlp"]
-    e = estimate(snn, (_limits(synaptic_memory_bits_per_core=60 * 8), LOIHI2_ENERGY))
+    e = estimate(snn, (_limits(synaptic_memory_bits_per_core=8), LOIHI2_ENERGY))  # one synapse per core
     with pytest.raises(PlacementError, match="alone needs more than one core"):
         place(snn, e)
+
+
+def test_fanin_is_split_into_partial_sums_where_one_compartment_needs_more_axons_than_a_core(nets):
+    snn, shape, _ = nets["resnet"]  # fan-in up to 9 x 16 + 8 (shortcut) = 152 senders per compartment
+    x = _x(shape)
+    e = estimate(snn, (_limits(input_axons_per_core=100), LOIHI2_ENERGY), x=x)
+    p = place(snn, e)
+    _invariants(p, e)
+    split = {k: v["fanin_parts"] for k, v in p.layers.items() if "fanin_parts" in v}
+    big = [r.name for r in e.rows if r.fan_in > 100]  # exactly the layers whose compartments no core holds
+    assert sorted(split) == sorted(big) and all(k >= 2 for k in split.values())
+    assert all(s.input_axons <= 100 for s in p.cores)
+    assert 1 <= p.split_steps <= len(split)
+    tr = traffic(snn, p, e)
+    N, T = len(x), e.totals.steps
+    # the parts' synops are the estimate's; reading the partial sums adds one synop per partial message
+    assert round(tr.synops * N) == round((e.totals.synops + tr.combine_synops) * N)
+    assert tr.combine_synops == pytest.approx(tr.partial_messages, rel=1e-12)
+    assert tr.partial_sums == sum(p.layers[k]["neurons"] * v for k, v in split.items())
+    assert 0 < tr.partial_messages <= T * tr.partial_sums
+    rt = runtime(e, tr)
+    assert rt.steps == T + p.split_steps and rt.split_steps == p.split_steps
+    assert rt.energy_synops_pj > e.totals.energy_synops_pj and rt.energy_neurons_pj > e.totals.energy_neurons_pj
+    doc = p.to_dict()
+    no_part = copy.deepcopy(doc)
+    no_part["cores"] = [s for s in no_part["cores"] if s.get("part") != [0, split[big[0]]] or s["layer"] != big[0]]
+    unread = copy.deepcopy(doc)
+    next(s for s in unread["cores"] if s["layer"] == big[0] and "part" not in s)["synaptic_bits"] -= 8
+    for bad, says in ((no_part, "part 1/"), (unread, "reading its")):
+        with pytest.raises(PlacementError, match=says):
+            check_placement(bad, e)
+
+
+def test_cifar_resnet18_is_placed_with_its_widest_layers_split(tmp_path):
+    """The generated CIFAR ResNet-18 (widths 64..512): a stage-4 compartment reads 9 x 512 + 256 = 4,864 senders,
+    more than a core's 4,096 input axons, so those layers are split; the placement is checked and packed."""
+    path = models.export(models.resnet18("cqrelu", L)[0], (3, 32, 32), tmp_path / "r18.onnx", "bn")
+    snn = api.convert(api.load(path), target="lava-sim")
+    e = estimate(snn)
+    p = place(snn, e)
+    _invariants(p, e)
+    split = [k for k, v in p.layers.items() if "fanin_parts" in v]
+    assert split == [r.name for r in e.rows if r.fan_in > 4096] and len(split) == 3
+    assert p.split_steps == 3  # the three are in a row on every path
+    assert pooled_bound(e) <= e.totals.cores <= p.n_cores <= 1.02 * e.totals.cores
+    assert p.n_chips == -(-p.n_cores // 128)
 
 
 def test_generated_resnet18_shape_placement(tmp_path):
@@ -176,6 +236,12 @@ def test_cli_writes_a_checked_placement_and_plots(nets, tmp_path, capsys):
     assert sorted(f.name for f in plots.iterdir()) == ["placement.png", "utilisation.png"]
     assert doc["runtime"]["latency_ns"] > 0 and set(doc["limits"]) == {
         "neurons_per_core", "synaptic_bits_per_core", "input_axons_per_core", "cores_per_chip"}
+    # an ANN converted with the default schedule: its latency mode is placed and reported beside it
+    assert "the default schedule and the latency mode, side by side" in text
+    slow, fast = doc["schedules"]["default"], doc["schedules"]["latency_min"]
+    assert (slow["t_wake"], slow["gamma"], fast["t_wake"], fast["gamma"]) == (L, 1, 1, L)
+    assert fast["steps"] < slow["steps"] and fast["cores"] == slow["cores"] == doc["summary"]["cores"]
+    assert slow["latency_ns"] == doc["runtime"]["latency_ns"] and fast["period_steps"] <= slow["period_steps"]
 
 
 def test_cli_plot_needs_placement(nets, tmp_path):

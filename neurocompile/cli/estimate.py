@@ -42,11 +42,16 @@ def _estimate(a: argparse.Namespace) -> int:
     _check_estimate_outputs(a)
     if a.samples < 1:
         raise UsageError(f"--samples {a.samples}: simulate at least one input")
-    g = options._load(a)
+    g = ann = options._load(a)
     x = api.load_input(a.input, api.first_input_shape(g))[: a.samples] if a.input else None
     calib = api.load_input(a.calibrate, api.first_input_shape(g)) if a.calibrate else None
+    fast = None  # the latency mode beside the default schedule (--placement with --input on an ANN)
     if g.schedule is None:
-        g = _convert(a, g, calibration=calib, target="lava-sim", **_conversion_kwargs(a, g))
+        kw = _conversion_kwargs(a, g)
+        g = _convert(a, g, calibration=calib, target="lava-sim", **kw)
+        if a.placement and x is not None and _latency_mode_differs(a, ann, g):
+            t_wake, gamma = api.latency_options(api.network_levels(ann) or a.levels)
+            fast = _convert(a, ann, calibration=calib, target="lava-sim", **{**kw, "t_wake": t_wake, "gamma": gamma})
     else:
         given = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
                                  ("--calibrate", a.calibrate), ("--fixed-point", a.fixed_point), ("--steps", a.steps),
@@ -57,7 +62,7 @@ def _estimate(a: argparse.Namespace) -> int:
     e = estimate(g, a.hw, x=x)
     print(e.table())
     if a.placement:
-        _place(a, g, e, x)
+        _place(a, g, e, x, fast)
     if a.json_out:
         _write_json(a.json_out, e.to_dict())
         print(f"wrote {a.json_out}")
@@ -76,15 +81,27 @@ def _check_estimate_outputs(a: argparse.Namespace) -> None:
     _check_outputs(outputs)
 
 
-def _place(a: argparse.Namespace, g: Any, e: Any, x: Any) -> None:
-    """Place the network (checked), print the per-core table, with inputs the traffic, time and energy; write the
-    placement (and the plots)."""
+def _latency_mode_differs(a: argparse.Namespace, ann: Any, g: Any) -> bool:
+    """The schedule was left at its default (T_wake = L, one spike per step) for a CIF network whose latency mode
+    is another schedule: then estimate --placement reports both."""
+    from neurocompile import api
+
+    if a.neuron != "cif" or api.is_student(ann) or any(on for _, on in _latency_given(a)) or a.gamma != 1:
+        return False
+    levels = api.network_levels(ann) or a.levels
+    return bool(levels) and api.latency_options(levels)[0] != g.schedule.t_wake
+
+
+def _place(a: argparse.Namespace, g: Any, e: Any, x: Any, fast: Any = None) -> None:
+    """Place the network (checked), print the per-core table, with inputs the traffic, time and energy (and, for
+    ``fast``, the latency mode's beside them); write the placement (and the plots)."""
     from neurocompile.analysis.estimate.placement import place
-    from neurocompile.analysis.estimate.placement_report import summary, table, write_plots
+    from neurocompile.analysis.estimate.placement_report import (Case, place_and_run, side_by_side, summary, table,
+                                                                 write_plots)
     from neurocompile.analysis.estimate.runtime import runtime, traffic
 
     p = place(g, e)  # raises PlacementError before anything is written
-    tr = traffic(g, p, x) if x is not None else None
+    tr = traffic(g, p, e) if x is not None else None
     rt = runtime(e, tr) if tr is not None else None
     print()
     print(table(p, e, tr, rt))
@@ -92,6 +109,13 @@ def _place(a: argparse.Namespace, g: Any, e: Any, x: Any) -> None:
     if tr is not None and rt is not None:
         doc["traffic"] = {k: v for k, v in vars(tr).items() if k != "cores"}
         doc["runtime"] = rt.to_dict()
+    if fast is not None and x is not None:
+        cases = [Case(f"T_wake = L = {g.schedule.t_wake}", g.schedule.t_wake, a.gamma, p, e, tr, rt),
+                 place_and_run("--latency min", fast, x, hw=a.hw)]
+        print()
+        print("the default schedule and the latency mode, side by side:")
+        print(side_by_side(cases))
+        doc["schedules"] = {"default": cases[0].to_dict(), "latency_min": cases[1].to_dict()}
     _write_json(a.placement, doc)
     print(f"wrote {a.placement}")
     for path in write_plots(p, a.plot_dir) if a.plot_dir else []:

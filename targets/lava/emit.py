@@ -22,7 +22,7 @@ import torch
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
 from neurocompile.ir.ops import Group, NoWeightMap, WeightMap, op_of
-from neurocompile.passes.blocks import readout_start, sink_ends
+from neurocompile.passes.blocks import readout_start, sample_period, sink_ends
 from neurocompile.passes.lower_to_blocks import lowered
 from neurocompile.ir.schedule import WakeSleepSchedule
 
@@ -68,12 +68,10 @@ class Stream:
         if g.meta.get("fixed_point") and T >= 2 ** 8:  # readout sums of 24-bit currents must fit int32
             raise TargetError(f"{T} steps: Lava's fixed-point readout sums T currents below 2**23 in int32, so T "
                               "must stay below 256", hint="Run fewer steps")
-        if not s.sleep:
-            return cls(T, T + flush_steps(s), False, dict(s.arrival))
-        if T <= first:
+        if s.sleep and T <= first:
             raise TargetError(f"{T} steps end before any current reaches the readout (step {first})",
                               hint=f"Run at least {first + 1} steps (the default is the schedule's {s.steps})")
-        return cls(T, T - first, True, dict(s.arrival))
+        return cls(T, sample_period(g, T), bool(s.sleep), dict(s.arrival))
 
     def offset(self, name: str) -> int:
         return self.arrival.get(name, 0) if self.staggered else 0
@@ -81,11 +79,6 @@ class Stream:
     def total_steps(self, n_samples: int) -> int:
         """Steps until the last of ``n_samples`` samples has been read out."""
         return n_samples * self.period + (max(self.arrival.values(), default=0) if self.staggered else 0)
-
-
-def flush_steps(s: WakeSleepSchedule) -> int:
-    """Steps after an unstaggered sample during which in-flight currents drain (longest path delay, and margin)."""
-    return 2 + max([a + s.delay.get(k, 0) for k, a in s.arrival.items()] + [0]) + s.max_delay
 
 
 @dataclass

@@ -109,9 +109,8 @@ def estimate(graph: Graph, hw: "str | tuple[HardwareLimits, EnergyFigures]" = "l
                              f"{_v(limits.input_axons_per_core.value)} axons per core, and every core of a split "
                              "dense layer needs all of them: its cores are a lower bound")
     totals = _totals(rows, limits, energy)
-    if x is not None:
-        _add_activity(graph, g, built, rows, totals, x, steps, energy)
-    return Estimate(limits.name, limits, energy, rows, totals, notes)
+    messages = _add_activity(graph, g, built, rows, totals, x, steps, energy) if x is not None else {}
+    return Estimate(limits.name, limits, energy, rows, totals, notes, messages)
 
 
 def _resources(g: Graph, b: BlockConnections, L: HardwareLimits, wbits: int) -> LayerEstimate:
@@ -154,9 +153,10 @@ def _totals(rows: list[LayerEstimate], L: HardwareLimits, E: EnergyFigures) -> T
 
 
 def _add_activity(graph: Graph, g: Graph, built: list[BlockConnections], rows: list[LayerEstimate], totals: Totals,
-                  x: np.ndarray, steps: int | None, E: EnergyFigures) -> None:
+                  x: np.ndarray, steps: int | None, E: EnergyFigures) -> dict[str, np.ndarray]:
     """Fill the activity fields of ``rows`` and ``totals`` from a reference simulation of ``graph`` on ``x``: messages
-    per sender (:class:`_Activity`), synops through each connection's fan-out, updates and energy."""
+    per sender (:class:`_Activity`), synops through each connection's fan-out, updates and energy. Returns the
+    messages per element of every sender, summed over the samples."""
     from neurocompile import pipeline
 
     res = pipeline.simulate(graph, x, steps=steps, record_layers=True, exact=True)
@@ -194,3 +194,4 @@ def _add_activity(graph: Graph, g: Graph, built: list[BlockConnections], rows: l
     totals.energy_spikes_pj = (totals.messages + totals.input_messages) * e_spk
     totals.energy_neurons_pj = totals.neuron_updates * e_upd + totals.messages * (e_act - e_upd)
     totals.energy_pj = totals.energy_synops_pj + totals.energy_spikes_pj + totals.energy_neurons_pj
+    return msgs

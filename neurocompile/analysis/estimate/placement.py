@@ -18,6 +18,11 @@ connections: ``connections.py``), in their topological order, on cores under the
   output element: each core takes the largest range that still fits
   all three limits (memory and neurons by prefix sums, axons by a binary search, which is exact because axons only
   grow with the range). A split dense layer's cores each need every input they read: the axons say so.
+- **fan-in splitting** (``fanin.py``): a layer with a compartment that no empty core holds (more distinct senders
+  than a core's input axons, or more memory than a core's) becomes ``k`` parts of partial-sum compartments, each
+  integrating one group of the senders, placed like layers before the layer itself, whose compartments then each
+  read ``k`` partial sums (one unit-weight connection each). The placement file lists a part's cores with
+  ``"part": [i, k]`` and the layer's ``"fanin_parts": k``; the latency counts the step each split adds.
 - **packing**: the next layer continues on the open core while any of its range fits, so small consecutive layers
   share a core; a residual block's branches are consecutive blocks, hence on consecutive (neighbouring) cores.
 - **chips and mesh**: global core k is core k mod 128 of chip k // 128, at mesh position (row, column) =
@@ -61,10 +66,21 @@ class Slot:
     input_axons: int
     index: int                                                        # global core number: chip x cores per chip + core
     fanout: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # sender -> connections into this range
+    part: tuple[int, int] | None = None    # (i, k): partial sums of part i of a layer split k ways (fanin.py)
+
+    @property
+    def key(self) -> str:
+        """The layer, or the layer's part, whose compartments the slot holds."""
+        return _key(self.layer, self.part)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"chip": self.chip, "core": self.core, "layer": self.layer, "neurons": [self.start, self.stop],
-                "synaptic_bits": self.synaptic_bits, "input_axons": self.input_axons}
+        d = {"chip": self.chip, "core": self.core, "layer": self.layer, "neurons": [self.start, self.stop],
+             "synaptic_bits": self.synaptic_bits, "input_axons": self.input_axons}
+        return {**d, "part": list(self.part)} if self.part else d
+
+
+def _key(layer: str, part: tuple[int, int] | None) -> str:
+    return f"{layer} part {part[0] + 1}/{part[1]}" if part else layer
 
 
 @dataclass
@@ -77,10 +93,17 @@ class _Layer:
     tensors: list[tuple[str, int, np.ndarray]]            # (tensor, offset, element of each compartment)
     fanin_cum: np.ndarray                                 # connections into compartments [0, i): int64, len n + 1
     cuts: list[np.ndarray]                                # allowed cut positions, coarse to fine
+    part: tuple[int, int] | None = None                   # (i, k): the partial sums of sender group i of k
+    senders_only: dict[str, np.ndarray] | None = None     # a part's senders: a 0/1 mask per sender tensor
+    combines: int = 0                                     # k: a split layer's own compartments read k partial sums
 
     @property
     def size(self) -> int:
         return int(len(self.fanin_cum) - 1)
+
+    @property
+    def key(self) -> str:
+        return _key(self.name, self.part)
 
 
 @dataclass
@@ -94,7 +117,10 @@ class Placement:
     weight_bits: int
     # sender tensor -> (layer, offset, compartment of each element): where each element's messages start
     senders: dict[str, tuple[str, int, np.ndarray]] = field(default_factory=dict, repr=False)
-    fanin_cum: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    fanin_cum: dict[str, np.ndarray] = field(default_factory=dict, repr=False)   # by layer (or part) key
+    # a part's partial-sum tensor -> messages per partial sum from messages per sender element (runtime.traffic)
+    partial_inputs: dict[str, Any] = field(default_factory=dict, repr=False)
+    split_steps: int = 0         # steps the split layers add to the longest path (one per split layer on it)
 
     @property
     def n_cores(self) -> int:
@@ -142,21 +168,64 @@ def place(graph: Graph, est: Estimate) -> Placement:
                              hint="Pass the estimate computed from this graph")
     wbits = int(est.limits.weight_bits.value)
     lim = limits_of(est.limits)
-    layers = [_layer(g, b) for b in built]
     p = Placement(lim, {}, [], int(LOIHI2_MESH.columns.value), wbits)
-    for lay, r in zip(layers, est.rows):
+    packer = _Packer(g, ind, p, lim, wbits)
+    placed: list[_Layer] = []
+    depth: dict[str, int] = {}  # split layers on the longest path into each layer
+    for b, r in zip(built, est.rows):
+        lay = _layer(g, b)
         p.layers[lay.name] = {"neurons": lay.size, "sink_neurons": r.neurons, "relays": r.relays,
                               "synaptic_bits": r.memory_bits, "input_axons": r.axons, "estimate_cores": r.cores,
                               "order": "element" if np.array_equal(lay.tensors[0][2], np.arange(len(lay.tensors[0][2])))
                               else "position-major"}
-        p.fanin_cum[lay.name] = lay.fanin_cum
+        parts = _split(packer, lay)
+        if parts:
+            p.layers[lay.name]["fanin_parts"] = len(parts) - 1
+        from_layers = {p.senders[s][0] for c in b.conns for s in c.senders if s in p.senders}
+        depth[lay.name] = max((depth[n] for n in from_layers), default=0) + bool(parts)
+        for part in parts or [lay]:
+            p.fanin_cum[part.key] = part.fanin_cum
+            placed.append(part)
         for t, off, order in lay.tensors:
             p.senders[t] = (lay.name, off, np.argsort(order))
         # a sink's output tensor is sent from the compartments of its target (a neuron's input current: same shape)
         p.senders.setdefault(lay.block.sink.output, p.senders[lay.block.target])
-    _Packer(g, ind, p, lim, wbits).run(layers)
+    p.split_steps = max(depth.values(), default=0)
+    packer.run(placed)
     check_placement(p, est)
     return p
+
+
+def _split(packer: "_Packer", lay: _Layer) -> list[_Layer]:
+    """A layer that needs fan-in splitting as its parts and then itself reading their partial sums (fanin.py);
+    [] where every compartment fits a core (or where no split helps: the packer then refuses the layer)."""
+    from neurocompile.analysis.estimate.fanin import incoming, sender_groups
+
+    lim, wbits = packer.lim, packer.wbits
+    fan = np.diff(lay.fanin_cum)
+    worst = int(np.argmax(fan)) if len(fan) else 0
+    if not len(fan) or (fan[worst] * wbits <= lim["synaptic_bits_per_core"]
+                        and (fan[worst] <= lim["input_axons_per_core"]
+                             or _axons(packer._fanout(lay, worst, worst + 1)) <= lim["input_axons_per_core"])):
+        return []
+    cap = min(lim["input_axons_per_core"], lim["synaptic_bits_per_core"] // wbits) // 2
+    groups = sender_groups(packer.g, packer.ind, lay.block, lay.tensors, cap)
+    if len(groups) < 2:
+        return []
+    k, n = len(groups), lay.size
+    p = packer.p
+    parts = []
+    for i, grp in enumerate(groups):
+        fan_i = np.rint(incoming(packer.g, packer.ind, lay.block, grp.masks, lay.tensors)).astype(np.int64)
+        part = _Layer(lay.name, lay.block, lay.tensors, np.concatenate([[0], np.cumsum(fan_i)]), lay.cuts,
+                      part=(i, k), senders_only=grp.masks)
+        partial = f"{part.key} partial sums"
+        p.senders[partial] = (part.key, 0, np.arange(n))
+        p.partial_inputs[partial] = (lambda x, grp=grp: incoming(
+            packer.g, packer.ind, lay.block, {s: x[s] * m for s, m in grp.masks.items() if s in x}, lay.tensors))
+        parts.append(part)
+    combine = _Layer(lay.name, lay.block, lay.tensors, np.arange(n + 1, dtype=np.int64) * k, lay.cuts, combines=k)
+    return [*parts, combine]
 
 
 def _order(shape: tuple[int, ...]) -> np.ndarray:
@@ -224,8 +293,8 @@ class _Packer:
             f"layer {lay.name}: compartment {pos} alone needs more than one core: fan-in {fanin:,} connections "
             f"({fanin * self.wbits:,} of {self.lim['synaptic_bits_per_core']:,} synaptic bits) from {axons:,} "
             f"senders ({self.lim['input_axons_per_core']:,} input axons per core)", node=lay.name,
-            op=lay.block.sink.op, hint="Splitting one neuron's fan-in over cores (partial sums on dendritic "
-            "compartments) is not implemented; the estimate's core count assumes it")
+            op=lay.block.sink.op, hint="Its fan-in is split into partial sums where one sender's connections "
+            "into a compartment fit half a core; here they do not: the per-core limits are too small for this layer")
 
     def _next_core(self) -> None:
         self.index += 1
@@ -235,7 +304,7 @@ class _Packer:
         bits = int(lay.fanin_cum[stop] - lay.fanin_cum[start]) * self.wbits
         axons = _axons(fan)
         chip, core = divmod(self.index, self.lim["cores_per_chip"])
-        self.p.cores.append(Slot(chip, core, lay.name, start, stop, bits, axons, self.index, fan))
+        self.p.cores.append(Slot(chip, core, lay.name, start, stop, bits, axons, self.index, fan, lay.part))
         for k, v in (("neurons", stop - start), ("bits", bits), ("axons", axons)):
             self.used[k] += v
 
@@ -268,7 +337,12 @@ class _Packer:
         return best, best_fan
 
     def _fanout(self, lay: _Layer, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Connections from each sender element into compartments [start, stop) of ``lay`` (flat per sender)."""
+        """Connections from each sender element into compartments [start, stop) of ``lay`` (flat per sender; a
+        part: from its senders only; a split layer: one from each partial sum of each compartment)."""
+        if lay.combines:
+            one = np.zeros(lay.size)
+            one[start:stop] = 1.0
+            return {f"{_key(lay.name, (i, lay.combines))} partial sums": one for i in range(lay.combines)}
         out: dict[str, np.ndarray] = {}
         for t, off, order in lay.tensors:
             n = len(order)
@@ -285,6 +359,8 @@ class _Packer:
                     grad = self._vjp(c, s, mask)
                     if grad is not None:
                         out[s] = grad.copy() if s not in out else out[s] + grad
+        if lay.senders_only is not None:
+            out = {s: v * lay.senders_only[s] for s, v in out.items() if s in lay.senders_only}
         return out
 
     def _vjp(self, c: Any, s: str, mask: torch.Tensor) -> np.ndarray | None:
@@ -307,44 +383,72 @@ def _axons(fan: dict[str, np.ndarray]) -> int:
 
 
 def check_placement(placement: "Placement | dict[str, Any]", est: Estimate) -> None:
-    """Raise :class:`PlacementError` listing every violation: a layer not the estimate's, a compartment placed
-    twice or never, a layer's memory not counted in full on its cores (or, for a :class:`Placement`, a core's
-    memory not its range's fan-in), a core over a limit or a chip over its core count."""
+    """Raise :class:`PlacementError` listing every violation: a layer not the estimate's, a compartment (or a part's
+    partial sum) placed twice or never, a layer's memory not counted in full on the cores holding its targets (or
+    its parts'), a split layer's compartments without their partial sums' connections (or, for a
+    :class:`Placement`, a core's memory not its range's fan-in), a core over a limit or a chip over its core count."""
     p = placement.to_dict() if isinstance(placement, Placement) else placement
     lim, bad = p["limits"], []
+    wbits = int(est.limits.weight_bits.value)
     rows = {r.name: r for r in est.rows}
     if list(p["layers"]) != list(rows):
         bad.append(f"layers {list(p['layers'])} are not the estimate's rows {list(rows)}")
-    by_layer: dict[str, list[dict]] = {}
+    by_key: dict[str, list[dict]] = {}
     for s in p["cores"]:
-        by_layer.setdefault(s["layer"], []).append(s)
+        part = tuple(s["part"]) if s.get("part") is not None else None
+        by_key.setdefault(_key(s["layer"], part), []).append(s)  # type: ignore[arg-type]
     for name, r in rows.items():
-        bad += _check_layer(name, r.neurons + r.relays, r.memory_bits, r.axons, by_layer.get(name, []))
-        if isinstance(placement, Placement) and name in placement.fanin_cum:
-            cum = placement.fanin_cum[name]
-            for s in by_layer.get(name, []):
-                a, b = s["neurons"]
-                if 0 <= a < b <= len(cum) - 1 and s["synaptic_bits"] != int(cum[b] - cum[a]) * placement.weight_bits:
-                    bad.append(f"{name} on chip {s['chip']} core {s['core']}: {s['synaptic_bits']} synaptic bits, "
-                               f"but its targets' fan-in needs {int(cum[b] - cum[a]) * placement.weight_bits}")
+        n = r.neurons + r.relays
+        k = p["layers"].get(name, {}).get("fanin_parts", 1)
+        own = by_key.pop(name, [])
+        bad += _check_ranges(name, n, own)
+        if k == 1:
+            bad += _check_memory(name, r.memory_bits, r.axons, own)
+            continue
+        parts = [by_key.pop(_key(name, (i, k)), []) for i in range(k)]
+        for i, slots in enumerate(parts):
+            bad += _check_ranges(_key(name, (i, k)), n, slots)
+        bad += _check_memory(f"{name} (its {k} parts)", r.memory_bits, r.axons, [s for sl in parts for s in sl])
+        bad += _check_memory(f"{name} (reading its {k} partial sums)", n * k * wbits, n * k, own)
+    bad += [f"{key}: not a layer (or a part) of the placement" for key in by_key]
+    if isinstance(placement, Placement):
+        bad += _check_fanin(placement)
     bad += _check_cores(p["cores"], lim)
     if bad:
         raise PlacementError(f"invalid placement: {'; '.join(bad[:8])}" + (f"; and {len(bad) - 8} more"
                                                                           if len(bad) > 8 else ""))
 
 
-def _check_layer(name: str, n: int, bits: int, axons: int, slots: list[dict]) -> list[str]:
-    """Every compartment of the layer exactly once, its memory in full, its senders on some core."""
+def _check_fanin(p: Placement) -> list[str]:
+    """Each core's memory is its range's fan-in (a :class:`Placement` knows every layer's and part's fan-in)."""
     bad = []
-    ranges = sorted(tuple(s["neurons"]) for s in slots)
+    for s in p.cores:
+        cum = p.fanin_cum.get(s.key)
+        if cum is not None and 0 <= s.start < s.stop <= len(cum) - 1:
+            need = int(cum[s.stop] - cum[s.start]) * p.weight_bits
+            if s.synaptic_bits != need:
+                bad.append(f"{s.key} on chip {s.chip} core {s.core}: {s.synaptic_bits} synaptic bits, but its "
+                           f"targets' fan-in needs {need}")
+    return bad
+
+
+def _check_ranges(name: str, n: int, slots: list[dict]) -> list[str]:
+    """Every one of the ``n`` compartments exactly once."""
+    bad = []
     pos = 0
-    for a, b in ranges:
+    for a, b in sorted(tuple(s["neurons"]) for s in slots):
         if a != pos or b <= a:
             bad.append(f"{name}: compartments [{a}, {b}) " + ("overlap or repeat" if a < pos else "leave a gap")
                        + f" after {pos}")
         pos = max(pos, b)
     if pos != n:
         bad.append(f"{name}: {pos} of {n} compartments placed")
+    return bad
+
+
+def _check_memory(name: str, bits: int, axons: int, slots: list[dict]) -> list[str]:
+    """The memory in full, the senders on some core."""
+    bad = []
     placed_bits = sum(s["synaptic_bits"] for s in slots)
     if placed_bits != bits:
         bad.append(f"{name}: {placed_bits} synaptic bits on its cores, the estimate counts {bits}")

@@ -3,6 +3,7 @@ what each number is) and as figures (cores coloured by layer on each chip's grid
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from neurocompile.analysis.estimate.placement import Placement, pooled_bound
 from neurocompile.analysis.estimate.result import Estimate, _format, _n
 from neurocompile.analysis.estimate.runtime import Runtime, Traffic
+from neurocompile.ir import Graph
 from neurocompile.targets.loihi2.spec import LOIHI2_MESH, LOIHI2_TIMING
 
 PLOTS = ("placement", "utilisation")  # file stems
@@ -49,10 +51,16 @@ def table(p: Placement, est: Estimate, tr: Traffic | None = None, rt: Runtime | 
                    f"{tr.intra_core:,.0f} messages within cores, {tr.inter_core:,.0f} between cores "
                    f"({tr.hops:,.0f} hops, longest {tr.max_hops}), {tr.inter_chip:,.0f} between chips, "
                    f"{tr.host:,.0f} from the host; synops {tr.synops:,.0f}")
+        if tr.partial_sums:
+            out.append(f"fan-in split: {tr.partial_sums:,} partial-sum compartments send {tr.partial_messages:,.0f} "
+                       f"messages (a bound), read by {tr.combine_synops:,.0f} of those synops; {tr.split_steps} "
+                       "step(s) more on the longest path (ASSUMPTION: a Loihi 2 neuron passes its current on as a "
+                       "graded spike, one synaptic delay)")
     if rt is not None:
         out.append(f"time per step (ESTIMATE, roofline): {rt.step_ns:,.0f} ns = slowest core {rt.slowest_core} "
                    f"{rt.compute_ns:,.0f} + mesh {rt.mesh_ns:,.0f} + barrier {rt.barrier_ns:,.0f} ns; latency "
-                   f"(ESTIMATE) T={rt.steps} x step = {rt.latency_ns / 1e3:,.2f} us")
+                   f"(ESTIMATE) {_steps(rt)} x step = {rt.latency_ns / 1e3:,.2f} us; pipelined stream (ESTIMATE) "
+                   f"one sample every {rt.period_steps} steps = {rt.throughput_per_s:,.0f} inferences/s")
         out.append(f"energy per inference (ESTIMATE): {rt.energy_pj / 1e3:,.1f} nJ = synops "
                    f"{rt.energy_synops_pj / 1e3:,.1f} + neuron updates {rt.energy_neurons_pj / 1e3:,.1f} + traffic "
                    f"{rt.energy_traffic_pj / 1e3:,.1f} nJ")
@@ -60,6 +68,74 @@ def table(p: Placement, est: Estimate, tr: Traffic | None = None, rt: Runtime | 
         for figs in (LOIHI2_TIMING, LOIHI2_MESH):
             out += [f"  {k} = {f.value:g} {f.unit}: {f.source}" for k, f in figs.figures().items()]
     return "\n".join(out)
+
+
+@dataclass
+class Case:
+    """One schedule of a network, placed and run: what a side-by-side column shows."""
+
+    label: str
+    t_wake: int
+    gamma: int
+    placement: Placement
+    est: Estimate
+    traffic: Traffic
+    runtime: Runtime
+
+    def to_dict(self) -> dict[str, Any]:
+        rt, u = self.runtime, summary(self.placement, self.est)
+        return {"t_wake": self.t_wake, "gamma": self.gamma, "steps": rt.steps, "split_steps": rt.split_steps,
+                "cores": u["cores"], "chips": u["chips"], "packing_efficiency": u["packing_efficiency"],
+                "step_ns": rt.step_ns, "latency_ns": rt.latency_ns, "period_steps": rt.period_steps,
+                "throughput_per_s": rt.throughput_per_s, "energy_pj": rt.energy_pj,
+                "energy_synops_pj": rt.energy_synops_pj, "energy_neurons_pj": rt.energy_neurons_pj,
+                "energy_traffic_pj": rt.energy_traffic_pj, "inter_chip_messages": self.traffic.inter_chip}
+
+
+def place_and_run(label: str, graph: Graph, x: np.ndarray, est: Estimate | None = None,
+                  hw: str = "loihi2") -> Case:
+    """``graph`` (converted) estimated with inputs ``x`` (unless ``est`` is given), placed, its traffic measured
+    and its runtime estimated: one column of :func:`side_by_side`."""
+    from neurocompile.analysis.estimate.estimator import estimate
+    from neurocompile.analysis.estimate.placement import place
+    from neurocompile.analysis.estimate.runtime import runtime, traffic
+    from neurocompile.ir.ops import is_level_neuron, op_of
+
+    est = est if est is not None else estimate(graph, hw, x=x)
+    p = place(graph, est)
+    tr = traffic(graph, p, est)
+    gamma = max([op_of(n).spikes_per_step(n) for n in graph.nodes.values() if is_level_neuron(n)] or [1])
+    return Case(label, graph.schedule.t_wake, gamma, p, est, tr, runtime(est, tr))
+
+
+def side_by_side(cases: list[Case]) -> str:
+    """The schedules' cores, chips, packing efficiency, time per step, latency, throughput and energy in columns,
+    each row saying what kind of number it is."""
+    d = [c.to_dict() for c in cases]
+    rows = [("schedule", "", [f"T_wake={v['t_wake']}, gamma={v['gamma']}" for v in d]),
+            ("steps per inference", "exact: the schedule (+ fan-in splits)",
+             [f"{v['steps']}" + (f" ({v['steps'] - v['split_steps']} + {v['split_steps']})" if v["split_steps"]
+                                 else "") for v in d]),
+            ("cores / chips", "this placement, checked", [f"{v['cores']:,} / {v['chips']:,}" for v in d]),
+            ("packing efficiency", "estimate's cores / placed", [f"{v['packing_efficiency']:.3f}" for v in d]),
+            ("time per step", "ESTIMATE: roofline", [f"{v['step_ns'] / 1e3:,.2f} us" for v in d]),
+            ("latency per inference", "ESTIMATE: steps x step", [f"{v['latency_ns'] / 1e3:,.1f} us" for v in d]),
+            ("pipelined throughput", "ESTIMATE: one sample per period",
+             [f"{v['throughput_per_s']:,.0f}/s (period {v['period_steps']})" for v in d]),
+            ("energy per inference", "ESTIMATE: Loihi 1 per-op", [f"{v['energy_pj'] / 1e3:,.1f} nJ" for v in d]),
+            ("  synops / neurons / traffic", "ESTIMATE", [f"{v['energy_synops_pj'] / 1e3:,.1f} / "
+                                                         f"{v['energy_neurons_pj'] / 1e3:,.1f} / "
+                                                         f"{v['energy_traffic_pj'] / 1e3:,.1f} nJ" for v in d]),
+            ("messages between chips", "measurement, placed", [f"{v['inter_chip_messages']:,.0f}" for v in d])]
+    head = ["", *[c.label for c in cases], "what it is"]
+    body = [[name, *vals, kind] for name, kind, vals in rows]
+    w = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
+    return "\n".join("  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in [head, *body])
+
+
+def _steps(rt: Runtime) -> str:
+    T = rt.steps - rt.split_steps
+    return f"(T={T} + {rt.split_steps} for the fan-in splits)" if rt.split_steps else f"T={T}"
 
 
 def _placement_table(rows: list[list[str]], head: list[str]) -> str:

@@ -88,6 +88,9 @@ class Estimate:
     rows: list[LayerEstimate]
     totals: Totals
     notes: list[str] = field(default_factory=list)
+    # with activity: messages per element of each sender tensor of the lowered graph, summed over the samples
+    # (what runtime.traffic places; not part of to_dict)
+    messages: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python types only (json.dumps-able)."""

@@ -8,14 +8,20 @@ element) and a reference simulation (the estimate's activity: messages per sende
   axon (at least one connection into that core's range). It stays on its core (intra-core), crosses the mesh
   (inter-core: hops = Manhattan distance of the two cores on the assumed grid, ``LOIHI2_MESH``), or crosses chips
   (inter-chip); the input's messages come from the host. Synaptic operations per core = messages x that core's
-  fan-out: summed over the cores they are the estimate's synops, exactly.
+  fan-out: summed over the cores they are the estimate's synops, exactly, plus, where layers are split
+  (``fanin.py``), the unit-weight synops that read the partial sums (a partial sum sends a message in each step in
+  which any of its senders does, at most T: a bound).
 - **time per step** (an ESTIMATE from Loihi 1's per-op times, ``LOIHI2_TIMING``): a roofline whose slowest core sets
   the pace: max over cores of (synops x t_synop + compartments x t_update + messages sent x (t_active - t_update))
   per step (the run's average step), plus the mesh's longest path (hops x t_hop + t_spike) and the barrier that ends
-  every step. **latency** = T x step time (T the schedule's steps: the latency mode's T where the network was
-  converted with it).
-- **energy** per inference (ESTIMATE): synaptic operations and neuron updates as the estimate counts them, and the
-  traffic: the estimate's per-message spike energy plus hops x E_hop plus chip crossings x E_chip.
+  every step (the slowest core's work per inference spread over the T steps). **latency** = T x step time (T the schedule's steps: the latency mode's T where the network was
+  converted with it), plus one step for each split layer on the longest path (``fanin.py``). **throughput** of a
+  pipelined stream: one sample every ``sample_period`` steps (samples overlap in depth, as Lava's ``Network``
+  streams them), each step then holding T / period samples' work: 1 / (period x the step's roofline with each
+  core's work per inference spread over the period).
+- **energy** per inference (ESTIMATE): synaptic operations and neuron updates as the estimate counts them (plus
+  the split layers' partial sums: their updates, messages and the synops reading them), and the traffic: the
+  per-message spike energy plus hops x E_hop plus chip crossings x E_chip.
 """
 from __future__ import annotations
 
@@ -53,6 +59,11 @@ class Traffic:
     host: float = 0.0
     hops: float = 0.0            # sum over inter-core messages of their hops on the mesh
     max_hops: int = 0
+    period: int = 0              # steps between two samples of a pipelined stream (passes.blocks.sample_period)
+    split_steps: int = 0         # steps fan-in splitting adds to the longest path (placement.py)
+    partial_sums: int = 0        # partial-sum compartments of the split layers (fanin.py)
+    partial_messages: float = 0.0  # messages they send (at most one per step, none without input)
+    combine_synops: float = 0.0  # the split layers' compartments reading those messages
     cores: list[CoreLoad] = field(default_factory=list)
 
     @property
@@ -75,6 +86,9 @@ class Runtime:
     energy_neurons_pj: float
     energy_traffic_pj: float
     kind: dict[str, str] = field(default_factory=dict)
+    split_steps: int = 0         # of ``steps``: those the fan-in splits add
+    period_steps: int = 0        # steps between two samples in a pipelined stream
+    throughput_per_s: float = 0.0  # inferences per second in that stream: 1 / (period x step)
 
     @property
     def energy_pj(self) -> float:
@@ -84,22 +98,25 @@ class Runtime:
         return {**asdict(self), "energy_pj": self.energy_pj}
 
 
-def traffic(graph: Graph, p: Placement, x: np.ndarray, steps: int | None = None) -> Traffic:
-    """Messages between cores and chips per inference, and each core's load, from a reference simulation of
-    ``graph`` on inputs ``x`` (the estimate's activity rule)."""
-    from neurocompile import pipeline
-    from neurocompile.analysis.estimate.activity import _Activity
+def traffic(graph: Graph, p: Placement, est: Estimate) -> Traffic:
+    """Messages between cores and chips per inference, and each core's load, from the activity of ``est`` (an
+    estimate of ``graph`` with inputs: its reference simulation's messages per sender element)."""
+    from neurocompile.errors import NeurocompileError
+    from neurocompile.passes.blocks import sample_period
     from neurocompile.passes.lower_to_blocks import lowered
 
+    if not est.messages or not est.totals.samples:
+        raise NeurocompileError("traffic needs the estimate's activity: estimate(graph, x=inputs)")
     g = lowered(graph)
-    res = pipeline.simulate(graph, x, steps=steps, record_layers=True, exact=True)
-    T, N = int(res.steps), len(x)
-    act = _Activity(g, x, res, T)
-    msgs: dict[str, np.ndarray] = {}
-    for s in {s for slot in p.cores for s in slot.fanout} | set(p.senders):
-        if s in g.shapes:
-            msgs[s] = act.messages(s).reshape(-1) / N
-    tr = Traffic(N, T)
+    T, N = int(est.totals.steps), int(est.totals.samples)
+    # a message of each sender element per inference: the tensors that reach some core (relays and sink outputs)
+    msgs = {s: est.messages[s].reshape(-1) / N for s in {s for slot in p.cores for s in slot.fanout}
+            if s in est.messages}
+    tr = Traffic(N, T, period=sample_period(g, T), split_steps=p.split_steps)
+    for s, arriving in p.partial_inputs.items():  # a partial sum: a message in each step with input, at most T
+        msgs[s] = np.minimum(float(T), arriving(msgs))
+        tr.partial_sums += len(msgs[s])
+        tr.partial_messages += float(msgs[s].sum())
     loads = {i: CoreLoad(i, sum(s.stop - s.start for s in sl)) for i, sl in p.per_core().items()}
     tr.cores = list(loads.values())
     home = _Homes(p)
@@ -113,6 +130,8 @@ def traffic(graph: Graph, p: Placement, x: np.ndarray, steps: int | None = None)
         for s, f in slot.fanout.items():
             m = msgs[s]
             loads[r].synops += float((m * f).sum())
+            if s in p.partial_inputs:
+                tr.combine_synops += float((m * f).sum())
             d = m * (f > 0.5)   # one delivery per message of each sender element with an axon here
             src = home.cores(s, len(m))
             if src is None:
@@ -138,9 +157,12 @@ class _Homes:
     def __init__(self, p: Placement):
         self.p = p
         self.starts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for name in p.layers:
-            sl = sorted((s for s in p.cores if s.layer == name), key=lambda s: s.start)
-            self.starts[name] = (np.array([s.start for s in sl]), np.array([s.index for s in sl]))
+        by_key: dict[str, list] = {}
+        for s in p.cores:
+            by_key.setdefault(s.key, []).append(s)
+        for key, slots in by_key.items():
+            sl = sorted(slots, key=lambda s: s.start)
+            self.starts[key] = (np.array([s.start for s in sl]), np.array([s.index for s in sl]))
 
     def cores(self, tensor: str, n: int) -> np.ndarray | None:
         """Global core per element of ``tensor`` (None: the host's input)."""
@@ -165,18 +187,37 @@ def runtime(est: Estimate, tr: Traffic, mesh: MeshFigures = LOIHI2_MESH,
     """The roofline time per step, the latency and the energy split of ``est`` (with activity) placed as ``tr``
     says."""
     T = tr.steps
+    latency_steps = T + tr.split_steps  # each split layer on the longest path: one more synaptic delay
     t_syn, t_upd = timing.synop_ns.value, timing.neuron_update_ns.value
     t_act = timing.neuron_update_active_ns.value
-    per_core = [(c.synops * t_syn + c.compartments * T * t_upd + c.sent * (t_act - t_upd)) / T for c in tr.cores]
-    slowest = int(np.argmax(per_core))
+
+    def busiest(steps_per_inference: int) -> tuple[int, float]:
+        """The slowest core and its time per step when each inference's work is spread over that many steps
+        (every compartment is updated every step)."""
+        ns = [(c.synops * t_syn + c.sent * (t_act - t_upd)) / steps_per_inference + c.compartments * t_upd
+              for c in tr.cores]
+        i = int(np.argmax(ns))
+        return i, ns[i]
+
+    slowest, compute_ns = busiest(T)
+    # a pipelined stream starts a sample every period steps: each step holds T / period samples' work
+    stream_step = busiest(tr.period)[1]
     mesh_ns = tr.max_hops * mesh.hop_ns.value + mesh.spike_ns.value if tr.inter_core else mesh.spike_ns.value
     barrier = timing.barrier_ns.value
-    step = per_core[slowest] + mesh_ns + barrier
-    t = est.totals
-    traffic_pj = (t.energy_spikes_pj or 0.0) + tr.hops * mesh.hop_pj.value + tr.inter_chip * mesh.chip_hop_pj.value
+    step = compute_ns + mesh_ns + barrier
+    t, en = est.totals, est.energy
+    # the split layers' partial sums: their updates, messages and the unit-weight synops that read them
+    split_neurons = tr.partial_sums * T * en.neuron_update_pj.value + tr.partial_messages * (
+        en.neuron_update_active_pj.value - en.neuron_update_pj.value)
+    traffic_pj = ((t.energy_spikes_pj or 0.0) + tr.partial_messages * en.spike_pj.value + tr.hops * mesh.hop_pj.value
+                  + tr.inter_chip * mesh.chip_hop_pj.value)
     kind = {"cores": "bound (estimate's per-layer lower bound) vs placement (this mapping, checked)",
             "step_ns": "ESTIMATE: roofline of the run's average step, Loihi 1 per-op times",
-            "latency_ns": "ESTIMATE: T x step_ns", "energy": "ESTIMATE: Loihi 1 per-op energies",
+            "latency_ns": "ESTIMATE: (T + steps the fan-in splits add) x step_ns",
+            "energy": "ESTIMATE: Loihi 1 per-op energies",
+            "throughput_per_s": "ESTIMATE: a pipelined stream, one sample every period_steps steps",
             "traffic": "measurement of the reference simulation's messages, placed"}
-    return Runtime(T, tr.cores[slowest].index, per_core[slowest], mesh_ns, barrier, step, T * step,
-                   t.energy_synops_pj or 0.0, t.energy_neurons_pj or 0.0, traffic_pj, kind)
+    synops_pj = (t.energy_synops_pj or 0.0) + tr.combine_synops * en.synop_pj.value
+    return Runtime(latency_steps, tr.cores[slowest].index, compute_ns, mesh_ns, barrier, step,
+                   latency_steps * step, synops_pj, (t.energy_neurons_pj or 0.0) + split_neurons, traffic_pj, kind,
+                   tr.split_steps, tr.period, 1e9 / (tr.period * (stream_step + mesh_ns + barrier)))
