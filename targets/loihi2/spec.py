@@ -131,7 +131,8 @@ LOIHI2 = HardwareLimits(
 LOIHI2_ENERGY = EnergyFigures(
     synop_pj=Figure(23.6, "pJ", f"{_EST}: [davies2018] Table 2, 'energy per synaptic spike op (min)'"),
     spike_pj=Figure(1.7, "pJ", f"{_EST}: [davies2018] Table 2, 'within-tile spike energy'; a lower bound: each hop "
-                    "between tiles adds 3.0 pJ (E-W) or 4.0 pJ (N-S), not modelled (placement unknown)"),
+                    "between tiles adds 3.0 pJ (E-W) or 4.0 pJ (N-S), counted only where the network is placed "
+                    "(estimate --placement: hop_pj per mesh hop)"),
     neuron_update_pj=Figure(52.0, "pJ", f"{_EST}: [davies2018] Table 2, 'energy per neuron update (active / "
                             "inactive)' 81 / 52 pJ: each compartment pays the inactive update every step"),
     neuron_update_active_pj=Figure(81.0, "pJ", f"{_EST}: [davies2018] Table 2; paid instead of 52 pJ by an update "

@@ -167,10 +167,12 @@ def _grid(p: Placement) -> bytes:
     cols = p.mesh_columns
     rows = -(-p.limits["cores_per_chip"] // cols)
     names = list(p.layers)
-    fig = _figure(min(4 + 4 * p.n_chips, 20), 4)
+    across = min(p.n_chips, 6)  # chips in a grid, six to a row
+    down = -(-p.n_chips // across)
+    fig = _figure(1.5 + 3 * across, 0.8 + 1.8 * down)
     cmap = __import__("matplotlib").colormaps["tab20"]
     for chip in range(p.n_chips):
-        ax = fig.add_subplot(1, p.n_chips, chip + 1)
+        ax = fig.add_subplot(down, across, chip + 1)
         img = np.full((rows, cols), np.nan)
         for i, slots in p.per_core().items():
             c, r, q = p.position(i)
