@@ -3,6 +3,10 @@ PYTHON ?= $(shell pyenv which python3.10 2>/dev/null || command -v python3.10 ||
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# the benchmark's second interpreter: SpikingJelly 2.0 needs Python >= 3.11 (benchmarks/requirements-sj2.txt)
+PYTHON311 ?= $(shell PYENV_VERSION=$$(pyenv versions --bare 2>/dev/null | grep '^3\.11' | tail -1) pyenv which python3.11 2>/dev/null || command -v python3.11)
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 
 .PHONY: run test test-cpus test-all bench clean
 
@@ -17,11 +21,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+$(BENCH_STAMP): benchmarks/requirements-sj2.txt
+	@test -n "$(PYTHON311)" || { echo "make bench needs Python 3.11 (pyenv install 3.11) for SpikingJelly 2.0"; exit 1; }
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON311) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q -r benchmarks/requirements-sj2.txt
+	$(BENCH_VENV)/bin/python -m pip install -q --no-deps spikingjelly==2.0.0
+	@touch $(BENCH_STAMP)
+
 run: $(STAMP)
 	$(BIN)/neurocompile examples/digits_cqrelu.onnx --target lava-sim --input examples/digits_test.npy
 
 # the benchmark tables; vs_spikingjelly needs the bench extra (SpikingJelly 0.0.0.0.14, requests, mlxtend), installed here
-bench: $(STAMP)
+bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	cd benchmarks && for b in vs_spikingjelly throughput latency_frontier steps_to_lossless import_speed lava_sim lava_stream; do ../$(BIN)/python $$b.py || exit 1; done
 
@@ -37,4 +48,4 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ''
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info

@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import copy
 import io
+import json
 import os
 import shlex
 import sys
@@ -33,6 +34,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # ann2snn.Converter wraps its datalo
 import numpy as np
 import torch
 from _common import ROOT, export_tmp, machine, models, table
+from _rounds import BENCH_PYTHON, alternate, per_round_ratios, run_worker, sj2_command
 
 from neurocompile import api
 from neurocompile.ir import interpreter
@@ -150,13 +152,12 @@ def nc_contenders(path: str, xb: list[np.ndarray], T: int) -> dict:
     return rows
 
 
-def part_throughput(a, ctx) -> None:
+def throughput_contenders(a, ctx) -> dict[str, tuple[str, callable, str]]:
+    """name -> (what ran, fn(nb) over the first nb batches (None: all), whose ANN it is compared with)."""
     T, xb = a.steps, batches(ctx["x"], a.batch)
     xtb = [torch.from_numpy(b) for b in xb]
-    n = len(ctx["x"])
     ann2snn, functional = ctx["sj"]
     sj_snn = sj_convert(ann2snn, copy.deepcopy(ctx["relu"]), ctx["calib"], "max")
-    relu, cq = ctx["relu"], ctx["cqrelu"]
 
     def ann_fn(m):
         def fn(nb):
@@ -164,46 +165,88 @@ def part_throughput(a, ctx) -> None:
                 return [[m(b) for _ in range(T)][-1] for b in xtb[:nb]]
         return fn
 
-    contenders: dict[str, tuple[str, callable]] = {
-        f"SpikingJelly {ctx['sj_version']} ann2snn, max": (
-            f"ReLU twin, IF soft reset, float32, T={T}",
-            lambda nb: [sj_run(functional, sj_snn, b, T)[0] for b in xtb[:nb]])}
+    out = {f"SpikingJelly {ctx['sj_version']} ann2snn, max": (
+        f"ReLU twin, IF soft reset, float32, T={T}, single step",
+        lambda nb: [sj_run(functional, sj_snn, b, T)[0] for b in xtb[:nb]], "relu")}
     for k, (what, fn) in nc_contenders(ctx["cqrelu_onnx"], xb, T).items():
-        contenders[k] = (f"CQReLU twin, CIF, {what}", fn)
-    contenders[f"ANN ReLU twin forward x {T}"] = ("torch, no_grad, float32", ann_fn(relu))
-    contenders[f"ANN CQReLU twin forward x {T}"] = ("torch, no_grad, float32", ann_fn(cq))
+        out[k] = (f"CQReLU twin, CIF, {what}", fn, "cqrelu")
+    out[f"ANN ReLU twin forward x {T}"] = ("torch, no_grad, float32", ann_fn(ctx["relu"]), "")
+    out[f"ANN CQReLU twin forward x {T}"] = ("torch, no_grad, float32", ann_fn(ctx["cqrelu"]), "")
+    return out
 
-    times = timed_rounds({k: v[1] for k, v in contenders.items()}, a.rounds)
-    cq_ann = interpreter.run1(api.ann_graph(api.load(ctx["cqrelu_onnx"])), ctx["x"], "float64").argmax(1)
-    relu_ann = ctx["relu_logits"][:n].argmax(1)
-    base = median(times[next(iter(contenders))])
+
+def throughput_round(a, ctx) -> dict:
+    """One round in this process (the worker of part 1): each contender warmed up on one batch, then timed once
+    over all images; with --agree also its argmax agreement with its own ANN."""
+    contenders = throughput_contenders(a, ctx)
+    times = timed_rounds({k: v[1] for k, v in contenders.items()}, 1)
+    own = {"cqrelu": interpreter.run1(api.ann_graph(api.load(ctx["cqrelu_onnx"])), ctx["x"], "float64").argmax(1),
+           "relu": ctx["relu_logits"][:len(ctx["x"])].argmax(1)}
     rows = []
-    for k, (what, fn) in contenders.items():
-        t = median(times[k])
-        if k.startswith("ANN"):
-            agree = "-"
-        else:  # each contender against its own ANN: SpikingJelly the ReLU twin, neurocompile the CQReLU twin
-            outs = fn(None)
-            pred = np.concatenate([np.asarray(o.output if hasattr(o, "output") else o) for o in outs]).argmax(1)
-            agree = pct(float((pred == (relu_ann if k.startswith("SpikingJelly") else cq_ann)).mean()))
-        rows.append([k, f"{n / t:,.0f}", f"{base / t:.2f}", agree, f"{min(times[k]):.2f}-{max(times[k]):.2f}", what])
-    print(f"1. Throughput: {n} test images, batch {a.batch}, T={T} (the latency row: its own T), median of "
-          f"{a.rounds} interleaved rounds (each warmed up on one batch before)")
-    print(table(rows, ["contender", "images/s", "ratio vs SJ", "agree % (own ANN)", "s/round min-max", "what ran"]))
-    print("   agree: argmax agreement with the network's own ANN (SpikingJelly: the ReLU twin in float32; "
-          "neurocompile: the CQReLU twin, float64 interpreter)")
+    for k, (what, fn, ann) in contenders.items():
+        agree = None
+        if a.agree and ann:
+            pred = np.concatenate([np.asarray(o.output if hasattr(o, "output") else o) for o in fn(None)]).argmax(1)
+            agree = float((pred == own[ann]).mean())
+        rows.append({"name": k, "what": what, "seconds": times[k][0], "agree": agree})
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "images": len(ctx["x"]), "rows": rows}
+
+
+def part_throughput(a, ctx) -> None:
+    n, T = len(ctx["x"]), a.steps
+    common = ["--twins", ctx["twins"], "--images", str(a.images), "--batch", str(a.batch), "--steps", str(T),
+              "--threads", str(a.threads)]
+    workers = {"neurocompile": [sys.executable, os.path.abspath(__file__), "--worker", "throughput", *common]}
+    sj2 = sj2_command("throughput", *common)
+    if sj2 is not None:
+        workers["SpikingJelly 2.0"] = sj2
+    res = alternate(workers, a.rounds, first_args={"neurocompile": ["--agree"]})
+    seconds: dict[str, list[float]] = {}
+    info: dict[str, dict] = {}
+    for name, rounds in res.items():
+        for r in rounds:
+            for row in r["rows"]:
+                key = row["name"] if name == "neurocompile" else f"SpikingJelly 2.0, {row['name']}"
+                if row.get("seconds") is None:
+                    info.setdefault(key, {**row, "python": r.get("python")})
+                    continue
+                seconds.setdefault(key, []).append(float(row["seconds"]))
+                if row.get("agree") is not None or key not in info:
+                    info[key] = {**row, "python": r.get("python")}
+    sj2_rows = [k for k in seconds if k.startswith("SpikingJelly 2.0")]
+    base = min(sj2_rows, key=lambda k: median(seconds[k])) if sj2_rows else next(iter(seconds))
+    rows = []
+    for k, v in seconds.items():
+        agree = info[k].get("agree")
+        rows.append([k, f"{n / median(v):,.0f}", f"{median(seconds[base]) / median(v):.2f}",
+                     "-" if agree is None else pct(agree), f"{min(v):.2f}-{max(v):.2f}",
+                     f"Python {info[k].get('python')}: {info[k].get('what', '')}"])
+    for k, row in info.items():
+        if k not in seconds:
+            rows.append([k, "-", "-", "-", "-", f"failed: {row.get('error', '?')}"])
+    print(f"1. Throughput: {n} test images, batch {a.batch}, T={T} (the latency row: its own T), {a.threads} threads; "
+          f"{a.rounds} rounds of alternating processes ({' / '.join(workers)}: different interpreters cannot share "
+          f"a process), each contender warmed up on one batch, then timed once per round; medians reported")
+    print(table(rows, ["contender", "images/s", "ratio", "agree % (own ANN)", "s/round min-max", "what ran"]))
+    print(f"   ratio: throughput over {base}'s (SpikingJelly 2.0's fastest CPU path here, by median)")
+    print("   agree: argmax agreement with the network's own ANN (SpikingJelly's rate coding: the ReLU twin; SpikeZIP and "
+          "neurocompile: the CQReLU twin)")
+    for k in ("neurocompile default", "neurocompile exact (--exact)"):
+        if k in seconds and base in seconds and len(seconds[k]) == len(seconds[base]):
+            med, lo, hi = per_round_ratios(seconds[base], seconds[k])
+            print(f"   {k} vs {base}: {med:.2f}x median over {len(seconds[k])} rounds (per round {lo:.2f}-{hi:.2f}x)")
     print()
 
 
 def part_accuracy(a, ctx) -> None:
-    Ts = sorted({a.steps, 32, 64})
+    Ts = sorted({int(t) for t in a.steps_list.split(",")})
     Tmax = max(Ts)
     n = min(a.acc_images, len(ctx["x_all"]))
     x, y = ctx["x_all"][:n], ctx["y_all"][:n]
     xt = torch.from_numpy(x)
     ann2snn, functional = ctx["sj"]
     t0 = time.perf_counter()
-    rows, secs = [], {}
+    secs = {}
 
     def sj_row(mode):
         t1 = time.perf_counter()
@@ -216,40 +259,73 @@ def part_accuracy(a, ctx) -> None:
         secs[f"SJ {mode}"] = time.perf_counter() - t1
         return {t: np.concatenate(v) for t, v in seen.items()}
 
-    def nc_row(graph, key):
+    def nc_row(key, onnx, **kw):
         t1 = time.perf_counter()
-        sim = api.compile(graph, "reference", exact=True)
-        r = sim.run(x, steps=Tmax, record=True)
+        graph = api.convert(api.load(onnx), steps=Tmax, **kw)
+        r = api.compile(graph, "reference", exact=True).run(x, steps=Tmax, record=True)
         secs[key] = time.perf_counter() - t1
-        return {t: r.per_step[t - 1] for t in Ts}, r.output
+        return {t: r.per_step[t - 1] for t in Ts}, graph.schedule.settle_bound
 
     relu_ann = ctx["relu_logits"][:n]
     cq_ann = interpreter.run1(api.ann_graph(api.load(ctx["cqrelu_onnx"])), x, "float64")  # the ANN, float64
-    sj = {m: sj_row(m) for m in ("max", "99.9%")}
-    nc, _ = nc_row(api.convert(api.load(ctx["cqrelu_onnx"]), steps=Tmax), "nc CIF")
-    nc_cal, _ = nc_row(api.convert(api.load(ctx["relu_onnx"]), calibration=ctx["calib"], percentile=99.9,
-                                   steps=Tmax), "nc calibrated")
-    settle = api.convert(api.load(ctx["cqrelu_onnx"])).schedule.steps
+    L = api.network_levels(api.load(ctx["cqrelu_onnx"]))
+    t_wake, gamma = api.latency_options(L)
 
     def agree(p, q):
         return pct(float((np.asarray(p).argmax(1) == np.asarray(q).argmax(1)).mean()))
 
-    for name, res, ref, what in (
-            ("SpikingJelly ann2snn, max", sj["max"], relu_ann, "ReLU twin, float32"),
-            ("SpikingJelly ann2snn, 99.9%", sj["99.9%"], relu_ann, "ReLU twin, float32"),
-            ("neurocompile CIF (CASC, lossless)", nc, cq_ann, "CQReLU twin, ref. sim exact"),
-            ("neurocompile calibrated ReLU, p99.9", nc_cal, relu_ann, "ReLU twin, ref. sim exact (lossy)")):
-        rows.append([name, *[pct(acc(res[t], y)) for t in Ts], *[agree(res[t], ref) for t in Ts], what])
-    rows.append(["ANN ReLU twin (torch)", *[pct(acc(relu_ann, y))] * len(Ts), *["-"] * len(Ts), "float32"])
-    rows.append(["ANN CQReLU twin (interpreter)", *[pct(acc(cq_ann, y))] * len(Ts), *["-"] * len(Ts), "float64"])
-    hdr = ["network", *[f"acc % T={t}" for t in Ts], *[f"agree % T={t}" for t in Ts], "what ran"]
+    rows = []
+    for mode in ("max", "99.9%"):
+        res = sj_row(mode)
+        rows.append([f"SpikingJelly {ctx['sj_version']} ann2snn, {mode}", *[pct(acc(res[t], y)) for t in Ts],
+                     *[agree(res[t], relu_ann) for t in Ts], "-", "ReLU twin, float32"])
+    for row in sj2_accuracy_rows(a, ctx, Ts, n, y):
+        rows.append(row)
+    cq = ctx["cqrelu_onnx"]
+    for name, onnx, kw, ref, what in (
+            (f"neurocompile CIF default (T_wake={L}, gamma=1)", cq, {}, cq_ann, "CQReLU twin, exact"),
+            (f"neurocompile CIF graded (T_wake={L}, gamma={gamma})", cq, {"gamma": gamma}, cq_ann, "CQReLU twin, exact"),
+            (f"neurocompile CIF latency mode (T_wake={t_wake}, gamma={gamma})", cq, {"t_wake": t_wake, "gamma": gamma},
+             cq_ann, "CQReLU twin, exact"),
+            ("neurocompile calibrated ReLU, p99.9", ctx["relu_onnx"], {"calibration": ctx["calib"], "percentile": 99.9},
+             relu_ann, "ReLU twin, exact (lossy)")):
+        res, bound = nc_row(name, onnx, **kw)
+        exact = "-" if bound is None or "lossy" in what else str(bound)  # a calibrated ReLU net is never exact
+        rows.append([name, *[pct(acc(res[t], y)) for t in Ts], *[agree(res[t], ref) for t in Ts], exact, what])
+    rows.append(["ANN ReLU twin (torch)", *[pct(acc(relu_ann, y))] * len(Ts), *["-"] * len(Ts), "-", "float32"])
+    rows.append(["ANN CQReLU twin (interpreter)", *[pct(acc(cq_ann, y))] * len(Ts), *["-"] * len(Ts), "-", "float64"])
+    hdr = ["network", *[f"acc % T={t}" for t in Ts], *[f"agree % T={t}" for t in Ts], "exact from T", "what ran"]
     print(f"2. Accuracy at equal T: first {n} test images ({ctx['data']}); 'agree' = argmax agreement with the "
-          f"network's own ANN (SJ and calibrated: the ReLU twin; CIF: the CQReLU twin, float64 interpreter).")
-    print(f"   One run of T={Tmax} steps per row, read out after each T (both simulators are causal: equal to a "
-          f"T-step run). neurocompile's schedule: T_wake=8, lossless from step {settle}.")
+          f"network's own ANN (rate coding and calibrated: the ReLU twin; SpikeZIP and CIF: the CQReLU twin, float64 "
+          f"interpreter for neurocompile); 'exact from T': the step from which the schedule proves the readout final.")
+    print(f"   One run of T={Tmax} steps per row, read out after each T (every simulator here is causal: equal to a "
+          f"T-step run).")
     print(table(rows, hdr))
     print("   " + ", ".join(f"{k} {v:.1f} s" for k, v in secs.items()) + f"; part total {time.perf_counter() - t0:.1f} s")
     print()
+
+
+def sj2_accuracy_rows(a, ctx, Ts: list[int], n: int, y) -> list[list[str]]:
+    """SpikingJelly 2.0's conversions (benchmarks/sj2_worker.py in the Python 3.11 environment) as table rows."""
+    cmd = sj2_command("accuracy", "--twins", ctx["twins"], "--images", str(n), "--batch", str(a.batch),
+                      "--steps-list", ",".join(map(str, Ts)), "--threads", str(a.threads))
+    if cmd is None:
+        return [["SpikingJelly 2.0", *["-"] * (2 * len(Ts) + 1), f"not run: {BENCH_PYTHON} missing (make bench)"]]
+    out = []
+    res = run_worker(cmd)
+    for r in res["rows"]:
+        name = f"SpikingJelly 2.0, {r['name']}"
+        if r.get("error"):
+            out.append([name, *["-"] * (2 * len(Ts) + 1), f"failed: {r['error']}"])
+        elif "max_abs_logit_diff" in r:  # SpikeZIP's QANN, rewritten from the CQReLU twin: checked before converting
+            print(f"   {name}: argmax agreement with the CQReLU twin {pct(r['agree'])} %, max |logit difference| "
+                  f"{r['max_abs_logit_diff']:.3g} ({r['what']})")
+        elif "steps" in r:
+            accs, agrees = dict(zip(r["steps"], r["accuracy"])), dict(zip(r["steps"], r["agree"]))
+            what = f"{'ReLU' if r['ann'] == 'relu' else 'CQReLU'} twin, {r['recipe']}" + (
+                f"; {r['encoding']}" if r.get("encoding") else "")
+            out.append([name, *[pct(accs[t]) for t in Ts], *[pct(agrees[t]) for t in Ts], "-", what])
+    return out
 
 
 def part_compile(a, ctx) -> None:
@@ -291,6 +367,20 @@ def part_compile(a, ctx) -> None:
         for k in contenders:
             data = "none" if "CQReLU" in k else f"{len(cal)} images"
             rows.append([net, k, data, f"{median(times[k]):.3f}", f"{min(times[k]):.3f}-{max(times[k]):.3f}"])
+    cmd = sj2_command("compile", "--twins", ctx["twins"], "--rounds", str(a.rounds), "--threads", str(a.threads))
+    if cmd is None:
+        rows.append(["both", "SpikingJelly 2.0", "-", "-", f"not run: {BENCH_PYTHON} missing (make bench)"])
+    else:
+        for r in run_worker(cmd)["rows"]:
+            net = "ResNet-18" if r.get("model") == "ResNet-18" else "twin"
+            label = f"SpikingJelly 2.0 {r['name'].split(', ')[0]}"
+            if r.get("error"):
+                rows.append([net, label, "-", "-", f"failed: {r['error']}"])
+            elif "min_s" in r:
+                data = "none" if r.get("ann") == "cqrelu" else f"{len(ctx['calib']) if net == 'twin' else 256} images"
+                rows.append([net, label, data, f"{r['seconds']:.3f}", f"{r['min_s']:.3f}-{r['max_s']:.3f}"])
+            else:  # the QANN rewrite SpikeZIP needs, timed once
+                rows.append(["twin", f"SpikingJelly 2.0 {r['name']}", "none", f"{r['seconds']:.3f}", "-"])
     print(f"3. Compile time (s), median of {a.rounds} interleaved rounds after a warm-up: SpikingJelly from the "
           f"torch module (fx trace, conv+BN fusion, one calibration batch of 256, IF insertion); neurocompile from "
           f"the ONNX file (load included). Calibration: the twin's calib_x.npy; ResNet-18: 256 uniform random "
@@ -310,18 +400,24 @@ def parse(argv):
                                     "there first when files are missing)")
     ap.add_argument("--retrain", action="store_true", help="train the twins again even if the files exist")
     ap.add_argument("--seed", type=int, default=0, help="seed for training the twins (default: 0)")
-    ap.add_argument("--images", type=int, default=1024,
-                    help="test images for throughput (default: 1024, or all if fewer)")
-    ap.add_argument("--acc-images", type=int, default=512,
-                    help="test images for the accuracy table, all of T=16, 32, 64 (default: 512, or all if fewer)")
+    ap.add_argument("--images", type=int, default=2000,
+                    help="test images for throughput (default: 2000, or all if fewer)")
+    ap.add_argument("--acc-images", type=int, default=2000,
+                    help="test images for the accuracy table (default: 2000, or all if fewer)")
+    ap.add_argument("--steps-list", default="1,2,4,8,16,32,64", help="T for the accuracy table (default: "
+                    "1,2,4,8,16,32,64)")
     ap.add_argument("--batch", type=int, default=256, help="batch size everywhere (default: 256)")
     ap.add_argument("--steps", type=int, default=16, help="T for the throughput table (default: 16); the "
                                                           "accuracy table adds T=32 and T=64")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds, median reported (default: 3)")
+    ap.add_argument("--rounds", type=int, default=5, help="timing rounds, median reported (default: 5); throughput: "
+                                                          "alternating processes of the two interpreters")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: 2)")
     ap.add_argument("--skip-throughput", action="store_true", help="leave out table 1 (throughput)")
-    ap.add_argument("--skip-accuracy", action="store_true", help="leave out table 2 (accuracy at T=16, 32, 64)")
+    ap.add_argument("--skip-accuracy", action="store_true", help="leave out table 2 (accuracy at each --steps-list T)")
     ap.add_argument("--skip-compile", action="store_true", help="leave out table 3 (compile time, with ResNet-18)")
+    ap.add_argument("--worker", choices=["throughput"], help=argparse.SUPPRESS)  # one round in this process
+    ap.add_argument("--out", help=argparse.SUPPRESS)                               # ... its JSON
+    ap.add_argument("--agree", action="store_true", help=argparse.SUPPRESS)      # ... with agreement
     a = ap.parse_args(argv)
     for k in ("images", "acc_images", "batch", "steps", "rounds", "threads"):
         if getattr(a, k) < 1:
@@ -329,15 +425,8 @@ def parse(argv):
     return a
 
 
-def main(argv: list[str] | None = None) -> None:
-    a = parse(argv)
-    torch.set_num_threads(a.threads)
-    t0 = time.perf_counter()
-    print(f"machine: {machine()}")
-    print("command: " + " ".join(shlex.quote(s) for s in [sys.executable, *sys.argv]))
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    busy = " (above the core count: other work shares the CPUs, timings are noisy)" if load > (os.cpu_count() or 1) else ""
-    print(f"load average (1 min) at start: {load:.2f} on {os.cpu_count()} cores{busy}")
+def load_context(a) -> dict:
+    """The twins (trained first where missing), their test data, logits and SpikingJelly 0.0.0.0.14's modules."""
     try:
         ann2snn, functional, sj_ver = import_spikingjelly()
     except ImportError as exc:
@@ -355,16 +444,40 @@ def main(argv: list[str] | None = None) -> None:
     y_all = np.load(os.path.join(d, "test_y.npy"))
     with torch.no_grad():
         relu_logits = torch.cat([relu(torch.from_numpy(b)) for b in batches(x_all, a.batch)]).numpy()
-    ctx = dict(sj=(ann2snn, functional), sj_version=sj_ver, relu=relu, cqrelu=cq, data=ck.get("data", "?"),
-               x=x_all[:a.images], x_all=x_all, y_all=y_all, relu_logits=relu_logits,
-               calib=np.load(os.path.join(d, "calib_x.npy")).astype(np.float32),
-               cqrelu_onnx=os.path.join(d, "cqrelu.onnx"), relu_onnx=os.path.join(d, "relu.onnx"))
+    return dict(sj=(ann2snn, functional), sj_version=sj_ver, relu=relu, cqrelu=cq, data=ck.get("data", "?"),
+                twins=d, x=x_all[:a.images], x_all=x_all, y_all=y_all, relu_logits=relu_logits,
+                calib=np.load(os.path.join(d, "calib_x.npy")).astype(np.float32),
+                cqrelu_onnx=os.path.join(d, "cqrelu.onnx"), relu_onnx=os.path.join(d, "relu.onnx"))
+
+
+def worker(a) -> None:
+    """One timed round of part 1 in this process (run by part_throughput), written as JSON to --out."""
+    with contextlib.redirect_stdout(sys.stderr):  # training messages, if any, stay off the JSON path
+        res = throughput_round(a, load_context(a))
+    with open(a.out, "w") as f:
+        json.dump(res, f)
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse(argv)
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    if a.worker:
+        return worker(a)
+    print(f"machine: {machine()}")
+    print("command: " + " ".join(shlex.quote(s) for s in [sys.executable, *sys.argv]))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    busy = " (above the core count: other work shares the CPUs, timings are noisy)" if load > (os.cpu_count() or 1) else ""
+    print(f"load average (1 min) at start: {load:.2f} on {os.cpu_count()} cores{busy}")
+    ctx = load_context(a)
+    x_all, y_all, cq = ctx["x_all"], ctx["y_all"], ctx["cqrelu"]
     with torch.no_grad():
         cq_logits = torch.cat([cq(torch.from_numpy(b)) for b in batches(x_all, a.batch)]).numpy()
-    print(f"twins: {d} ({ctx['data']}, {len(x_all)} test images {tuple(x_all.shape[1:])}); test accuracy (torch): "
-          f"ReLU twin {pct(acc(relu_logits, y_all))} %, CQReLU twin (L=8) {pct(acc(cq_logits, y_all))} %")
-    print(f"SpikingJelly {sj_ver} (activation_based.ann2snn, single-step, torch backend); neurocompile's reference "
-          "simulator: default float32, exact (count domain, proved), float64 throughout")
+    print(f"twins: {ctx['twins']} ({ctx['data']}, {len(x_all)} test images {tuple(x_all.shape[1:])}); test accuracy "
+          f"(torch): ReLU twin {pct(acc(ctx['relu_logits'], y_all))} %, CQReLU twin (L=8) {pct(acc(cq_logits, y_all))} %")
+    print(f"SpikingJelly {ctx['sj_version']} (activation_based.ann2snn, single-step, torch backend) in this process; "
+          f"SpikingJelly 2.0 in {BENCH_PYTHON} (benchmarks/sj2_worker.py; `make bench` makes it); neurocompile's "
+          "reference simulator: default float32, exact (count domain, proved), float64 throughout")
     print()
     if not a.skip_throughput:
         part_throughput(a, ctx)
