@@ -75,7 +75,7 @@ DEFAULT_RECIPES = {"accuracy": list(RECIPES), "throughput": [k for k in RECIPES 
 # from 0: one batch of 256 leaves it far from balanced (measured: 16% on the twin), 32 batches of 8 do not.
 CALIB_BATCH = {"ltb": 8}
 SPIKEZIP_NOTE = ("BN fused into conv, CQReLU -> SpikeZIP quantizer (s=clip/L, pos_max=L, neg_min=0, bias -= s/2), "
-                 "nn.Flatten -> layer.Flatten")
+                 "nn.Flatten/MaxPool2d -> layer.Flatten/MaxPool2d")
 
 
 # ---- SpikingJelly and the models -------------------------------------------------------------------
@@ -168,13 +168,18 @@ def rewrite_sequential(seq: nn.Sequential, layer_mod) -> nn.Sequential:
             m = q
         elif isinstance(m, nn.Flatten):
             m = layer_mod.Flatten(m.start_dim, m.end_dim)
+        elif isinstance(m, nn.MaxPool2d):  # the VGG-11's pools, step-mode-aware too
+            m = layer_mod.MaxPool2d(m.kernel_size, m.stride, m.padding)
         out.append(m)
     return nn.Sequential(*out)
 
 
 def spikezip_qann(cq_twin: nn.Module, layer_mod) -> nn.Module:
-    """A copy of the CQReLU twin (TwinCNN: features and classifier Sequentials) as SpikeZIP's QANN."""
+    """A copy of the CQReLU twin (TwinCNN: features and classifier Sequentials; or a network that is one
+    Sequential, the VGG-11) as SpikeZIP's QANN."""
     qann = copy.deepcopy(cq_twin).eval()
+    if isinstance(qann, nn.Sequential):
+        return rewrite_sequential(qann, layer_mod).eval()
     for name, child in list(qann.named_children()):
         if isinstance(child, nn.Sequential):
             setattr(qann, name, rewrite_sequential(child, layer_mod))
@@ -368,9 +373,23 @@ def throughput_rows(sj, name, ann, own, xs, calib, T) -> list[dict]:
     return rows
 
 
+def vgg11_nets(n: int):
+    """(ReLU VGG-11, CQReLU VGG-11 (L = 8)) from tests/models.py (CIFAR-size, generated weights), ``n`` images and
+    256 calibration images uniform in [0, 1] (seeds 1 and 0): what vs_spikingjelly.py's VGG-11 rows use too."""
+    from tests import models
+    relu, shape = models.vgg11(act="relu")
+    cq, _ = models.vgg11(act="cqrelu", levels=8)
+    x = np.random.default_rng(1).uniform(0, 1, (n, *shape)).astype(np.float32)
+    calib = np.random.default_rng(0).uniform(0, 1, (256, *shape)).astype(np.float32)
+    return relu.eval(), cq.eval(), torch.from_numpy(x), torch.from_numpy(calib)
+
+
 def task_throughput(a, sj) -> dict:
-    relu, cq = load_twins(a.twins)
-    x, _, calib_x = load_images(a.twins, a.images)
+    if a.net == "vgg11":
+        relu, cq, x, calib_x = vgg11_nets(a.images)
+    else:
+        relu, cq = load_twins(a.twins)
+        x, _, calib_x = load_images(a.twins, a.images)
     xs = split(x, a.batch)
     own = {"relu": ann_logits(relu, xs), "cqrelu": ann_logits(cq, xs)}
     rows: list[dict] = []
@@ -383,7 +402,7 @@ def task_throughput(a, sj) -> dict:
             rows += throughput_rows(sj, name, ann, mine, xs, calib_x, a.steps)
         except Exception as e:  # noqa: BLE001
             rows.append({"name": name, "error": error_text(e)})
-    return {"images": len(x), "batch": a.batch, "steps": a.steps, "threads": a.threads, "rows": rows}
+    return {"net": a.net, "images": len(x), "batch": a.batch, "steps": a.steps, "threads": a.threads, "rows": rows}
 
 
 # ---- task: compile --------------------------------------------------------------------------------
@@ -448,6 +467,8 @@ def parse(argv=None):
     ap.add_argument("--steps-list", type=int_list, default=[1, 2, 4, 8, 16, 32, 64],
                     help="accuracy: the T to report, comma-separated; one run of max(T) steps (default: 1,...,64)")
     ap.add_argument("--steps", type=int, default=16, help="throughput: time steps T (default: 16)")
+    ap.add_argument("--net", choices=("twin", "vgg11"), default="twin", help="throughput: the twins of --twins, "
+                    "or the CIFAR-size VGG-11 of tests/models.py with generated weights and random images")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     ap.add_argument("--recipes", type=recipe_list, default=None,
                     help=f"comma-separated, of {', '.join(RECIPES)} (default: all; throughput: all but ltb_b256)")

@@ -166,12 +166,12 @@ def throughput_contenders(a, ctx) -> dict[str, tuple[str, callable, str]]:
         return fn
 
     out = {f"SpikingJelly {ctx['sj_version']} ann2snn, max": (
-        f"ReLU twin, IF soft reset, float32, T={T}, single step",
+        f"ReLU {ctx.get('label', 'twin')}, IF soft reset, float32, T={T}, single step",
         lambda nb: [sj_run(functional, sj_snn, b, T)[0] for b in xtb[:nb]], "relu")}
     for k, (what, fn) in nc_contenders(ctx["cqrelu_onnx"], xb, T).items():
-        out[k] = (f"CQReLU twin, CIF, {what}", fn, "cqrelu")
-    out[f"ANN ReLU twin forward x {T}"] = ("torch, no_grad, float32", ann_fn(ctx["relu"]), "")
-    out[f"ANN CQReLU twin forward x {T}"] = ("torch, no_grad, float32", ann_fn(ctx["cqrelu"]), "")
+        out[k] = (f"CQReLU {ctx.get('label', 'twin')}, CIF, {what}", fn, "cqrelu")
+    out[f"ANN ReLU {ctx.get('label', 'twin')} forward x {T}"] = ("torch, no_grad, float32", ann_fn(ctx["relu"]), "")
+    out[f"ANN CQReLU {ctx.get('label', 'twin')} forward x {T}"] = ("torch, no_grad, float32", ann_fn(ctx["cqrelu"]), "")
     return out
 
 
@@ -192,10 +192,11 @@ def throughput_round(a, ctx) -> dict:
     return {"python": sys.version.split()[0], "torch": torch.__version__, "images": len(ctx["x"]), "rows": rows}
 
 
-def part_throughput(a, ctx) -> None:
-    n, T = len(ctx["x"]), a.steps
-    common = ["--twins", ctx["twins"], "--images", str(a.images), "--batch", str(a.batch), "--steps", str(T),
-              "--threads", str(a.threads)]
+def part_throughput(a, ctx, net: str = "twin") -> None:
+    T = a.steps
+    n = a.vgg_images if net == "vgg11" else len(ctx["x"])
+    common = ["--twins", ctx["twins"], "--images", str(n), "--batch", str(a.batch), "--steps", str(T),
+              "--threads", str(a.threads), "--net", net]
     workers = {"neurocompile": [sys.executable, os.path.abspath(__file__), "--worker", "throughput", *common]}
     sj2 = sj2_command("throughput", *common)
     if sj2 is not None:
@@ -224,7 +225,11 @@ def part_throughput(a, ctx) -> None:
     for k, row in info.items():
         if k not in seconds:
             rows.append([k, "-", "-", "-", "-", f"failed: {row.get('error', '?')}"])
-    print(f"1. Throughput: {n} test images, batch {a.batch}, T={T} (the latency row: its own T), {a.threads} threads; "
+    what = ("the twins' test images" if net == "twin" else "random 3x32x32 images, the CIFAR-size VGG-11 of "
+            "tests/models.py with generated weights (ReLU for SpikingJelly's rate coding, CQReLU L=8 for SpikeZIP and "
+            "neurocompile)")
+    print(f"1{'' if net == 'twin' else 'b'}. Throughput: {n} {what}, batch {a.batch}, T={T} (the latency row: its own "
+          f"T), {a.threads} threads; "
           f"{a.rounds} rounds of alternating processes ({' / '.join(workers)}: different interpreters cannot share "
           f"a process), each contender warmed up on one batch, then timed once per round; medians reported")
     print(table(rows, ["contender", "images/s", "ratio", "agree % (own ANN)", "s/round min-max", "what ran"]))
@@ -415,11 +420,15 @@ def parse(argv):
     ap.add_argument("--skip-throughput", action="store_true", help="leave out table 1 (throughput)")
     ap.add_argument("--skip-accuracy", action="store_true", help="leave out table 2 (accuracy at each --steps-list T)")
     ap.add_argument("--skip-compile", action="store_true", help="leave out table 3 (compile time, with ResNet-18)")
+    ap.add_argument("--vgg-images", type=int, default=256, help="random images for the VGG-11 throughput table "
+                                                                  "(default: 256)")
+    ap.add_argument("--skip-vgg", action="store_true", help="leave out table 1b (throughput on a VGG-11)")
+    ap.add_argument("--net", choices=["twin", "vgg11"], default="twin", help=argparse.SUPPRESS)  # worker's network
     ap.add_argument("--worker", choices=["throughput"], help=argparse.SUPPRESS)  # one round in this process
     ap.add_argument("--out", help=argparse.SUPPRESS)                               # ... its JSON
     ap.add_argument("--agree", action="store_true", help=argparse.SUPPRESS)      # ... with agreement
     a = ap.parse_args(argv)
-    for k in ("images", "acc_images", "batch", "steps", "rounds", "threads"):
+    for k in ("images", "acc_images", "batch", "steps", "rounds", "threads", "vgg_images"):
         if getattr(a, k) < 1:
             ap.error(f"--{k.replace('_', '-')} must be >= 1")
     return a
@@ -450,10 +459,25 @@ def load_context(a) -> dict:
                 cqrelu_onnx=os.path.join(d, "cqrelu.onnx"), relu_onnx=os.path.join(d, "relu.onnx"))
 
 
+def vgg11_context(a, ctx: dict) -> dict:
+    """``ctx`` with the CIFAR-size VGG-11 (tests/models.py, generated weights; ReLU and CQReLU L = 8) in the twins'
+    places: --vgg-images random images and 256 calibration images, uniform in [0, 1] (seeds 1 and 0), as
+    benchmarks/sj2_worker.py --net vgg11 makes them."""
+    relu, shape = models.vgg11(act="relu")
+    cq, _ = models.vgg11(act="cqrelu", levels=8)
+    cq_onnx, _ = export_tmp(models.vgg11, act="cqrelu", levels=8)
+    x = np.random.default_rng(1).uniform(0, 1, (a.vgg_images, *shape)).astype(np.float32)
+    with torch.no_grad():
+        logits = torch.cat([relu.eval()(torch.from_numpy(b)) for b in batches(x, a.batch)]).numpy()
+    return {**ctx, "label": "VGG-11", "relu": relu.eval(), "cqrelu": cq.eval(), "x": x, "relu_logits": logits, "cqrelu_onnx": cq_onnx,
+            "calib": np.random.default_rng(0).uniform(0, 1, (256, *shape)).astype(np.float32)}
+
+
 def worker(a) -> None:
     """One timed round of part 1 in this process (run by part_throughput), written as JSON to --out."""
     with contextlib.redirect_stdout(sys.stderr):  # training messages, if any, stay off the JSON path
-        res = throughput_round(a, load_context(a))
+        ctx = load_context(a)
+        res = throughput_round(a, vgg11_context(a, ctx) if a.net == "vgg11" else ctx)
     with open(a.out, "w") as f:
         json.dump(res, f)
 
@@ -481,6 +505,8 @@ def main(argv: list[str] | None = None) -> None:
     print()
     if not a.skip_throughput:
         part_throughput(a, ctx)
+        if not a.skip_vgg:
+            part_throughput(a, ctx, "vgg11")
     if not a.skip_accuracy:
         part_accuracy(a, ctx)
     if not a.skip_compile:
