@@ -42,7 +42,6 @@ import contextlib
 import copy
 import io
 import json
-import logging
 import os
 import sys
 import time
@@ -54,6 +53,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+from _spikingjelly import import_spikingjelly
 
 # name -> (recipe class, keyword options, what it is); "dataloader" is added for every recipe but SpikeZIP
 RECIPES = {
@@ -79,22 +80,6 @@ SPIKEZIP_NOTE = ("BN fused into conv, CQReLU -> SpikeZIP quantizer (s=clip/L, po
 
 
 # ---- SpikingJelly and the models -------------------------------------------------------------------
-def import_spikingjelly():
-    """(ann2snn, functional, layer, version) of SpikingJelly, with its import banners and warnings silenced."""
-    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)  # "Triton not available" on CPU builds
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-            warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import spikingjelly
-        from spikingjelly.activation_based import ann2snn, functional, layer
-    try:
-        from importlib.metadata import version
-        ver = version("spikingjelly")
-    except Exception:  # noqa: BLE001
-        ver = getattr(spikingjelly, "__version__", "?")
-    return ann2snn, functional, layer, ver
-
-
 def load_twins(twins: str):
     """(ReLU twin, CQReLU twin) from DIR/relu.pt and DIR/cqrelu.pt (examples/train_twins.py, eval mode)."""
     import train_twins
@@ -490,7 +475,7 @@ TASKS = {"accuracy": task_accuracy, "throughput": task_throughput, "compile": ta
 def main(argv=None) -> dict:
     a = parse(argv)
     torch.set_num_threads(a.threads)
-    ann2snn, functional, layer, ver = import_spikingjelly()
+    ann2snn, functional, layer, ver = import_spikingjelly("ann2snn", "functional", "layer")
     t0 = time.perf_counter()
     body = TASKS[a.task](a, (ann2snn, functional, layer))
     res = {"spikingjelly": ver, "torch": torch.__version__, "python": sys.version.split()[0], "task": a.task,

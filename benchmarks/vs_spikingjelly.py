@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import io
 import json
 import os
 import shlex
@@ -34,6 +33,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # ann2snn.Converter wraps its datalo
 import numpy as np
 import torch
 from _common import ROOT, export_tmp, machine, models, table
+from _spikingjelly import import_spikingjelly
 from _rounds import BENCH_PYTHON, alternate, per_round_ratios, run_worker, sj2_command
 
 from neurocompile import api
@@ -46,22 +46,6 @@ import train_twins  # noqa: E402  (examples/train_twins.py: TwinCNN, load_twin, 
 
 
 # ---- SpikingJelly ---------------------------------------------------------------------------------
-def import_spikingjelly():
-    """spikingjelly.activation_based.{ann2snn, functional}, without the banner its import prints (a
-    Prophesee toolbox warning on stdout, torch's "No CUDA runtime" on stderr). Raises ImportError."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-            warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import spikingjelly
-        from spikingjelly.activation_based import ann2snn, functional
-    try:
-        from importlib.metadata import version
-        ver = version("spikingjelly")
-    except Exception:  # noqa: BLE001
-        ver = getattr(spikingjelly, "__version__", "?")
-    return ann2snn, functional, ver
-
-
 def sj_convert(ann2snn, model: torch.nn.Module, calib: np.ndarray, mode: str, batch: int = 256):
     """SpikingJelly's ann2snn on a copy of ``model`` (fx-traced, conv+BN fused, scaled IF neurons)."""
     ds = torch.utils.data.TensorDataset(torch.from_numpy(np.ascontiguousarray(calib, np.float32)),
@@ -437,7 +421,7 @@ def parse(argv):
 def load_context(a) -> dict:
     """The twins (trained first where missing), their test data, logits and SpikingJelly 0.0.0.0.14's modules."""
     try:
-        ann2snn, functional, sj_ver = import_spikingjelly()
+        ann2snn, functional, sj_ver = import_spikingjelly("ann2snn", "functional")
     except ImportError as exc:
         print(f"error: SpikingJelly is not importable ({exc}); install the benchmark extra", file=sys.stderr)
         raise SystemExit(2) from None
