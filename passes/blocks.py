@@ -36,6 +36,11 @@ def flush_steps(s: WakeSleepSchedule) -> int:
     return 2 + max([a + s.delay.get(k, 0) for k, a in s.arrival.items()] + [0]) + s.max_delay
 
 
+def first_readout_start(g: Graph) -> int:
+    """The earliest :func:`readout_start` of the lowered graph's readouts: the step the first current reaches one."""
+    return min(readout_start(g, n) for n in g.topo() if n.op in Group.READOUT)
+
+
 def sample_period(g: Graph, T: int) -> int:
     """Steps between two samples streamed through the lowered graph ``g`` run for ``T`` steps each (a pipelined
     stream, as targets/lava streams them). With a sleep phase every sink starts a sample when its data arrives, so
@@ -44,7 +49,7 @@ def sample_period(g: Graph, T: int) -> int:
     s = g.schedule
     if not s.sleep:
         return T + flush_steps(s)
-    return T - min(readout_start(g, n) for n in g.topo() if n.op in Group.READOUT)
+    return T - first_readout_start(g)
 
 
 def sink_ends(g: Graph, T: int) -> dict[str, int]:

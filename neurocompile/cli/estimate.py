@@ -49,9 +49,9 @@ def _estimate(a: argparse.Namespace) -> int:
     if g.schedule is None:
         kw = _conversion_kwargs(a, g)
         g = _convert(a, g, calibration=calib, target="lava-sim", **kw)
-        if a.placement and x is not None and _latency_mode_differs(a, ann, g):
-            t_wake, gamma = api.latency_options(api.network_levels(ann) or a.levels)
-            fast = _convert(a, ann, calibration=calib, target="lava-sim", **{**kw, "t_wake": t_wake, "gamma": gamma})
+        latency = _latency_mode(a, ann, g) if a.placement and x is not None else None
+        if latency is not None:
+            fast = _convert(a, ann, calibration=calib, target="lava-sim", **{**kw, **latency})
     else:
         given = [f for f, on in (("--neuron", a.neuron != "cif"), ("--gamma", a.gamma != 1), ("--levels", a.levels),
                                  ("--calibrate", a.calibrate), ("--fixed-point", a.fixed_point), ("--steps", a.steps),
@@ -81,15 +81,19 @@ def _check_estimate_outputs(a: argparse.Namespace) -> None:
     _check_outputs(outputs)
 
 
-def _latency_mode_differs(a: argparse.Namespace, ann: Any, g: Any) -> bool:
-    """The schedule was left at its default (T_wake = L, one spike per step) for a CIF network whose latency mode
-    is another schedule: then estimate --placement reports both."""
+def _latency_mode(a: argparse.Namespace, ann: Any, g: Any) -> dict[str, int] | None:
+    """The latency mode's {t_wake, gamma} where the schedule was left at its default (T_wake = L, one spike per
+    step) for a CIF network whose latency mode is another schedule (estimate --placement then reports both); else
+    None."""
     from neurocompile import api
 
     if a.neuron != "cif" or api.is_student(ann) or any(on for _, on in _latency_given(a)) or a.gamma != 1:
-        return False
+        return None
     levels = api.network_levels(ann) or a.levels
-    return bool(levels) and api.latency_options(levels)[0] != g.schedule.t_wake
+    if not levels:
+        return None
+    t_wake, gamma = api.latency_options(levels)
+    return None if t_wake == g.schedule.t_wake else {"t_wake": t_wake, "gamma": gamma}
 
 
 def _place(a: argparse.Namespace, g: Any, e: Any, x: Any, fast: Any = None) -> None:

@@ -22,7 +22,7 @@ import torch
 from neurocompile.errors import TargetError
 from neurocompile.ir import Graph, Node
 from neurocompile.ir.ops import Group, NoWeightMap, WeightMap, op_of
-from neurocompile.passes.blocks import readout_start, sample_period, sink_ends
+from neurocompile.passes.blocks import first_readout_start, sample_period, sink_ends
 from neurocompile.passes.lower_to_blocks import lowered
 from neurocompile.ir.schedule import WakeSleepSchedule
 
@@ -64,7 +64,7 @@ class Stream:
         """The stream of a lowered graph run for ``steps`` (default: the schedule's T) per sample."""
         s = g.schedule
         T = int(steps if steps is not None else s.steps)
-        first = min(readout_start(g, n) for n in g.topo() if n.op in Group.READOUT)
+        first = first_readout_start(g)
         if g.meta.get("fixed_point") and T >= 2 ** 8:  # readout sums of 24-bit currents must fit int32
             raise TargetError(f"{T} steps: Lava's fixed-point readout sums T currents below 2**23 in int32, so T "
                               "must stay below 256", hint="Run fewer steps")

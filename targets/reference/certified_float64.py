@@ -18,21 +18,34 @@ class Float64Values:
     """Mixed into :class:`certified.Run`: reads its plan ``p``, batch (``N``, ``T``, ``_x64``, ``input_seen``), count
     series ``counts`` and real-valued pools ``real``."""
 
+    def _lagged(self, tensor: str, t: int):
+        """(producer of ``tensor``, step t less the producer's own delay: the step its output left it)."""
+        n = self.p._producer(tensor)
+        return n, t - self.p.s.delay.get(n.name, 0)
+
+    def _source64(self, n, t: int, idx: torch.Tensor | None, magnitude: bool) -> torch.Tensor | None:
+        """The input's or a counting source's cumulative output at (delayed) step t for the samples ``idx`` (None:
+        all), float64; with ``magnitude`` its absolute value (what :meth:`mag64` propagates)."""
+        if not n.inputs:
+            k = int(self.input_seen[t])
+            if k == 0:
+                return None
+            x = self._x64[idx] if idx is not None else self._x64
+            return (x.abs() if magnitude else x) * k
+        c = self.counts[n.name][t]
+        if c is None:
+            return None
+        amp = self.p.sources[n.name].amp
+        return (c[idx] if idx is not None else c).double() * (abs(amp) if magnitude else amp)
+
     # a node's cumulative output as its consumers see it at step t (its own delay applied), float64
     def seen64(self, tensor: str, t: int, idx: torch.Tensor | None = None) -> torch.Tensor | None:
         p = self.p
-        n = p._producer(tensor)
-        t -= p.s.delay.get(n.name, 0)
+        n, t = self._lagged(tensor, t)
         if t < 0:
             return None
-        if not n.inputs:
-            k = int(self.input_seen[t])
-            return None if k == 0 else self._x64[idx] * k if idx is not None else self._x64 * k
-        if n.name in p.sources:
-            c = self.counts[n.name][t]
-            if c is None:
-                return None
-            return (c[idx] if idx is not None else c).double() * p.sources[n.name].amp
+        if not n.inputs or n.name in p.sources:
+            return self._source64(n, t, idx, magnitude=False)
         if n.name in self.real:
             v = self.real[n.name][t]
             return None if v is None else (v[idx] if idx is not None else v)
@@ -48,16 +61,11 @@ class Float64Values:
         """The map of ``seen64`` applied to magnitudes (|weights| on |inputs|, each input of a merge on its own) for
         the samples ``idx``: Σ|w·x| per neuron, what float64's rounding of ``seen64`` is proportional to."""
         p = self.p
-        n = p._producer(tensor)
-        t -= p.s.delay.get(n.name, 0)
+        n, t = self._lagged(tensor, t)
         if t < 0:
             return None
-        if not n.inputs:
-            k = int(self.input_seen[t])
-            return None if k == 0 else self._x64[idx].abs() * k
-        if n.name in p.sources:
-            c = self.counts[n.name][t]
-            return None if c is None else c[idx].double() * abs(p.sources[n.name].amp)
+        if not n.inputs or n.name in p.sources:
+            return self._source64(n, t, idx, magnitude=True)
         bal = p.s.balance.get(n.name, [0] * len(n.inputs))
         xs = [self.mag64(i, t - d, idx) for i, d in zip(n.inputs, bal)]
         if n.name in p.real:  # max over windows of the cumulative input plus bias: monotone, errors pass through
