@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -c "from neurocompile.ir import fused_cif; fused_cif.load()"
 	@touch $(STAMP)
 
 $(BENCH_STAMP): benchmarks/requirements-sj2.txt

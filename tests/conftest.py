@@ -41,6 +41,14 @@ def nets(onnx_model):
     return out
 
 
+def pytest_sessionstart(session):
+    """Build the fused CIF step before any test (once per machine): the command-line tests' subprocesses find it
+    cached instead of each waiting for, and printing about, the build."""
+    from neurocompile.ir import fused_cif
+
+    fused_cif.load()
+
+
 def pytest_terminal_summary(terminalreporter):
     """The kernels this run used (``make test-cpus`` forces others): float32 results depend on them."""
     import os
@@ -51,8 +59,11 @@ def pytest_terminal_summary(terminalreporter):
     blas = ", ".join(f"{i['internal_api']} {i.get('architecture', '?')}" for i in threadpoolctl.threadpool_info())
     forced = " ".join(f"{k}={os.environ[k]}" for k in ("MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
                                                         "OPENBLAS_CORETYPE") if k in os.environ)
+    from neurocompile.ir import fused_cif
+
+    fused = "loaded" if fused_cif.loaded() else f"not in use ({fused_cif.why_not()})"
     terminalreporter.write_line(f"cpu kernels: torch {torch.backends.cpu.get_cpu_capability()}, numpy {blas}; "
-                                f"forced: {forced or 'none'}")
+                                f"forced: {forced or 'none'}; fused CIF step: {fused}")
 
 
 def ort_run(path, x):

@@ -12,6 +12,8 @@ import numpy as np
 
 try:  # torch is a dependency, but keep this module importable without it
     import torch
+
+    from neurocompile.ir import fused_cif
 except ImportError:  # pragma: no cover
     torch = None
 
@@ -68,10 +70,21 @@ def cif_step_(m: "torch.Tensor", count: "torch.Tensor", x: "torch.Tensor", theta
               gamma: int = 1, scratch: dict | None = None, amplitude: float | None = None) -> "torch.Tensor":
     """:func:`cif_step` for torch tensors, updating ``m`` and ``count`` in place (the simulator's hot
     path: one scratch tensor, kept in ``scratch`` between calls, and the returned spikes). Returns a new tensor
-    of spike values s * theta (s * amplitude when given). Same numbers as cif_step, bit for bit
+    of spike values s * theta (s * amplitude when given), and where the fused kernel ran, (sum |s|, sum s) in
+    ``scratch[fused_cif.SUMS]``; the spikes go into ``scratch[fused_cif.OUT]`` where a caller put a tensor there (taken
+    out). Same numbers as cif_step, bit for bit
     (tests/test_neurons.py checks it): since -S <= 0 <= t_w - S, clip(floor(m/θ), max(-γ, -S), min(γ, t_w - S))
     equals clip(S + clip(floor(m/θ), -γ, γ), 0, t_w) - S, which needs scalar clamps only (integers: exact)."""
     scratch = {} if scratch is None else scratch
+    out = scratch.pop(fused_cif.OUT, None)  # a caller's tensor for the spikes (the simulator reuses them)
+    if out is not None and (out.shape != m.shape or out.dtype != m.dtype or out.device != m.device):
+        out = None
+    if fused_cif.loaded():  # the same numbers in one compiled loop, with the step's spike sums (fused_cif.py)
+        out = torch.empty_like(m) if out is None else out
+        sums = fused_cif.step(m, count, x, theta, t_wake_seen, gamma, theta if amplitude is None else amplitude, out)
+        if sums is not None:
+            scratch[fused_cif.SUMS] = sums
+            return out
     new = scratch.get("new")
     if new is None or new.shape != count.shape:
         new = scratch["new"] = torch.empty_like(count)
@@ -81,7 +94,7 @@ def cif_step_(m: "torch.Tensor", count: "torch.Tensor", x: "torch.Tensor", theta
     else:
         torch.div(m, theta, out=new).floor_()
     new.clamp_(-gamma, gamma).add_(count).clamp_(0, t_wake_seen)  # the new count S'
-    s = torch.sub(new, count)
+    s = torch.sub(new, count, out=out)
     count.copy_(new)
     amp = theta if amplitude is None else amplitude
     if theta == 1.0:
@@ -101,6 +114,9 @@ def cif_count_step(count: Array, floor_x: Array, cap: int, gamma: int = 1, out: 
     what :meth:`ops.CIF.count_cap` gives). Integers in, integers out: exact in any float dtype. Returns new S (in
     ``out``, a torch tensor, when given)."""
     if torch is not None and isinstance(floor_x, torch.Tensor):
+        fused = fused_cif.count_step(count, floor_x, cap, gamma, out) if fused_cif.loaded() else None
+        if fused is not None:  # the same passes in one loop
+            return fused
         d = torch.sub(floor_x, count, out=out)
         return d.clamp_(-gamma, gamma).add_(count).clamp_(0, cap)
     d = floor_x - count

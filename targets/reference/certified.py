@@ -45,7 +45,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from neurocompile.ir import Node
+from neurocompile.ir import Node, fused_cif
 from neurocompile.ir.ops import OPS, Group
 from neurocompile.targets.reference.certified_decide import Decisions
 from neurocompile.targets.reference.certified_float64 import Float64Values
@@ -102,15 +102,20 @@ class Run(Float64Values, Decisions):
         d = torch.empty_like(S).reshape(-1)  # scratch: fresh large tensors cost page faults on every step
         for t in range(self.T):
             new = op.count_step(n, S, floors(t), p.s.wake_steps_seen(n.name, t), out=self.take(S.shape))
-            torch.sub(new.reshape(-1), S.reshape(-1), out=d)
-            mag = torch.dot(d, d) if binary else d.abs().sum()
+            end = t >= self.T - 1 - p.s.max_delay  # per sample only at the end: what settling() needs
+            fused = fused_cif.count_change(new, S, self.late if end else None)  # the passes below in one loop
+            if fused is None:
+                torch.sub(new.reshape(-1), S.reshape(-1), out=d)
+                mag = float(torch.dot(d, d) if binary else d.abs().sum())
+            else:
+                mag = fused[0]
             if mag == 0:
                 self.p.pool.setdefault(tuple(S.shape), []).append(new)
                 series.append(series[-1] if series else None)
                 continue
-            stats += torch.stack([mag.double(), d.sum().double()])
+            stats += torch.tensor([mag, fused[1] if fused else float(d.sum())], dtype=torch.float64)
             self.last_change = max(self.last_change, t)
-            if t >= self.T - 1 - p.s.max_delay:  # per sample only at the end: what settling() needs
+            if end and fused is None:
                 self.late |= d.view(self.N, -1).ne(0).any(1)
             S = new
             series.append(S)

@@ -11,6 +11,7 @@ skips the map.
 """
 from __future__ import annotations
 
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from neurocompile.errors import TargetError
-from neurocompile.ir import Graph, Node
+from neurocompile.ir import Graph, Node, fused_cif
 from neurocompile.ir.ops import OPS, Group, is_level_neuron, tensors
 from neurocompile.passes.blocks import sink_ends
 from neurocompile.passes.lower_to_blocks import lowered
@@ -49,12 +50,35 @@ def step_stateful(n: Node, state: dict, x: torch.Tensor, wake_seen: int, counts:
     op = OPS[n.op]
     val = advance(n, state, x, wake_seen)
     if op.spiking:
+        sums = state[n.name].pop(fused_cif.SUMS, None)
+        if sums is not None:  # counted by the fused step on the way (sum |s|, sum s), in spikes
+            amp = op.spike_amplitude(n)
+            counts[n.name] += torch.tensor([sums[0] * amp, sums[1] * amp], dtype=torch.float64)
+            val._nc_silent = sums[0] == 0
+            return val
         flat = val.reshape(-1)
         # sum |s| * amplitude: for binary/ternary spikes s*s = |s| and a dot product is the cheapest pass
         mag = torch.dot(flat, flat) / op.spike_amplitude(n) if op.binary_spikes(n) else flat.abs().sum()
         counts[n.name] += torch.stack([mag, flat.sum()]).double()
         val._nc_silent = bool(mag == 0)  # known from the count: the next map skips a silent input without a pass
     return val
+
+
+class SpikeBuffers:
+    """The tensors one sink's spikes are written into, each reused once nothing outside this pool holds it (neither the
+    tensor nor a view of its memory): a fresh multi-megabyte tensor per step costs page faults that took as long as
+    the step itself. A value kept by a delay line, a record or a caller stays its own tensor."""
+
+    def __init__(self):
+        self.free: list[torch.Tensor] = []
+
+    def take(self, like: torch.Tensor) -> torch.Tensor:
+        for b in self.free:  # references to b here: the list, the loop variable and getrefcount's argument
+            if sys.getrefcount(b) == 3 and torch._C._storage_Use_Count(b.untyped_storage()._cdata) == 1:
+                return b
+        b = torch.empty_like(like)
+        self.free.append(b)
+        return b
 
 
 def is_silent(x: torch.Tensor) -> bool:
@@ -107,9 +131,19 @@ class _StepRun:
     state: dict[str, dict] = field(default_factory=dict)  # per stateful sink: its op's state
     cache: dict[str, tuple] = field(default_factory=dict)  # per affine node reading the input: its last map
 
+    buffers: dict[str, SpikeBuffers] = field(default_factory=dict)  # per spiking sink: tensors for its spikes
+
     def advance(self, n: Node, state: dict, x: torch.Tensor, wake_seen: int) -> torch.Tensor:
-        """A stateful sink's step with its spike counts (``step_stateful``, looked up per call: benchmarks swap it)."""
-        return step_stateful(n, state, x, wake_seen, self.counts)
+        """A stateful sink's step with its spike counts (``step_stateful``, looked up per call: benchmarks swap it),
+        its spikes written into a reused tensor where its op takes one (``fused_cif.OUT``)."""
+        st, pool = state.get(n.name), self.buffers.get(n.name)
+        if st is None or pool is None:
+            return step_stateful(n, state, x, wake_seen, self.counts)
+        st[fused_cif.OUT] = pool.take(x)
+        try:
+            return step_stateful(n, state, x, wake_seen, self.counts)
+        finally:
+            st.pop(fused_cif.OUT, None)  # an op that took none leaves it: the pool's tensor stays free
 
 
 class ReferenceSimulator:
@@ -145,6 +179,8 @@ class ReferenceSimulator:
         # a CIF network settles (its readout becomes the ANN's); an LIF student runs its T steps, the IF baseline never
         self.settles = bool(graph.schedule.sleep) and any(is_level_neuron(n) and OPS[n.op].sleep_phase
                                                           for n in graph.nodes.values())
+        if self.settles and self.device.type == "cpu":
+            fused_cif.load()  # CIF steps in one compiled loop, same numbers (built once per machine; optional)
         self.order = graph.topo()
         self.params = {n.name: tensors(n, self.dtype, self.device) for n in self.order}
         prod = graph.producers()
@@ -244,7 +280,8 @@ class ReferenceSimulator:
             balance={k: [_Delay(d) if d else None for d in v] for k, v in s.balance.items()},
             counts={k: torch.zeros(2, dtype=torch.float64, device=self.device) for k in spiking},
             layers={k: [] for k in spiking} if record_layers else None,
-            late=torch.zeros(xin.shape[0], dtype=torch.bool, device=self.device))
+            late=torch.zeros(xin.shape[0], dtype=torch.bool, device=self.device),
+            buffers={k: SpikeBuffers() for k in spiking})
 
     def _network_step(self, r: _StepRun, t: int, check: bool) -> tuple[dict[str, torch.Tensor], bool]:
         """Every node at step ``t``: the values each sends (after its delay line), and whether a stateful node was

@@ -1,0 +1,284 @@
+"""The CIF step fused into one compiled loop over the layer: the same IEEE operations as :func:`neurons.cif_step_` in
+the same order, so the same membranes, counts and spikes bit for bit (tests/test_fused_cif.py), with the step's spike
+sums counted on the way (the simulator's statistics, which took two more passes).
+
+Why it is exact: the step is floor, min, max, add, subtract, and (θ != 1) one division and one multiplication, each
+a correctly rounded IEEE operation in the tensor's dtype; the loop is built with ``-ffp-contract=off`` (no fused
+multiply-add) and vectorizes only floor, min and max, which round nothing. ``-fno-trapping-math`` lets it vectorize
+floor (nothing traps here); ``-march=native`` is why the build is keyed by the CPU as well as the source.
+
+Optional: :func:`load` builds it with torch.utils.cpp_extension (a C++ compiler and ninja; about 20 s once per
+machine, cached in torch's extension folder). Where it cannot be built, on CUDA, for a dtype other than float32 or
+float64, for non-contiguous tensors, or with ``NEUROCOMPILE_FUSED=0``, ``cif_step_`` runs torch's elementwise passes:
+the same numbers, about 5x slower per step. ``cif_step_`` uses the kernel only once something has loaded it (the
+reference simulator does on CPU), so no other caller ever waits for a build.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from typing import Any
+
+import torch
+
+SOURCE = r'''
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+// m += x; d = clip(floor(m / theta), -g, g); S' = clip(S + d, 0, cap); s = S' - S; S = S'; m -= s * theta;
+// out = s * amp. UNIT: theta == 1 (no division, no product). Sums of |s| and s per chunk in integers (vectorizes);
+// a NaN spike (a membrane that overflowed) is flagged, so the sums come back NaN as torch's would.
+template <typename T, bool UNIT>
+static void run(T* bm, T* bS, const T* bx, T* bo, int64_t n, T theta, T g, T cap, T amp,
+                std::vector<int64_t>& mag, std::vector<int64_t>& net, std::vector<int64_t>& bad) {
+  at::parallel_for(0, n, 8192, [=, &mag, &net, &bad](int64_t b, int64_t e) {
+    int64_t A = 0, C = 0, nan = 0;
+    for (int64_t k = b; k < e; k += 4096) {  // blocks whose sums fit 32-bit integers (|s| <= gamma <= 4096)
+      const int64_t len = std::min<int64_t>(4096, e - k);
+      T* __restrict__ pm = bm + k; T* __restrict__ pS = bS + k; const T* __restrict__ px = bx + k;
+      T* __restrict__ po = bo + k;
+      int a = 0, c = 0, bad_here = 0;  // 32-bit: float to int32 conversion vectorizes on AVX2, to int64 does not
+      for (int64_t i = 0; i < len; ++i) {
+        T v = pm[i] + px[i];
+        T d = std::min(std::max(std::floor(UNIT ? v : v / theta), -g), g);
+        T s0 = pS[i];
+        T s1 = std::min(std::max(s0 + d, T(0)), cap);
+        T s = s1 - s0;
+        pS[i] = s1;
+        pm[i] = UNIT ? v - s : v - s * theta;
+        po[i] = s * amp;
+        bad_here |= (s != s);
+        int si = (s == s) ? (int)s : 0;
+        a += si < 0 ? -si : si; c += si;
+      }
+      A += a; C += c; nan |= bad_here;
+    }
+    int t = at::get_thread_num();
+    mag[t] += A; net[t] += C; bad[t] |= nan;
+  });
+}
+
+std::vector<double> cif_step(torch::Tensor m, torch::Tensor S, torch::Tensor x, torch::Tensor out, double theta,
+                             double gamma, double cap, double amp) {
+  int nt = at::get_num_threads();
+  std::vector<int64_t> mag(nt, 0), net(nt, 0), bad(nt, 0);
+  int64_t n = m.numel();
+  AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "cif_step", [&] {
+    scalar_t* pm = m.data_ptr<scalar_t>(); scalar_t* pS = S.data_ptr<scalar_t>();
+    const scalar_t* px = x.data_ptr<scalar_t>(); scalar_t* po = out.data_ptr<scalar_t>();
+    if (theta == 1.0)
+      run<scalar_t, true>(pm, pS, px, po, n, 1, gamma, cap, amp, mag, net, bad);
+    else
+      run<scalar_t, false>(pm, pS, px, po, n, theta, gamma, cap, amp, mag, net, bad);
+  });
+  double A = 0, C = 0; bool nan = false;
+  for (int t = 0; t < nt; ++t) { A += mag[t]; C += net[t]; nan |= bad[t] != 0; }
+  if (nan) A = C = NAN;
+  return {A, C};
+}
+
+// The count domain (targets/reference/certified.py), float32 only.
+// cif_count_step: out = clip(S + clip(F - S, -g, g), 0, cap) (neurons.cif_count_step's passes, in their order).
+void cif_count_step(torch::Tensor S, torch::Tensor F, torch::Tensor out, double gamma, double cap) {
+  const float* bS = S.data_ptr<float>(); const float* bF = F.data_ptr<float>(); float* bo = out.data_ptr<float>();
+  const float g = (float)gamma, c = (float)cap;
+  at::parallel_for(0, S.numel(), 8192, [=](int64_t b, int64_t e) {
+    const float* __restrict__ pS = bS + b; const float* __restrict__ pF = bF + b; float* __restrict__ po = bo + b;
+    for (int64_t i = 0; i < e - b; ++i) {
+      float d = std::min(std::max(pF[i] - pS[i], -g), g);
+      po[i] = std::min(std::max(d + pS[i], 0.f), c);
+    }
+  });
+}
+
+// The change d = S' - S of every count: (sum |d|, sum d), and per sample (first dimension) whether any count changed,
+// OR-ed into `late` (a bool tensor of N, or an empty one). NaN sums where a d is NaN.
+std::vector<double> count_change(torch::Tensor S1, torch::Tensor S0, torch::Tensor late) {
+  const int64_t N = S1.size(0), R = S1.numel() / N;
+  const float* b1 = S1.data_ptr<float>(); const float* b0 = S0.data_ptr<float>();
+  bool* pl = late.numel() ? late.data_ptr<bool>() : nullptr;
+  std::vector<int64_t> mag(N), net(N), bad(N), any(N);
+  at::parallel_for(0, N, 1, [&](int64_t nb, int64_t ne) {
+    for (int64_t n = nb; n < ne; ++n) {
+      int64_t A = 0, C = 0, B = 0, Y = 0;
+      for (int64_t k = 0; k < R; k += 4096) {
+        const int64_t len = std::min<int64_t>(4096, R - k);
+        const float* __restrict__ p1 = b1 + n * R + k; const float* __restrict__ p0 = b0 + n * R + k;
+        int a = 0, c = 0, nan = 0, y = 0;
+        for (int64_t i = 0; i < len; ++i) {
+          float d = p1[i] - p0[i];
+          nan |= (d != d);
+          int di = (d == d) ? (int)d : 0;
+          a += di < 0 ? -di : di; c += di; y |= (d != 0.f);
+        }
+        A += a; C += c; B |= nan; Y |= y;
+      }
+      mag[n] = A; net[n] = C; bad[n] = B; any[n] = Y;
+    }
+  });
+  double A = 0, C = 0; bool nan = false;
+  for (int64_t n = 0; n < N; ++n) {
+    A += mag[n]; C += net[n]; nan |= bad[n] != 0;
+    if (pl && any[n]) pl[n] = true;
+  }
+  if (nan) A = C = NAN;
+  return {A, C};
+}
+
+// F = floor(X), X = X - F (the fractional part, exact), and per sample (first dimension) the least and the greatest
+// fractional part (NaN where one is NaN): the passes floor, sub_, amin and amax of certified_decide._certify in one.
+std::vector<torch::Tensor> floor_frac(torch::Tensor X, torch::Tensor F) {
+  const int64_t N = X.size(0), R = X.numel() / N;
+  auto lo = torch::empty({N}, X.options()), hi = torch::empty({N}, X.options());
+  float* bx = X.data_ptr<float>(); float* bf = F.data_ptr<float>();
+  float* pl = lo.data_ptr<float>(); float* ph = hi.data_ptr<float>();
+  at::parallel_for(0, N, 1, [&](int64_t nb, int64_t ne) {
+    for (int64_t n = nb; n < ne; ++n) {
+      float* __restrict__ x = bx + n * R; float* __restrict__ f = bf + n * R;
+      float l[16], h[16]; int nan[16];  // 16 lanes: elementwise min and max, which vectorize (a reduction would not)
+      for (int j = 0; j < 16; ++j) { l[j] = INFINITY; h[j] = -INFINITY; nan[j] = 0; }
+      int64_t i = 0;
+      for (; i + 16 <= R; i += 16) {
+        for (int j = 0; j < 16; ++j) {
+          float v = x[i + j], fl = std::floor(v), r = v - fl;
+          f[i + j] = fl; x[i + j] = r;
+          l[j] = r < l[j] ? r : l[j]; h[j] = r > h[j] ? r : h[j]; nan[j] |= (r != r);
+        }
+      }
+      for (; i < R; ++i) {
+        float v = x[i], fl = std::floor(v), r = v - fl;
+        f[i] = fl; x[i] = r;
+        l[0] = r < l[0] ? r : l[0]; h[0] = r > h[0] ? r : h[0]; nan[0] |= (r != r);
+      }
+      float L = l[0], H = h[0]; int bad = nan[0];
+      for (int j = 1; j < 16; ++j) { L = l[j] < L ? l[j] : L; H = h[j] > H ? h[j] : H; bad |= nan[j]; }
+      pl[n] = bad ? NAN : L; ph[n] = bad ? NAN : H;
+    }
+  });
+  return {lo, hi};
+}
+'''
+FUNCTIONS = ["cif_step", "cif_count_step", "count_change", "floor_frac"]
+FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
+
+_KERNEL: list[Any] = []  # [the loaded module] once load() succeeded
+_FAILED: list[str] = []  # [why] once a build failed: never tried again in this process
+DTYPES = (torch.float32, torch.float64)
+SUMS = "fused_sums"  # where cif_step_ leaves the step's (sum |s|, sum s) in its scratch dict
+OUT = "spikes_out"  # where a caller leaves cif_step_ a tensor to write the spikes into (cif_step_ takes it out)
+
+
+def loaded() -> bool:
+    """True once :func:`load` has built or found the kernel in this process."""
+    return bool(_KERNEL)
+
+
+def _build_name() -> str:
+    """The extension's name: the source, the flags and this CPU (``-march=native`` code runs only on its own kind)."""
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = "".join(sorted({ln for ln in f if ln.startswith(("model name", "flags"))}))
+    except OSError:  # not Linux: the machine's description instead
+        import platform
+
+        cpu = platform.processor() + platform.machine()
+    key = hashlib.sha256("\0".join([SOURCE, " ".join(FLAGS), cpu, torch.__version__]).encode()).hexdigest()[:16]
+    return f"neurocompile_fused_cif_{key}"
+
+
+def enabled() -> bool:
+    """False where ``NEUROCOMPILE_FUSED=0`` asks for torch's passes (the same numbers)."""
+    return os.environ.get("NEUROCOMPILE_FUSED", "1") != "0"
+
+
+def load() -> Any | None:
+    """The compiled kernel, built on the first call on this machine (about 20 s; cached after); None where it cannot
+    be built (the reason in :func:`why_not`) or is switched off. Never raises."""
+    if _KERNEL or _FAILED or not enabled():
+        return _KERNEL[0] if _KERNEL else None
+    try:
+        import io
+        from contextlib import redirect_stderr, redirect_stdout
+
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):  # its CUDA_HOME note on import
+            from torch.utils.cpp_extension import load_inline
+
+        from torch.utils.cpp_extension import _get_build_directory
+
+        name = _build_name()
+        if not os.path.exists(os.path.join(_get_build_directory(name, False), name + ".so")):
+            print("neurocompile: building the fused CIF step for this CPU (once per machine, about 30 s)",
+                  file=sys.stderr, flush=True)
+        bindir = os.path.dirname(sys.executable)  # the venv's ninja, where the venv is not activated
+        if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            _KERNEL.append(load_inline(name, cpp_sources=SOURCE, functions=FUNCTIONS, verbose=False,
+                                       extra_cflags=FLAGS, extra_ldflags=["-fopenmp"]))
+    except Exception as e:  # noqa: BLE001 - no compiler, no ninja, a failed build: torch's passes give the same numbers
+        _FAILED.append(f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+        return None
+    return _KERNEL[0]
+
+
+def why_not() -> str | None:
+    """Why the kernel is not in use (None: it is loaded)."""
+    if _KERNEL:
+        return None
+    if not enabled():
+        return "switched off (NEUROCOMPILE_FUSED=0)"
+    return _FAILED[0] if _FAILED else "not loaded yet"
+
+
+def step(m: torch.Tensor, count: torch.Tensor, x: torch.Tensor, theta: float, cap: int, gamma: int, amp: float,
+         out: torch.Tensor) -> tuple[float, float] | None:
+    """One CIF step in the loaded kernel, in place (``m``, ``count``; spikes times ``amp`` into ``out``), returning
+    (sum |s|, sum s) over the layer; None (nothing done) where the kernel is not loaded or does not apply."""
+    if not _KERNEL:
+        return None
+    if not (m.device.type == "cpu" and m.dtype in DTYPES and count.dtype == x.dtype == out.dtype == m.dtype
+            and m.shape == x.shape == count.shape == out.shape
+            and m.is_contiguous() and count.is_contiguous() and x.is_contiguous() and out.is_contiguous()):
+        return None
+    mag, net = _KERNEL[0].cif_step(m, count, x, out, float(theta), float(gamma), float(cap), float(amp))
+    return mag, net
+
+
+def _fits(*ts: torch.Tensor, dtype: torch.dtype = torch.float32) -> bool:
+    """Tensors the kernel takes: loaded, on the CPU, of ``dtype``, contiguous, one shape."""
+    return bool(_KERNEL) and all(t.device.type == "cpu" and t.dtype == dtype and t.is_contiguous() and
+                                 t.shape == ts[0].shape for t in ts)
+
+
+def count_step(count: torch.Tensor, floor_x: torch.Tensor, cap: int, gamma: int,
+               out: torch.Tensor | None) -> torch.Tensor | None:
+    """:func:`neurons.cif_count_step` (float32) into ``out`` in one loop; None where the kernel does not apply."""
+    if out is None or not _fits(count, floor_x, out):
+        return None
+    _KERNEL[0].cif_count_step(count, floor_x, out, float(gamma), float(cap))
+    return out
+
+
+def count_change(new: torch.Tensor, old: torch.Tensor, late: torch.Tensor | None) -> tuple[float, float] | None:
+    """(sum |d|, sum d) of d = new - old (float32 counts), and ``late[i] |= any(d[i] != 0)`` per sample where ``late``
+    is given; None where the kernel does not apply."""
+    if not _fits(new, old) or (late is not None and not (late.dtype == torch.bool and late.device.type == "cpu"
+                                                         and late.is_contiguous() and len(late) == len(new))):
+        return None
+    mag, net = _KERNEL[0].count_change(new, old, late if late is not None else torch.empty(0, dtype=torch.bool))
+    return mag, net
+
+
+def floor_frac(X: torch.Tensor, F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """floor(X) into ``F``, the fractional part X - F into ``X`` (exact), and per sample the least and the greatest
+    fractional part (NaN where one is NaN): torch's floor, sub_, amin and amax in one loop. None where it does not
+    apply."""
+    if not _fits(X, F) or X.dim() < 1 or len(X) == 0:
+        return None
+    lo, hi = _KERNEL[0].floor_frac(X, F)
+    return lo, hi
