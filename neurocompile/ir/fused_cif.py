@@ -16,6 +16,7 @@ reference simulator does on CPU), so no other caller ever waits for a build.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 from typing import Any
@@ -129,40 +130,47 @@ std::vector<double> count_change(torch::Tensor S1, torch::Tensor S0, torch::Tens
   return {A, C};
 }
 
-// F = floor(X), X = X - F (the fractional part, exact), and per sample (first dimension) the least and the greatest
-// fractional part (NaN where one is NaN): the passes floor, sub_, amin and amax of certified_decide._certify in one.
-std::vector<torch::Tensor> floor_frac(torch::Tensor X, torch::Tensor F) {
+// F = floor(X), X = X - F (the fractional part, exact), and the indices of the close calls (D x count), ascending: the
+// fractional part r below d or above u and, where `sat`, F + 1 > a and F < b (thresholds already rounded to float, as
+// torch compares a float tensor with a number); a sample (first dimension) with a NaN has none, as in
+// certified_decide._close_calls's passes, where its least and greatest r are NaN.
+torch::Tensor close_calls(torch::Tensor X, torch::Tensor F, double d, double u, double a, double b, bool sat) {
   const int64_t N = X.size(0), R = X.numel() / N;
-  auto lo = torch::empty({N}, X.options()), hi = torch::empty({N}, X.options());
   float* bx = X.data_ptr<float>(); float* bf = F.data_ptr<float>();
-  float* pl = lo.data_ptr<float>(); float* ph = hi.data_ptr<float>();
+  const float fd = (float)d, fu = (float)u, fa = (float)a, fb = (float)b;
+  std::vector<std::vector<int64_t>> found(N);
   at::parallel_for(0, N, 1, [&](int64_t nb, int64_t ne) {
     for (int64_t n = nb; n < ne; ++n) {
       float* __restrict__ x = bx + n * R; float* __restrict__ f = bf + n * R;
-      float l[16], h[16]; int nan[16];  // 16 lanes: elementwise min and max, which vectorize (a reduction would not)
-      for (int j = 0; j < 16; ++j) { l[j] = INFINITY; h[j] = -INFINITY; nan[j] = 0; }
-      int64_t i = 0;
-      for (; i + 16 <= R; i += 16) {
-        for (int j = 0; j < 16; ++j) {
-          float v = x[i + j], fl = std::floor(v), r = v - fl;
-          f[i + j] = fl; x[i + j] = r;
-          l[j] = r < l[j] ? r : l[j]; h[j] = r > h[j] ? r : h[j]; nan[j] |= (r != r);
-        }
-      }
-      for (; i < R; ++i) {
+      int nan = 0, near = 0;
+      for (int64_t i = 0; i < R; ++i) {  // vectorizes: floor, subtract, compare
         float v = x[i], fl = std::floor(v), r = v - fl;
         f[i] = fl; x[i] = r;
-        l[0] = r < l[0] ? r : l[0]; h[0] = r > h[0] ? r : h[0]; nan[0] |= (r != r);
+        nan |= (r != r); near |= (r < fd) | (r > fu);
       }
-      float L = l[0], H = h[0]; int bad = nan[0];
-      for (int j = 1; j < 16; ++j) { L = l[j] < L ? l[j] : L; H = h[j] > H ? h[j] : H; bad |= nan[j]; }
-      pl[n] = bad ? NAN : L; ph[n] = bad ? NAN : H;
+      if (nan || !near) continue;
+      std::vector<int64_t>& out = found[n];
+      for (int64_t i = 0; i < R; ++i) {
+        float r = x[i];
+        if ((r < fd || r > fu) && (!sat || (f[i] + 1.f > fa && f[i] < fb))) out.push_back(n * R + i);
+      }
     }
   });
-  return {lo, hi};
+  int64_t total = 0;
+  for (auto& v : found) total += (int64_t)v.size();
+  const int64_t D = X.dim();
+  auto idx = torch::empty({D, total}, torch::dtype(torch::kLong));  // one row of indices per dimension
+  int64_t* p = idx.data_ptr<int64_t>();
+  int64_t k = 0;
+  for (auto& v : found)
+    for (int64_t flat : v) {
+      for (int64_t j = D - 1; j >= 0; --j) { p[j * total + k] = flat % X.size(j); flat /= X.size(j); }
+      ++k;
+    }
+  return idx;
 }
 '''
-FUNCTIONS = ["cif_step", "cif_count_step", "count_change", "floor_frac"]
+FUNCTIONS = ["cif_step", "cif_count_step", "count_change", "close_calls"]
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
 
 _KERNEL: list[Any] = []  # [the loaded module] once load() succeeded
@@ -274,11 +282,10 @@ def count_change(new: torch.Tensor, old: torch.Tensor, late: torch.Tensor | None
     return mag, net
 
 
-def floor_frac(X: torch.Tensor, F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """floor(X) into ``F``, the fractional part X - F into ``X`` (exact), and per sample the least and the greatest
-    fractional part (NaN where one is NaN): torch's floor, sub_, amin and amax in one loop. None where it does not
-    apply."""
+def close_calls(X: torch.Tensor, F: torch.Tensor, delta: float, sat: tuple[float, float] | None) -> torch.Tensor | None:
+    """floor(X) into ``F``, the fractional part into ``X``, and the indices of the close calls, one row per dimension (see
+    certified_decide._close_calls, whose passes this is in one loop); None where the kernel does not apply."""
     if not _fits(X, F) or X.dim() < 1 or len(X) == 0:
         return None
-    lo, hi = _KERNEL[0].floor_frac(X, F)
-    return lo, hi
+    lo, hi = sat if sat is not None else (-math.inf, math.inf)
+    return _KERNEL[0].close_calls(X, F, delta, 1 - delta, lo - delta, hi + delta, sat is not None)

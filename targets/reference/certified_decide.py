@@ -169,26 +169,9 @@ class Decisions:
         float64 values (:meth:`_refuse_undecided`). ``X`` is scratch."""
         lo_s, hi_s = sat if sat is not None else (-math.inf, math.inf)
         self.proof["decisions"] += X.numel()
-        fused = fused_cif.floor_frac(X, F)  # the passes below in one loop
-        if fused is None:
-            torch.floor(X, out=F)
-            r = X.sub_(F)  # the fractional part, exact: in [0, 1)
-            flat = r.view(r.shape[0], -1)
-            lo, hi = flat.amin(1), flat.amax(1)  # the samples with a close call (torch's aminmax(dim) is slower)
-        else:
-            r, (lo, hi) = X, fused
-        rows = ((lo < delta) | (hi > 1 - delta)).nonzero(as_tuple=True)[0]
-        if len(rows) == 0:
+        idx = _close_calls(X, F, delta, sat)
+        if idx is None:
             return F
-        near = r[rows]
-        close = (near < delta) | (near > 1 - delta)
-        if sat is not None:  # X in [F, F + 1): beyond the saturation range by more than delta, no error matters
-            Fr = F[rows]
-            close &= (Fr + 1 > lo_s - delta) & (Fr < hi_s + delta)
-        sub = close.nonzero(as_tuple=True)
-        if len(sub[0]) == 0:
-            return F
-        idx = (rows[sub[0]], *sub[1:])
         self.proof["float64 level 1"] += len(idx[0])
         v = level1(idx)
         f = torch.floor(v)
@@ -261,6 +244,30 @@ class Decisions:
             node=None if n is None else n.name, op=None if n is None else n.op,
             hint="The float64 interpreter and a float32 runtime cannot compute this value either. Rescale the weights "
                  "(terms about 1e16 or more apart that cancel), or run without --exact")
+
+
+def _close_calls(X: torch.Tensor, F: torch.Tensor, delta: float, sat: tuple[float, float] | None) -> tuple | None:
+    """floor(X) into ``F``, and the indices where X (float32, within ``delta`` of the exact value) may floor otherwise:
+    its fractional part within ``delta`` of an integer and, where ``sat`` = (lo, hi) is given, floor(X) not beyond the
+    saturation range [lo, hi] by more than ``delta`` (X in [F, F + 1): no error matters further out). None: no close
+    call. ``X`` is scratch (left holding the fractional part)."""
+    found = fused_cif.close_calls(X, F, delta, sat)  # the passes below in one loop
+    if found is not None:
+        return tuple(found) if found.shape[1] else None
+    torch.floor(X, out=F)
+    r = X.sub_(F)  # the fractional part, exact: in [0, 1)
+    flat_r = r.view(r.shape[0], -1)
+    lo, hi = flat_r.amin(1), flat_r.amax(1)  # the samples with a close call (torch's aminmax(dim) is slower)
+    rows = ((lo < delta) | (hi > 1 - delta)).nonzero(as_tuple=True)[0]
+    if len(rows) == 0:
+        return None
+    near = r[rows]
+    close = (near < delta) | (near > 1 - delta)
+    if sat is not None:
+        Fr = F[rows]
+        close &= (Fr + 1 > sat[0] - delta) & (Fr < sat[1] + delta)
+    sub = close.nonzero(as_tuple=True)
+    return (rows[sub[0]], *sub[1:]) if len(sub[0]) else None
 
 
 def _unsure(v: torch.Tensor, f: torch.Tensor, delta, lo: float, hi: float) -> torch.Tensor:

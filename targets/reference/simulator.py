@@ -445,6 +445,8 @@ class ReferenceSimulator:
             if all(is_silent(x) for x in xs):  # silent input: silent output
                 return self._zeros(n.name, (xs[0].shape[0], *self.g.shapes[n.output]))
             y = op.linear(n, xs, p)
+            if len(xs) == 1 and y.data_ptr() == xs[0].data_ptr() and y.numel() == xs[0].numel():
+                y._nc_silent = getattr(xs[0], "_nc_silent", None)  # a view (Flatten): silent as its input is
             if n.name in self.reads_input:  # the input current repeats every wake step: keep the result
                 cache[n.name] = (key, y, xs)  # (xs kept alive so their ids stay unique)
             return y

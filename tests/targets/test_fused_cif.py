@@ -157,16 +157,23 @@ def test_count_domain_loops_are_the_passes_bit_for_bit(kernel):
         d = same - S
         assert (mag, net) == (float(d.abs().sum()), float(d.sum()))
         assert late.tolist() == [True] + [bool(d[i].ne(0).any()) for i in range(1, len(S))] and not late[2]
-    X = torch.randn(6, 3, 50, generator=g) * 40
-    X[4, 1, 7] = float("nan")
-    X2, F1, F2 = X.clone(), torch.empty_like(X), torch.empty_like(X)
-    lo, hi = fused_cif.floor_frac(X2, F2)
-    torch.floor(X, out=F1)
-    r = X.sub_(F1)
-    assert torch.equal(F1.nan_to_num(-1), F2.nan_to_num(-1)) and torch.equal(r.nan_to_num(-1), X2.nan_to_num(-1))
-    flat = r.view(len(r), -1)
-    assert torch.equal(lo.nan_to_num(-1), flat.amin(1).nan_to_num(-1))
-    assert torch.equal(hi.nan_to_num(-1), flat.amax(1).nan_to_num(-1)) and torch.isnan(lo[4]) and torch.isnan(hi[4])
+    from neurocompile.targets.reference.certified_decide import _close_calls
+
+    for sat, delta in ((None, 0.01), ((0.0, 8.0), 0.05), ((-1.0, 3.0), 0.1000000018)):
+        X = torch.randn(6, 3, 50, generator=g) * 9
+        X[4, 1, 7] = float("nan")  # a sample with a NaN has no close call in either
+        X[5, 0, :3] = torch.tensor([0.1, 0.9, 5.1])  # at float32's rounding of the thresholds
+        (X1, F1), (X2, F2) = (X.clone(), torch.empty_like(X)), (X.clone(), torch.empty_like(X))
+        got = _close_calls(X1, F1, delta, sat)
+        saved = list(fused_cif._KERNEL)
+        fused_cif._KERNEL.clear()
+        try:
+            want = _close_calls(X2, F2, delta, sat)
+        finally:
+            fused_cif._KERNEL[:] = saved
+        assert all(torch.equal(p, q) for p, q in zip(got, want)) and len(got[0]) > 0
+        assert torch.equal(F1.nan_to_num(-1), F2.nan_to_num(-1)) and torch.equal(X1.nan_to_num(-1), X2.nan_to_num(-1))
+        assert 4 not in got[0].tolist()
 
 
 @pytest.mark.parametrize("arch", ["vgg", "resnet"])
