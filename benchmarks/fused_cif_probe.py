@@ -1,15 +1,12 @@
-"""Probe for issue 29: one CIF step (gamma = 1, theta = 1) as torch's elementwise passes (the reference simulator's
-``cif_step_`` and its spike statistics) against the same step fused into one C++ loop (built with
-torch.utils.cpp_extension.load_inline; needs a C++ compiler and ninja; about 20 s the first time, cached after). The
-fused loop does the same IEEE operations in the same order (-ffp-contract=off: no fused multiply-add), so its
-membranes, counts and spikes are checked bit for bit against the passes.
+"""One CIF step (gamma = 1, theta = 1) as torch's elementwise passes (``neurons.cif_step_`` without the kernel, plus
+the simulator's spike statistics) against the same step in the fused C++ loop of ``neurocompile/ir/fused_cif.py``,
+timed per step and checked bit for bit (membranes, counts, per-step spike sums).
 
-    .venv/bin/python benchmarks/fused_cif_probe.py [--shape 64,16,28,28] [--steps 200]
+    .venv/bin/python benchmarks/fused_cif_probe.py [--shape 64,16,28,28] [--steps 200] [--threads 2]
 
-The loop vectorizes only with restrict pointers local to the parallel_for body and with -fno-trapping-math (floor;
-exact either way: floor, min, max, add and subtract are exact or correctly rounded IEEE operations, and nothing traps).
-Measured here: pointers captured by reference, 2x slower than the passes; without -fno-trapping-math, 1.5x faster;
-with both, about 5x.
+Both write their spikes into a reused tensor, as the simulator does (a fresh multi-megabyte tensor per step costs page
+faults of about the step's own time). The loop vectorizes with restrict pointers local to the parallel_for body and
+-fno-trapping-math (floor); both are exact: floor, min, max, add and subtract round nothing or round correctly.
 """
 from __future__ import annotations
 
@@ -19,57 +16,27 @@ import time
 import torch
 from _common import machine, table
 
+from neurocompile.ir import fused_cif
 from neurocompile.ir.neurons import cif_step_
 
-SOURCE = r'''
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <algorithm>
-#include <cmath>
-// m += x; d = clip(floor(m), -g, g); S' = clip(S + d, 0, cap); s = S' - S; S = S'; m -= s; out = s
-// returns (sum |s|, sum s)
-std::vector<double> cif_step(torch::Tensor m, torch::Tensor S, torch::Tensor x, torch::Tensor out, double g,
-                             double cap) {
-  float* bm = m.data_ptr<float>(); float* bS = S.data_ptr<float>(); const float* bx = x.data_ptr<float>();
-  float* bo = out.data_ptr<float>();
-  const float fg = (float)g, fc = (float)cap;
-  std::vector<double> mag(at::get_num_threads(), 0.0), net(at::get_num_threads(), 0.0);
-  at::parallel_for(0, m.numel(), 8192, [=, &mag, &net](int64_t b, int64_t e) {
-    float* __restrict__ pm = bm + b; float* __restrict__ pS = bS + b; const float* __restrict__ px = bx + b;
-    float* __restrict__ po = bo + b;
-    int a = 0, c = 0;
-    for (int64_t i = 0; i < e - b; ++i) {
-      float v = pm[i] + px[i];
-      float d = std::min(std::max(std::floor(v), -fg), fg);
-      float s0 = pS[i];
-      float s1 = std::min(std::max(s0 + d, 0.f), fc);
-      float s = s1 - s0;
-      pS[i] = s1; pm[i] = v - s; po[i] = s;
-      int si = (int)s; a += si < 0 ? -si : si; c += si;
-    }
-    mag[at::get_thread_num()] += a; net[at::get_thread_num()] += c;
-  });
-  double A = 0, C = 0;
-  for (size_t t = 0; t < mag.size(); ++t) { A += mag[t]; C += net[t]; }
-  return {A, C};
-}
-'''
 
-
-def passes(shape, xs, n):
-    """The simulator's step and statistics (dot for the magnitude of ternary spikes, sum for the net)."""
-    m, S, sc, seen = torch.zeros(shape), torch.zeros(shape), {}, []
-    for i in range(n):
-        s = cif_step_(m, S, xs[i % len(xs)], 1.0, min(i + 1, 8), 1, sc)
-        f = s.reshape(-1)
-        seen.append((float(torch.dot(f, f)), float(f.sum())))
-    return m, S, seen
-
-
-def fused(mod, shape, xs, n):
+def run(shape, xs, n, fused: bool):
+    """n steps; the passes also count the spikes as the simulator does without the kernel (dot and sum)."""
     m, S, out, seen = torch.zeros(shape), torch.zeros(shape), torch.empty(shape), []
-    for i in range(n):
-        seen.append(tuple(mod.cif_step(m, S, xs[i % len(xs)], out, 1.0, float(min(i + 1, 8)))))
+    saved = list(fused_cif._KERNEL)
+    if not fused:
+        fused_cif._KERNEL.clear()
+    try:
+        for i in range(n):
+            sc = {fused_cif.OUT: out}
+            s = cif_step_(m, S, xs[i % len(xs)], 1.0, min(i + 1, 8), 1, sc, 1.0)
+            if fused:
+                seen.append(tuple(sc[fused_cif.SUMS]))
+            else:
+                f = s.reshape(-1)
+                seen.append((float(torch.dot(f, f)), float(f.sum())))
+    finally:
+        fused_cif._KERNEL[:] = saved
     return m, S, seen
 
 
@@ -81,28 +48,23 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     shape = tuple(int(v) for v in a.shape.split(","))
-    from torch.utils.cpp_extension import load_inline
-
     t0 = time.perf_counter()
-    mod = load_inline("nc_fused_cif_probe3", cpp_sources=SOURCE, functions=["cif_step"], verbose=False,
-                      extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno",
-                                    "-fno-trapping-math", "-fopenmp"],
-                      extra_ldflags=["-fopenmp"])
+    if fused_cif.load() is None:
+        raise SystemExit(f"the fused kernel is not available here: {fused_cif.why_not()}")
     build = time.perf_counter() - t0
     xs = [torch.randn(shape, generator=torch.Generator().manual_seed(i)) * 0.7 for i in range(8)]
-    rows, res = [], {}
-    for name, fn in (("torch passes (cif_step_ + dot + sum)", lambda: passes(shape, xs, a.steps)),
-                     ("fused C++ loop", lambda: fused(mod, shape, xs, a.steps))):
-        fn()  # warm-up
+    rows, res = [], []
+    for name, fused in (("torch passes (cif_step_ + dot + sum)", False), ("fused C++ loop", True)):
+        run(shape, xs, 10, fused)  # warm-up
         t0 = time.perf_counter()
-        res[name] = fn()
+        res.append(run(shape, xs, a.steps, fused))
         rows.append([name, f"{(time.perf_counter() - t0) / a.steps * 1e3:.3f}"])
-    (m1, S1, k1), (m2, S2, k2) = res.values()
+    (m1, S1, k1), (m2, S2, k2) = res
     same = torch.equal(m1, m2) and torch.equal(S1, S2) and k1 == k2
-    base = float(rows[0][1])
     for r in rows:
-        r.append(f"{base / float(r[1]):.2f}")
-    print(f"machine: {machine()}; state {shape}, {a.steps} steps, build {build:.1f} s (cached after the first)")
+        r.append(f"{float(rows[0][1]) / float(r[1]):.2f}")
+    print(f"machine: {machine()}; state {shape}, {a.steps} steps, {a.threads} threads; load {build:.1f} s "
+          "(a build the first time on a machine, cached after)")
     print(table(rows, ["CIF step", "ms/step", "speed-up"]))
     print(f"membranes, counts and per-step statistics bit for bit equal: {same}")
 

