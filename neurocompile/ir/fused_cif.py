@@ -247,11 +247,7 @@ def step(m: torch.Tensor, count: torch.Tensor, x: torch.Tensor, theta: float, ca
          out: torch.Tensor) -> tuple[float, float] | None:
     """One CIF step in the loaded kernel, in place (``m``, ``count``; spikes times ``amp`` into ``out``), returning
     (sum |s|, sum s) over the layer; None (nothing done) where the kernel is not loaded or does not apply."""
-    if not _KERNEL:
-        return None
-    if not (m.device.type == "cpu" and m.dtype in DTYPES and count.dtype == x.dtype == out.dtype == m.dtype
-            and m.shape == x.shape == count.shape == out.shape
-            and m.is_contiguous() and count.is_contiguous() and x.is_contiguous() and out.is_contiguous()):
+    if m.dtype not in DTYPES or not _fits(m, count, x, out, dtype=m.dtype):
         return None
     mag, net = _KERNEL[0].cif_step(m, count, x, out, float(theta), float(gamma), float(cap), float(amp))
     return mag, net
