@@ -2,11 +2,15 @@
 
 - :func:`init_student_from_teacher`: block-level mapping plus loop interpolation of channels;
 - :func:`distillation_loss`: CE + α T² KL(softmax(t/T) || softmax(s/T));
-- :func:`train`, :func:`evaluate`: a plain SGD loop with a tqdm progress bar.
+- :func:`fit` (resumable per-epoch checkpoints, cosine decay, accuracy per epoch), :func:`train` (its plain
+  form), :func:`evaluate`: SGD loops with a tqdm progress bar.
 The models themselves live in :mod:`neurocompile.torch.resnet` and are re-exported here.
 """
 from __future__ import annotations
 
+import os
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
 import torch
@@ -17,7 +21,7 @@ from tqdm import tqdm
 from neurocompile.torch.resnet import BasicBlock, ResNet, SpikingResNet, resnet, spiking_resnet
 
 __all__ = ["resnet", "spiking_resnet", "ResNet", "SpikingResNet", "loop_interpolate", "init_student_from_teacher",
-           "distillation_loss", "train", "evaluate"]
+           "distillation_loss", "History", "fit", "train", "evaluate"]
 
 
 # ---- initialization -------------------------------------------------------------------------------
@@ -108,21 +112,67 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
 
 # ---- training -------------------------------------------------------------------------------------
-def train(model: nn.Module, loader: Iterable, epochs: int, teacher: nn.Module | None = None, lr: float = 0.05,
-          momentum: float = 0.9, weight_decay: float = 1e-4, alpha: float = 0.3, T_kd: float = 4.0,
-          device: str | torch.device | None = None, progress: bool = True) -> list[float]:
-    """Train ``model`` with SGD on (inputs, labels) batches for ``epochs`` epochs; with a ``teacher``
-    (kept in eval mode, no gradients) the loss is :func:`distillation_loss`, else cross entropy.
-    Returns the mean training loss of each epoch. Leaves the model in train mode."""
+@dataclass
+class History:
+    """Per finished epoch: the mean training loss, the accuracy on ``eval_loader`` (None without one) and the
+    seconds the epoch took (training and evaluation)."""
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float | None] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss)
+
+
+def _save(path: str, state: dict) -> None:
+    """torch.save through a temporary file and os.replace: an interrupted save never leaves half a checkpoint."""
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def fit(model: nn.Module, loader: Iterable, epochs: int, teacher: nn.Module | None = None, lr: float = 0.05,
+        momentum: float = 0.9, weight_decay: float = 1e-4, alpha: float = 0.3, T_kd: float = 4.0,
+        cosine: bool = False, eval_loader: Iterable | None = None, checkpoint: str | os.PathLike | None = None,
+        device: str | torch.device | None = None, progress: bool = True, desc: str = "") -> History:
+    """Train ``model`` with SGD (momentum, weight decay) on (inputs, labels) batches for ``epochs`` epochs and
+    return its :class:`History`. With a ``teacher`` (kept in eval mode, no gradients) the loss is
+    :func:`distillation_loss`, else cross entropy. ``cosine`` decays the learning rate to 0 over all steps
+    (CosineAnnealingLR stepped per batch). ``eval_loader``: the accuracy after each epoch.
+
+    ``checkpoint``: after each epoch the model, optimizer, scheduler, torch's RNG state (and the loader's
+    generator, where it has one), the history and the epoch are saved there (atomically); a later call with
+    the same file resumes after the last saved epoch, so an interrupted run continues where it stopped and a
+    finished one returns at once. Resuming assumes the same model, loader and options (a different ``epochs``
+    raises ValueError, as the schedule would differ). Leaves the model in train mode.
+    """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
     if teacher is not None:
         teacher.to(device).eval()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    history = []
-    for epoch in range(epochs):
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs * len(loader), 1)) if cosine else None
+    generator = getattr(loader, "generator", None)
+    history, start = History(), 0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        state = torch.load(checkpoint, map_location=device)
+        if state["epochs"] != epochs:
+            raise ValueError(f"{checkpoint}: a checkpoint of a {state['epochs']}-epoch run, asked for {epochs} "
+                             "epochs; delete it or pass the same number")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"].cpu())
+        if generator is not None and state.get("generator") is not None:
+            generator.set_state(state["generator"].cpu())
+        history, start = History(**state["history"]), state["epoch"]
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
         total, count = 0.0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        bar = tqdm(loader, desc=f"{desc}epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for x, y in bar:
             x, y = x.to(device), y.to(device)
             out = model(x)
@@ -135,10 +185,30 @@ def train(model: nn.Module, loader: Iterable, epochs: int, teacher: nn.Module | 
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             total, count = total + float(loss) * len(y), count + len(y)
             bar.set_postfix(loss=f"{total / count:.4f}")
-        history.append(total / max(count, 1))
+        history.loss.append(total / max(count, 1))
+        history.accuracy.append(evaluate(model, eval_loader, device) if eval_loader is not None else None)
+        history.seconds.append(time.perf_counter() - t0)
+        if checkpoint is not None:
+            _save(str(checkpoint), {"epochs": epochs, "epoch": epoch + 1, "model": model.state_dict(),
+                                    "optimizer": opt.state_dict(),
+                                    "scheduler": sched.state_dict() if sched is not None else None,
+                                    "rng": torch.get_rng_state(),
+                                    "generator": generator.get_state() if generator is not None else None,
+                                    "history": asdict(history)})
     return history
+
+
+def train(model: nn.Module, loader: Iterable, epochs: int, teacher: nn.Module | None = None, lr: float = 0.05,
+          momentum: float = 0.9, weight_decay: float = 1e-4, alpha: float = 0.3, T_kd: float = 4.0,
+          device: str | torch.device | None = None, progress: bool = True) -> list[float]:
+    """:func:`fit` at a constant learning rate, without evaluation or checkpoint: the mean training loss of
+    each epoch. Leaves the model in train mode."""
+    return fit(model, loader, epochs, teacher, lr, momentum, weight_decay, alpha, T_kd, device=device,
+               progress=progress).loss
 
 
 @torch.no_grad()

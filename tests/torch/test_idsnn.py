@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from neurocompile.torch import LIF, init_student_from_teacher, loop_interpolate, replace_relu
-from neurocompile.torch.idsnn import distillation_loss, evaluate, resnet, spiking_resnet, train
+from neurocompile.torch.idsnn import distillation_loss, evaluate, fit, resnet, spiking_resnet, train
 
 
 def _tensors(model):
@@ -171,3 +171,73 @@ def test_train_shows_a_progress_bar(capsys):
     hist = train(model, _digits_loader(64, 32), epochs=1, progress=True)
     assert len(hist) == 1 and hist[0] > 0
     assert "epoch 1/1" in capsys.readouterr().err
+
+
+# ---- fit: cosine decay, accuracy per epoch, resumable checkpoints ---------------------------------------
+class _FailsOnCall:
+    """An evaluation loader whose n-th iteration raises: a run interrupted after its (n-1)-th checkpoint."""
+
+    def __init__(self, loader, n):
+        self.loader, self.n, self.calls = loader, n, 0
+
+    def __iter__(self):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt("interrupted")
+        return iter(self.loader)
+
+
+def _shuffled_loader(seed=0):
+    base = _digits_loader(96, 32)
+    return torch.utils.data.DataLoader(base.dataset, batch_size=32, shuffle=True,
+                                       generator=torch.Generator().manual_seed(seed))
+
+
+def _fresh_student():
+    torch.manual_seed(0)
+    return spiking_resnet(None, 10, 1, 4, blocks=(1,), time_steps=2)
+
+
+def test_fit_resumes_after_an_interruption_exactly_as_an_uninterrupted_run(tmp_path):
+    """Same process, same code path and batching: the resumed run's weights and history are the uninterrupted
+    run's (model, optimizer, scheduler, torch's RNG and the loader's shuffling generator all restored)."""
+    evals = _digits_loader(64, 64)
+    whole = _fresh_student()
+    want = fit(whole, _shuffled_loader(), 3, lr=0.1, cosine=True, eval_loader=evals, progress=False)
+    ckpt = tmp_path / "student.pt"
+    with pytest.raises(KeyboardInterrupt):  # epoch 2's evaluation fails: epoch 1 is saved
+        fit(_fresh_student(), _shuffled_loader(), 3, lr=0.1, cosine=True, eval_loader=_FailsOnCall(evals, 2),
+            checkpoint=ckpt, progress=False)
+    assert ckpt.exists() and not (tmp_path / "student.pt.tmp").exists()
+    assert torch.load(ckpt)["epoch"] == 1
+    resumed = _fresh_student()
+    got = fit(resumed, _shuffled_loader(), 3, lr=0.1, cosine=True, eval_loader=evals, checkpoint=ckpt,
+              progress=False)
+    assert got.loss == want.loss and got.accuracy == want.accuracy and got.epochs == 3
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    # a finished checkpoint: loaded, not retrained
+    again = _fresh_student()
+    done = fit(again, _shuffled_loader(), 3, lr=0.1, cosine=True, eval_loader=_FailsOnCall(evals, 1),
+               checkpoint=ckpt, progress=False)
+    assert done.loss == want.loss
+    assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), again.state_dict().values()))
+    with pytest.raises(ValueError, match=r"3-epoch run, asked for 5 epochs"):
+        fit(_fresh_student(), _shuffled_loader(), 5, checkpoint=ckpt, progress=False)
+
+
+def test_fit_cosine_decays_to_zero_and_train_keeps_its_constant_rate(monkeypatch):
+    seen = []
+    orig = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    hist = fit(_fresh_student(), _digits_loader(64, 32), 2, lr=0.2, cosine=True, progress=False)
+    train(_fresh_student(), _digits_loader(64, 32), 1, lr=0.2, progress=False)
+    assert hist.accuracy == [None, None] and len(hist.seconds) == 2
+    # CosineAnnealingLR over the 4 steps: 0.2 * (1 + cos(pi k / 4)) / 2 for k = 0..3, then the constant 0.2
+    want = [0.2 * (1 + np.cos(np.pi * k / 4)) / 2 for k in range(4)] + [0.2, 0.2]
+    np.testing.assert_allclose(seen, want, rtol=1e-12)
