@@ -3,7 +3,8 @@ schedule -- direct training (the baseline), initialized from the ANN teacher, in
 several seeds; accuracy per epoch, the epoch at which each first reaches the baseline's final accuracy, the
 convergence speed-up, and the final accuracies at T = 6 against the teacher's.
 
-    .venv/bin/python benchmarks/idsnn_convergence.py                  # seeds 0 1, about 40 min on 2 cores
+    .venv/bin/python benchmarks/idsnn_convergence.py                  # seeds 0 1, about 55 min on 2 cores
+    .venv/bin/python benchmarks/idsnn_convergence.py --long-baseline 16   # and seed 0's direct run over 16 epochs
     .venv/bin/python benchmarks/idsnn_convergence.py --plot out/idsnn-fmnist/convergence.png
     .venv/bin/python benchmarks/idsnn_convergence.py --quick          # smoke test: 300 images, one epoch
 
@@ -30,11 +31,16 @@ def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     example.add_options(ap)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="student seeds (at least two for a spread)")
-    ap.add_argument("--long-baseline", type=int, default=0, metavar="EPOCHS",
+    ap.add_argument("--long-baseline", type=example.positive, metavar="EPOCHS",
                     help="also train the first seed's direct student for EPOCHS epochs (its own cosine schedule): is "
                          "the baseline at a plateau, and how fast do the others reach that longer run's accuracy?")
     ap.add_argument("--plot", help="PNG file for the accuracy curves (mean over seeds, range shaded)")
     return example.finish_options(ap.parse_args(argv))
+
+
+def epochs_of(curves: dict[str, dict[int, list[float]]]) -> int:
+    """How many epochs the students of the study ran (all the same schedule)."""
+    return len(next(iter(curves["direct"].values())))
 
 
 def first_reaching(curve: list[float], target: float) -> int | None:
@@ -57,7 +63,7 @@ def summarize(curves: dict[str, dict[int, list[float]]], teacher_acc: float) -> 
 
 def report(a, curves, summary, say) -> None:
     seeds = sorted(summary["seeds"])
-    epochs = len(next(iter(curves["direct"].values())))
+    epochs = epochs_of(curves)
     say(f"\nTest accuracy (%) after each epoch, {len(seeds)} seed(s) {seeds}, mean over seeds "
         f"(Fashion-MNIST test set, {a.test_limit or 10000:,} images):")
     rows = [[example.LABELS[v]] + [f"{100 * np.mean([c[s][e] for s in seeds]):.2f}" for e in range(epochs)]
@@ -82,20 +88,26 @@ def report(a, curves, summary, say) -> None:
         f"{a.student_width}, blocks {a.student_blocks}, LIF, T = {a.T}, {epochs} epochs, lr {a.lr} cosine")
 
 
+def long_summary(long_curve: list[float], curves, seed: int) -> dict:
+    """Against a longer direct run of ``seed``: the epoch at which each student of that seed reaches the long run's
+    final accuracy (None: not within its schedule), and the epoch at which the long run first reaches each student's
+    final accuracy (what that student's schedule is worth in epochs of direct training)."""
+    return {"seed": seed, "curve": long_curve,
+            "reach": {v: first_reaching(c[seed], long_curve[-1]) for v, c in curves.items()},
+            "worth": {v: first_reaching(long_curve, c[seed][-1]) for v, c in curves.items()}}
+
+
 def report_long(a, long: dict, curves, say) -> None:
-    curve, seed = long["curve"], long["seed"]
-    epochs = len(next(iter(curves["direct"].values())))
-    target = curve[-1]
+    curve, seed, epochs = long["curve"], long["seed"], epochs_of(curves)
     say(f"\nLong baseline: direct training of seed {seed} over {len(curve)} epochs (its own cosine schedule): "
         + " ".join(f"{100 * v:.2f}" for v in curve))
-    at = first_reaching(curve, curves["direct"][seed][-1])
-    say(f"  final {100 * target:.2f} % against the {epochs}-epoch run's {100 * curves['direct'][seed][-1]:.2f} %; "
-        + (f"it first reaches the {epochs}-epoch run's final accuracy at epoch {at}" if at else
-           f"it never reaches the {epochs}-epoch run's final accuracy"))
-    for v, e in long["reach"].items():
-        speed = f"{first_reaching(curve, target) / e:.2f}x" if e else "-"
-        say(f"  {example.LABELS[v]:<22} ({epochs} epochs) reaches {100 * target:.2f} % at epoch "
-            f"{e if e else f'- (not within {epochs})'}; speed-up against the long run {speed}")
+    say(f"  final {100 * curve[-1]:.2f} %, which each {epochs}-epoch student of seed {seed} reaches at epoch: "
+        + ", ".join(f"{example.LABELS[v]} {e or '- (not reached)'}" for v, e in long["reach"].items()))
+    for v, c in curves.items():
+        worth = long["worth"][v]
+        say(f"  {example.LABELS[v]:<22} final {100 * c[seed][-1]:.2f} %: the long run first reaches it at epoch "
+            + (f"{worth}, so its {epochs} epochs are worth {worth / epochs:.2f}x as many of direct training" if worth
+               else "- (never)"))
 
 
 def plot(path: str, curves, teacher_acc: float, long: dict | None = None) -> None:
@@ -150,8 +162,7 @@ def _main(a) -> dict:
         seed = a.seeds[0]
         _, hist = example.train_student(a, data, teacher, "direct", seed, epochs=a.long_baseline)
         seconds += sum(hist.seconds)
-        long = {"seed": seed, "curve": hist.accuracy,
-                "reach": {v: first_reaching(c[seed], hist.accuracy[-1]) for v, c in curves.items()}}
+        long = long_summary(hist.accuracy, curves, seed)
         report_long(a, long, curves, say)
     say(f"training time of the students (as recorded in their checkpoints): {seconds / 60:.1f} min")
     if a.plot:

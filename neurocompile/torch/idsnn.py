@@ -142,34 +142,27 @@ def fit(model: nn.Module, loader: Iterable, epochs: int, teacher: nn.Module | No
     :func:`distillation_loss`, else cross entropy. ``cosine`` decays the learning rate to 0 over all steps
     (CosineAnnealingLR stepped per batch). ``eval_loader``: the accuracy after each epoch.
 
-    ``checkpoint``: after each epoch the model, optimizer, scheduler, torch's RNG state (and the loader's
-    generator, where it has one), the history and the epoch are saved there (atomically); a later call with
-    the same file resumes after the last saved epoch, so an interrupted run continues where it stopped and a
-    finished one returns at once. Resuming assumes the same model, loader and options (a different ``epochs``
-    raises ValueError, as the schedule would differ). Leaves the model in train mode.
+    ``checkpoint``: after each epoch the model, optimizer, scheduler, the RNG states (torch's, CUDA's on a CUDA
+    device, the loader's generator where it has one), the history and the options are saved there (atomically);
+    a later call with the same file resumes after the last saved epoch, so an interrupted run continues where it
+    stopped, as if never interrupted, and a finished one returns at once. A checkpoint of other options (epochs,
+    learning rate, schedule, distillation, batches per epoch, evaluation) raises ValueError naming the first that
+    differs. Leaves the model in train mode.
     """
+    if int(epochs) < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
     if teacher is not None:
         teacher.to(device).eval()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs * len(loader), 1)) if cosine else None
-    generator = getattr(loader, "generator", None)
-    history, start = History(), 0
-    if checkpoint is not None and os.path.exists(checkpoint):
-        state = torch.load(checkpoint, map_location=device)
-        if state["epochs"] != epochs:
-            raise ValueError(f"{checkpoint}: a checkpoint of a {state['epochs']}-epoch run, asked for {epochs} "
-                             "epochs; delete it or pass the same number")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"].cpu())
-        if generator is not None and state.get("generator") is not None:
-            generator.set_state(state["generator"].cpu())
-        history, start = History(**state["history"]), state["epoch"]
-    for epoch in range(start, epochs):
+    config = {"epochs": epochs, "lr": lr, "momentum": momentum, "weight_decay": weight_decay, "cosine": cosine,
+              "distillation": (alpha, T_kd) if teacher is not None else None, "batches": len(loader),
+              "evaluation": eval_loader is not None}
+    run = _Resumable(model, opt, sched, getattr(loader, "generator", None), device, config)
+    history = run.restore(checkpoint) if checkpoint is not None and os.path.exists(checkpoint) else History()
+    for epoch in range(history.epochs, epochs):
         t0 = time.perf_counter()
         total, count = 0.0, 0
         bar = tqdm(loader, desc=f"{desc}epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
@@ -193,13 +186,46 @@ def fit(model: nn.Module, loader: Iterable, epochs: int, teacher: nn.Module | No
         history.accuracy.append(evaluate(model, eval_loader, device) if eval_loader is not None else None)
         history.seconds.append(time.perf_counter() - t0)
         if checkpoint is not None:
-            _save(str(checkpoint), {"epochs": epochs, "epoch": epoch + 1, "model": model.state_dict(),
-                                    "optimizer": opt.state_dict(),
-                                    "scheduler": sched.state_dict() if sched is not None else None,
-                                    "rng": torch.get_rng_state(),
-                                    "generator": generator.get_state() if generator is not None else None,
-                                    "history": asdict(history)})
+            _save(str(checkpoint), run.snapshot(history))
     return history
+
+
+@dataclass
+class _Resumable:
+    """Everything a training run carries from one epoch to the next, saved and restored as one dict."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None
+    generator: torch.Generator | None
+    device: torch.device
+    config: dict
+
+    def snapshot(self, history: History) -> dict:
+        return {"config": self.config, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict() if self.sched is not None else None,
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+                "generator": self.generator.get_state() if self.generator is not None else None,
+                "history": asdict(history)}
+
+    def restore(self, path: str | os.PathLike) -> History:
+        state = torch.load(path, map_location=self.device)
+        saved = state.get("config", {})
+        for key, want in self.config.items():
+            if saved.get(key) != want:
+                raise ValueError(f"{path}: a checkpoint of a run with {key} = {saved.get(key)!r}, this run has "
+                                 f"{want!r}; delete the file or pass the same options")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.sched is not None:
+            self.sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"].cpu())
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        if self.generator is not None and state.get("generator") is not None:
+            self.generator.set_state(state["generator"].cpu())
+        return History(**state["history"])
 
 
 def train(model: nn.Module, loader: Iterable, epochs: int, teacher: nn.Module | None = None, lr: float = 0.05,
