@@ -8,11 +8,11 @@ distilled, then deployed through neurocompile (evaluate, lava-sim float and fixe
 Sizes, chosen so that benchmarks/idsnn_convergence.py (three students x two seeds) runs on 2 CPU cores within
 the hour (measured: 56 min, a student's epoch about 40 s of training and 15 s of evaluation on the test set):
 the first 10,000 of the 60,000 training images (all 60,000 would take five hours); the official 10,000 test
-images. Teacher: ResNet (ReLU) width
-16, stages of (2, 2, 2) blocks, 8 epochs at learning rate 0.05. Student: spiking ResNet width 8, (1, 1, 1)
-blocks, LIF (beta 0.25, threshold 0.5), T = 6 with direct encoding, 8 epochs at 0.1 -- half the teacher's
-width and depth, as IDSNN's students are smaller than their teachers. Both: SGD (momentum 0.9, weight decay
-1e-4), batch 64, cosine decay to 0. Distillation: alpha 0.3, T_kd 4 (the IDSNN reference code's values).
+images. Teacher: ResNet (ReLU) width 16, stages of (2, 2, 2) blocks, 8 epochs at learning rate 0.05.
+Student: spiking ResNet width 8, (1, 1, 1) blocks, LIF (beta 0.25, threshold 0.5), T = 6 with direct encoding,
+8 epochs at 0.1 -- half the teacher's width and depth, as IDSNN's students are smaller than their teachers.
+Both: SGD (momentum 0.9, weight decay 1e-4), batch 64, cosine decay to 0. Distillation: alpha 0.3, T_kd 4 (the
+IDSNN reference code's values).
 
 Every run keeps one checkpoint per model under --out-dir, named by its configuration's hash: an interrupted
 run started again continues after the last finished epoch, and a finished model is loaded, not retrained.
