@@ -177,5 +177,14 @@ def run_snn(snn, target: str, x: np.ndarray, chunk: int = 500) -> np.ndarray:
     return api.compile(snn, target, **options).run(x, record=False, batch=chunk).output
 
 
+def model_logits(model, x: np.ndarray, batch: int) -> np.ndarray:
+    """A PyTorch model's outputs on ``x``, ``batch`` samples at a time, in eval mode and without gradients."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        return np.concatenate([model(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
+
+
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     return float((np.asarray(logits).argmax(1) == y).mean())

@@ -47,10 +47,8 @@ PRESETS = {
 }
 
 
-@torch.no_grad()
 def logits(model: torch.nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    model.eval()
-    return np.concatenate([model(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
+    return datasets.model_logits(model, x, batch)
 
 
 def fit(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, batch: int, seed: int,

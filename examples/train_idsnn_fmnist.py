@@ -176,11 +176,6 @@ def _cli(say, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "neurocompile", *args], check=True)
 
 
-@torch.no_grad()
-def _logits(model: torch.nn.Module, x: np.ndarray, batch: int = 500) -> np.ndarray:
-    return np.concatenate([model(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
-
-
 def _torch_spikes(student: torch.nn.Module, x: np.ndarray) -> tuple[np.ndarray, list[int]]:
     """The PyTorch student's output and its spikes per LIF layer (execution order), from forward hooks."""
     counts: list[int] = []
@@ -233,7 +228,7 @@ def deploy(a: argparse.Namespace, data: Data, student: torch.nn.Module, say) -> 
         _cli(say, "evaluate", onnx, "--input", x_path, "--labels", y_path, "--json", report, *extra, *quiet)
         with open(report) as f:
             per_step[mode] = [row["snn_accuracy"] for row in json.load(f)["per_step"]]
-    torch_acc = datasets.accuracy(_logits(student, data.xte), data.yte)
+    torch_acc = datasets.accuracy(datasets.model_logits(student, data.xte, 500), data.yte)
     say(f"test accuracy at T = {a.T}: PyTorch student {100 * torch_acc:.2f} %, neurocompile float32 "
         f"{100 * per_step['float'][-1]:.2f} %, fixed point (8-bit weights, Loihi 2's formats) "
         f"{100 * per_step['fixed'][-1]:.2f} %")
