@@ -169,8 +169,131 @@ torch::Tensor close_calls(torch::Tensor X, torch::Tensor F, double d, double u, 
     }
   return idx;
 }
+
+// Event-driven connection (targets/reference/event_driven.py): a convolution (groups 1) of x (N, C, H, W), mostly
+// zeros (spikes), with the weight laid out as wt (C, KH, KW, O): every nonzero x[n, c, h, w] adds x * wt[c, kh, kw, :]
+// to the O outputs of each position it reaches, in a (Ho * Wo, O) buffer per sample, then written out as (O, Ho, Wo).
+// A dense layer is the case H = W = KH = KW = 1. Each sample sums its events in one fixed order (input position, then
+// kernel offset), whatever the batch or the thread count. Returns false, writing nothing, where more than `most`
+// of x is nonzero (the dense convolution is then faster).
+template <typename T>
+static bool event_run(const T* bx, const T* bw, T* bo, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O,
+                      int64_t KH, int64_t KW, int64_t Ho, int64_t Wo, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                      int64_t dh, int64_t dw, double most) {
+  const int64_t R = C * H * W;
+  std::vector<int64_t> found(N, 0);
+  at::parallel_for(0, N, 1, [&](int64_t nb, int64_t ne) {
+    for (int64_t n = nb; n < ne; ++n) {
+      const T* __restrict__ x = bx + n * R;
+      int64_t k = 0;
+      for (int64_t i = 0; i < R; ++i) k += (x[i] != T(0));
+      found[n] = k;
+    }
+  });
+  int64_t total = 0;
+  for (int64_t n = 0; n < N; ++n) total += found[n];
+  if ((double)total > most * (double)(N * R)) return false;
+  at::parallel_for(0, N, 1, [&](int64_t nb, int64_t ne) {
+    std::vector<T> acc(Ho * Wo * O);
+    for (int64_t n = nb; n < ne; ++n) {
+      std::fill(acc.begin(), acc.end(), T(0));
+      const T* __restrict__ x = bx + n * R;
+      T* __restrict__ a = acc.data();
+      if (found[n]) {
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t h = 0; h < H; ++h)
+            for (int64_t w = 0; w < W; ++w) {
+              const T v = x[(c * H + h) * W + w];
+              if (v == T(0)) continue;
+              for (int64_t kh = 0; kh < KH; ++kh) {
+                const int64_t r = h + ph - kh * dh;
+                if (r < 0 || r % sh) continue;
+                const int64_t ho = r / sh;
+                if (ho >= Ho) continue;
+                for (int64_t kw = 0; kw < KW; ++kw) {
+                  const int64_t q = w + pw - kw * dw;
+                  if (q < 0 || q % sw) continue;
+                  const int64_t wo = q / sw;
+                  if (wo >= Wo) continue;
+                  T* __restrict__ dst = a + (ho * Wo + wo) * O;
+                  const T* __restrict__ src = bw + ((c * KH + kh) * KW + kw) * O;
+                  for (int64_t o = 0; o < O; ++o) dst[o] += v * src[o];
+                }
+              }
+            }
+      }
+      T* __restrict__ y = bo + n * O * Ho * Wo;
+      const int64_t P = Ho * Wo;
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t i = 0; i < P; ++i) y[o * P + i] = a[i * O + o];
+    }
+  });
+  return true;
+}
+
+bool event_conv(torch::Tensor x, torch::Tensor wt, torch::Tensor out, int64_t sh, int64_t sw, int64_t ph,
+                int64_t pw, int64_t dh, int64_t dw, double most) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t KH = wt.size(1), KW = wt.size(2), O = wt.size(3), Ho = out.size(2), Wo = out.size(3);
+  bool done = false;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "event_conv", [&] {
+    done = event_run<scalar_t>(x.data_ptr<scalar_t>(), wt.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, C, H, W,
+                               O, KH, KW, Ho, Wo, sh, sw, ph, pw, dh, dw, most);
+  });
+  return done;
+}
+
+// Lateral-inhibition max pool on windows that tile the input (InhibitionMaxPool.step): A += x; out = max of each
+// kh x kw window of A; A -= out over the window. The same IEEE operations as torch's add_, max_pool2d and sub_, in
+// one pass; a NaN in a window makes its max NaN, as max_pool2d's does. A window whose inputs are all zero is left
+// as it is and sends 0: after any step the largest accumulator of every window is 0 (where nothing overflowed).
+template <typename T>
+static bool pool_run(T* bA, const T* bx, T* bo, int64_t NC, int64_t H, int64_t W, int64_t kh, int64_t kw) {
+  const int64_t Ho = H / kh, Wo = W / kw;
+  std::vector<int> sent(at::get_num_threads(), 0);
+  at::parallel_for(0, NC, 16, [=, &sent](int64_t b, int64_t e) {
+    int any = 0;
+    for (int64_t p = b; p < e; ++p) {
+      T* __restrict__ A = bA + p * H * W; const T* __restrict__ x = bx + p * H * W; T* __restrict__ o = bo + p * Ho * Wo;
+      for (int64_t r = 0; r < Ho; ++r)
+        for (int64_t c = 0; c < Wo; ++c) {
+          const int64_t at0 = (r * kh) * W + c * kw;
+          int hit = 0;
+          for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j) hit |= (x[at0 + i * W + j] != T(0));
+          if (!hit) { o[r * Wo + c] = T(0); continue; }
+          for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j) A[at0 + i * W + j] += x[at0 + i * W + j];
+          T m = A[at0];
+          for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j) {
+              const T v = A[at0 + i * W + j];
+              if (v > m || v != v) m = v;
+            }
+          o[r * Wo + c] = m;
+          any |= (m != T(0));
+          for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j) A[at0 + i * W + j] -= m;
+        }
+    }
+    sent[at::get_thread_num()] |= any;
+  });
+  for (int v : sent) if (v) return true;
+  return false;
+}
+
+// Returns whether any window sent a nonzero value (false: `out` is all zeros).
+bool pool_step(torch::Tensor A, torch::Tensor x, torch::Tensor out, int64_t kh, int64_t kw) {
+  const int64_t H = A.size(-2), W = A.size(-1), NC = A.numel() / (H * W);
+  bool sent = false;
+  AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "pool_step", [&] {
+    sent = pool_run<scalar_t>(A.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), NC, H, W, kh,
+                              kw);
+  });
+  return sent;
+}
 '''
-FUNCTIONS = ["cif_step", "cif_count_step", "count_change", "close_calls"]
+FUNCTIONS = ["cif_step", "cif_count_step", "count_change", "close_calls", "event_conv", "pool_step"]
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
 
 _KERNEL: list[Any] = []  # [the loaded module] once load() succeeded
@@ -285,3 +408,26 @@ def close_calls(X: torch.Tensor, F: torch.Tensor, delta: float, sat: tuple[float
         return None
     lo, hi = sat if sat is not None else (-math.inf, math.inf)
     return _KERNEL[0].close_calls(X, F, delta, 1 - delta, lo - delta, hi + delta, sat is not None)
+
+
+def event_conv(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor, sh: int, sw: int, ph: int, pw: int, dh: int,
+               dw: int, most: float) -> bool:
+    """The event-driven convolution (targets/reference/event_driven.py) of ``x`` (N, C, H, W) with ``weight``
+    (C, kh, kw, C_out) into ``out`` (N, C_out, Ho, Wo); False (nothing written) where more than ``most`` of ``x`` is
+    nonzero or the kernel is not loaded."""
+    if not (_KERNEL and x.dtype == weight.dtype == out.dtype and out.is_contiguous() and x.is_contiguous()):
+        return False
+    return bool(_KERNEL[0].event_conv(x, weight, out, sh, sw, ph, pw, dh, dw, float(most)))
+
+
+def pool_step(acc: torch.Tensor, x: torch.Tensor, kernel: tuple[int, int]) -> torch.Tensor | None:
+    """InhibitionMaxPool's step on tiling windows (``acc`` += ``x``, the window maxima sent and subtracted) in one loop,
+    the same numbers; the maxima (marked silent where all are zero, as the simulator marks spikes), or None where the
+    kernel does not apply."""
+    if not (_fits(acc, x, dtype=acc.dtype) and acc.dtype in DTYPES and acc.dim() == 4):
+        return None
+    kh, kw = kernel
+    N, C, H, W = acc.shape
+    out = torch.empty((N, C, H // kh, W // kw), dtype=acc.dtype)
+    out._nc_silent = not _KERNEL[0].pool_step(acc, x, out, kh, kw)
+    return out

@@ -198,6 +198,20 @@ def inhibition_maxpool_step_(acc: "torch.Tensor", x_windows: "torch.Tensor") -> 
     return out
 
 
+def inhibition_maxpool_tiles_step_(acc: "torch.Tensor", x: "torch.Tensor", kernel: tuple[int, int]) -> "torch.Tensor":
+    """:func:`inhibition_maxpool_step_` on windows of ``kernel`` (kh, kw) that tile ``acc`` (N, C, H, W), kept in the
+    input's own layout (no copies); one compiled loop where loaded (fused_cif.pool_step: the same numbers)."""
+    if fused_cif.loaded():
+        out = fused_cif.pool_step(acc, x, kernel)
+        if out is not None:
+            return out
+    (kh, kw), (N, C, H, W) = kernel, acc.shape
+    acc.add_(x)
+    out = torch.nn.functional.max_pool2d(acc, kernel, kernel)
+    acc.view(N, C, H // kh, kh, W // kw, kw).sub_(out.view(N, C, H // kh, 1, W // kw, 1))
+    return out
+
+
 def inhibition_maxpool_step(acc: Array, x_windows: Array):
     """Lateral-inhibition max pool on one step. ``x_windows`` holds each window's inputs on the last
     axis; ``acc`` accumulates them minus what was already sent: out = max(acc); acc -= out.

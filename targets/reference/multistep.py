@@ -70,7 +70,6 @@ def run_multistep(sim, inputs: list[torch.Tensor], T: int, record_layers: bool,
 
 def _linear(sim, n, ins: list[Series]) -> Series:
     """A connection (or Add, Flatten, ...) on every step at once: each distinct input (or tuple of inputs) once."""
-    op, p = OPS[n.op], sim.params[n.name]
     T = len(ins[0])
     keys = [tuple(id(x[t]) if x[t] is not None else None for x in ins) for t in range(T)]
     distinct = {k: t for t, k in reversed(list(enumerate(keys))) if any(v is not None for v in k)}
@@ -83,13 +82,13 @@ def _linear(sim, n, ins: list[Series]) -> Series:
         parts = {}
         for i in range(0, len(xs), per):
             group = xs[i:i + per]
-            out = op.linear(n, [torch.cat(group) if len(group) > 1 else group[0]], p)
+            out = sim.connect(n, [torch.cat(group) if len(group) > 1 else group[0]])
             parts.update(zip(order[i:i + per], out.split(N)))
     else:  # several inputs (an Add): elementwise, zeros for the silent ones
         parts = {}
         for k, t in distinct.items():
             ref = next(x[t] for x in ins if x[t] is not None)
-            parts[k] = op.linear(n, [x[t] if x[t] is not None else torch.zeros_like(ref) for x in ins], p)
+            parts[k] = sim.connect(n, [x[t] if x[t] is not None else torch.zeros_like(ref) for x in ins])
     return [parts.get(k) for k in keys]
 
 
@@ -108,6 +107,9 @@ def _sink(sim, sink: SinkStep, xs: Series, T: int, state: dict, counts: dict, la
 
     record = [] if layers is not None and op.spiking else None
     for t in range(T):
+        if sink.rests(t, lambda: xs[t] is None):
+            out.append(None)
+            continue
         val = sink(xs[t] if xs[t] is not None else zeros, t, state, advance)
         if val is None:  # past a student's T steps
             if record is not None:

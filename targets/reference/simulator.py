@@ -25,6 +25,7 @@ from neurocompile.ir.ops import OPS, Group, is_level_neuron, tensors
 from neurocompile.passes.blocks import sink_ends
 from neurocompile.passes.lower_to_blocks import lowered
 from neurocompile.targets import SimResult, per_step_input
+from neurocompile.targets.reference.event_driven import EventConnections
 from neurocompile.targets.reference.stepping import SinkStep, advance, sink_steps
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -183,6 +184,9 @@ class ReferenceSimulator:
             fused_cif.load()  # CIF steps in one compiled loop, same numbers (built once per machine; optional)
         self.order = graph.topo()
         self.params = {n.name: tensors(n, self.dtype, self.device) for n in self.order}
+        # sparse spikes into a connection: added event by event (event_driven.py; CIF networks on CPU, where the
+        # compiled loop is loaded: whether it runs never depends on what else this process loaded)
+        self.events = EventConnections(graph, self.order if self.settles else [], self.params)
         prod = graph.producers()
         self.srcs = {n.name: [prod[t].name for t in n.inputs] for n in self.order}
         for n in self.order:
@@ -433,6 +437,8 @@ class ReferenceSimulator:
     def _step(self, n: Node, xs: list[torch.Tensor], t: int, r: _StepRun) -> torch.Tensor:
         sink = r.sinks.get(n.name)
         if sink is not None:  # the sink-stepping rule (stepping.py); silent past a student's T steps, its state kept
+            if sink.rests(t, lambda: is_silent(xs[0])):
+                return self._zeros(n.name, (r.N, *self.g.shapes[n.output]))
             out = self._buffer(n.name, xs[0].shape) if sink.bias is not None else None  # no allocation per step
             y = sink(xs[0], t, r.state, r.advance, out)
             return self._zeros(n.name, (r.N, *self.g.shapes[n.output])) if y is None else y
@@ -444,13 +450,18 @@ class ReferenceSimulator:
                 return hit[1]
             if all(is_silent(x) for x in xs):  # silent input: silent output
                 return self._zeros(n.name, (xs[0].shape[0], *self.g.shapes[n.output]))
-            y = op.linear(n, xs, p)
+            y = self.connect(n, xs)
             if len(xs) == 1 and y.data_ptr() == xs[0].data_ptr() and y.numel() == xs[0].numel():
                 y._nc_silent = getattr(xs[0], "_nc_silent", None)  # a view (Flatten): silent as its input is
             if n.name in self.reads_input:  # the input current repeats every wake step: keep the result
                 cache[n.name] = (key, y, xs)  # (xs kept alive so their ids stay unique)
             return y
         raise TargetError("the reference simulator cannot run this op", node=n.name, op=n.op)
+
+    def connect(self, n: Node, xs: list[torch.Tensor]) -> torch.Tensor:
+        """An affine node's linear part on its inputs: event by event where they are sparse spikes, else its op's."""
+        y = self.events.linear(n, xs)
+        return OPS[n.op].linear(n, xs, self.params[n.name]) if y is None else y
 
     def _buffer(self, name: str, shape: torch.Size) -> torch.Tensor:
         """A scratch tensor per sink for its biased input current (a step reads it before the next writes)."""

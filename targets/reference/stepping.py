@@ -8,7 +8,8 @@ At run step t a sink whose synapses bring the input current x
    wake window (``schedule.bias_on``: science.md's WSC, every layer's bias on in the wake phase, zero in sleep);
 3. a readout passes that current on (the target sums it over the run); a neuron or pool steps by its op,
    ``op.step(node, state, current, t_w)`` with t_w the wake steps it has counted (``schedule.wake_steps_seen``), its
-   state made by ``op.init_state`` at its first step.
+   state made by ``op.init_state`` at its first step; an op that ``rests_when_silent`` (the inhibition pool) is not
+   stepped on a silent input without bias (:meth:`SinkStep.rests`): it would send zeros and keep its state.
 
 The step-by-step simulator and the multi-step mode both step their sinks through :class:`SinkStep`, so the rule is
 written once.
@@ -48,6 +49,12 @@ class SinkStep:
     schedule: WakeSleepSchedule
     bias: torch.Tensor | None
     end: int
+
+    def rests(self, t: int, silent: Callable[[], bool]) -> bool:
+        """Rule 3's rest: at step ``t``, with an input all zeros (``silent()``, asked only of an op that rests), the
+        sink sends zeros and keeps its state, so it need not step."""
+        return self.op.rests_when_silent and not (self.bias is not None and self.schedule.bias_on(self.node.name, t)) \
+            and silent()
 
     def __call__(self, x: torch.Tensor, t: int, state: dict, step: Advance = advance,
                  out: torch.Tensor | None = None) -> torch.Tensor | None:

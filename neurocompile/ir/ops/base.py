@@ -56,7 +56,9 @@ class Op:
     op whose cumulative output is a function of its cumulative input: a neuron without leak and with a subtractive
     reset, whose count after a step depends on floor(X_t), X_t its cumulative input over its threshold
     (``count_step``, ``max_count``), or the inhibition pool (``forward`` of the cumulative input); the exact mode's
-    count-domain executor (targets/reference/certified.py) runs networks of these; ``per_neuron``: the neuron
+    count-domain executor (targets/reference/certified.py) runs networks of these; ``rests_when_silent``: a stateful
+    op that on a step of zero input (and no bias) sends zeros and keeps its state, so simulators may skip that step
+    (the inhibition pool); ``per_neuron``: the neuron
     attributes (LIF, CubaLIF, LI: decays, threshold) a param of the same name may give per neuron instead, an array
     that broadcasts to the layer's shape (``varying``, ``neuron_values``; floating point only); ``integrator``: a
     stateful op that never spikes and sends its membrane every step (LI), so an output it writes reads out as the mean
@@ -82,6 +84,7 @@ class Op:
     rounding: float | None = None
     additive = False
     count_domain = False
+    rests_when_silent = False
     integrator = False
 
     def attr(self, node: Node, key: str) -> Any:

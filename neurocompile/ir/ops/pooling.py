@@ -128,6 +128,7 @@ class InhibitionMaxPool(MaxPool):
 
     exact_in_integers = True  # selects one input of its window per step
     stateful = sink = count_domain = True  # cumulative output = max over each window of the cumulative input
+    rests_when_silent = True  # after a step every window's largest accumulator is 0: no input, nothing sent
     role = Role.NEURON
     optional = ("bias",)
 
@@ -156,10 +157,7 @@ class InhibitionMaxPool(MaxPool):
         (kh, _, _, _, Ho), (kw, _, _, _, Wo) = self.geometry(node, x.shape[-2:])
         N, C = x.shape[:2]
         if state["tiles"]:
-            acc = state["A"].add_(x)
-            out = F.max_pool2d(acc, (kh, kw), (kh, kw))
-            acc.view(N, C, Ho, kh, Wo, kw).sub_(out.view(N, C, Ho, 1, Wo, 1))
-            return out
+            return neurons.inhibition_maxpool_tiles_step_(state["A"], x, (kh, kw))
         return neurons.inhibition_maxpool_step_(state["A"], self.windows(node, x)).reshape(N, C, Ho, Wo)
 
 

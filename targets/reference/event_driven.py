@@ -1,0 +1,94 @@
+"""Event-driven connections: a convolution or dense layer whose input is mostly zeros (spikes) computed by adding, for
+each nonzero input, its weight column to the outputs it reaches, instead of a dense product over every input.
+
+Why: in a converted network a layer sends a spike from a few percent of its neurons per step (the CIF VGG-11 of
+benchmarks/vs_spikingjelly.py: 0-12 %, most layers 5-8 %), so a dense convolution multiplies mostly zeros. The compiled
+loop (``event_conv`` in neurocompile/ir/fused_cif.py's source) counts the nonzeros first and declines, writing nothing,
+where more than :data:`MOST_NONZERO` of the input is nonzero; the dense product runs then.
+
+Numbers: each sample's outputs are sums of the same products as the dense connection's, in a fixed order of their
+own (input position, then kernel offset; per sample, whatever the batch or thread count), where oneDNN sums in the
+order its kernel for the CPU and batch shape picks. float32 results therefore differ from the dense ones by rounding
+(the default mode's contract: equal to the exact readout to float32 rounding, boundary cases counted); float64 and
+fixed-point runs (integers, exact in float64) are unchanged in practice and in fact, respectively. The exact mode's
+count domain (certified.py) does not use it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from neurocompile.ir import Graph, Node, fused_cif
+from neurocompile.ir.ops import OPS
+
+# The largest nonzero fraction of an input at which the event-driven loop runs. On a 2-core AMD EPYC (AVX2), batch
+# 64, VGG-11 layer shapes (64-512 channels, 16x16 to 2x2): at 2 % nonzero it ran 5.6-15x the dense convolution, at 6 %
+# 2-9x, at 12 % 1.1-4.9x, at 25 % 0.7-2.3x (benchmarks/event_conv_probe.py).
+MOST_NONZERO = 0.15
+
+
+@dataclass(frozen=True)
+class EventWeights:
+    """A connection's weight laid out for the loop, (C_in, kh, kw, C_out), and its geometry (ONNX pads: the loop
+    takes the leading ones; the output shape it is given carries the trailing ones)."""
+
+    weight: torch.Tensor
+    stride: tuple[int, int]
+    pads: tuple[int, int]
+    dilation: tuple[int, int]
+    dense: bool
+
+
+def event_weights(g: Graph, n: Node, p: dict[str, torch.Tensor]) -> EventWeights | None:
+    """The layout of ``n``'s weight for the loop, or None where the loop does not apply: not a weight-carrying
+    convolution (one group) or dense layer, or not a CPU tensor of float32 or float64."""
+    op = OPS[n.op]
+    w = p.get("weight")
+    if op.params != ("weight",) or not op.synaptic or w is None or w.device.type != "cpu" or w.dtype not in \
+            fused_cif.DTYPES:
+        return None
+    m = op.weight_map(n, g.shapes[n.inputs[0]])
+    if m.kind == "dense" and w.dim() == 2:
+        return EventWeights(w.t().reshape(w.shape[1], 1, 1, w.shape[0]).contiguous(), (1, 1), (0, 0), (1, 1), True)
+    if m.kind == "conv" and m.groups == 1 and w.dim() == 4:
+        return EventWeights(w.permute(1, 2, 3, 0).contiguous(), m.stride, m.pads[:2], m.dilation, False)
+    return None
+
+
+class EventConnections:
+    """The event-driven form of a network's connections: :meth:`linear` gives a connection's output, or None where
+    the dense product is to run (no compiled loop, an input too dense, a shape the loop does not take)."""
+
+    def __init__(self, g: Graph, order: list[Node], params: dict[str, dict[str, torch.Tensor]]):
+        self.g = g
+        self.weights: dict[str, EventWeights] = {}
+        if not fused_cif.loaded():
+            return
+        for n in order:
+            if n.inputs:
+                w = event_weights(g, n, params[n.name])
+                if w is not None:
+                    self.weights[n.name] = w
+
+    def linear(self, n: Node, xs: list[torch.Tensor]) -> torch.Tensor | None:
+        ew = self.weights.get(n.name)
+        if ew is None or len(xs) != 1:
+            return None
+        x = xs[0]
+        if not (x.dtype == ew.weight.dtype and x.device.type == "cpu" and x.is_contiguous()):
+            return None
+        N = x.shape[0]
+        if ew.dense:
+            if x.dim() != 2:
+                return None
+            x4, shape = x.reshape(N, -1, 1, 1), (N, ew.weight.shape[3], 1, 1)
+        else:
+            if x.dim() != 4:
+                return None
+            x4, shape = x, (N, *self.g.shapes[n.output])
+        out = torch.empty(shape, dtype=x.dtype)
+        (sh, sw), (ph, pw), (dh, dw) = ew.stride, ew.pads, ew.dilation
+        if not fused_cif.event_conv(x4, ew.weight, out, sh, sw, ph, pw, dh, dw, MOST_NONZERO):
+            return None
+        return out.reshape(N, -1) if ew.dense else out
