@@ -25,8 +25,8 @@ sys.path.insert(0, os.path.join(ROOT, "examples"))
 
 
 def mixed_step(original):
-    def step(n, state, x, wake_seen, counts):
-        val = original(n, state, x.double(), wake_seen, counts)
+    def step(n, state, x, wake_seen, counts, bias=None):
+        val = original(n, state, x.double(), wake_seen, counts, None if bias is None else bias.double())
         out = val.float()
         out._nc_silent = getattr(val, "_nc_silent", None)  # keep the silent-input shortcut
         return out

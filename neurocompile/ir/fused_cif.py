@@ -33,14 +33,22 @@ SOURCE = r'''
 // m += x; d = clip(floor(m / theta), -g, g); S' = clip(S + d, 0, cap); s = S' - S; S = S'; m -= s * theta;
 // out = s * amp. UNIT: theta == 1 (no division, no product). Sums of |s| and s per chunk in integers (vectorizes);
 // a NaN spike (a membrane that overflowed) is flagged, so the sums come back NaN as torch's would.
-template <typename T, bool UNIT>
-static void run(T* bm, T* bS, const T* bx, T* bo, int64_t n, T theta, T g, T cap, T amp,
+// BIAS: x is first x + b, b (R values, one sample's neurons) repeating per sample: torch's broadcast add, so the
+// same two roundings (x + b, then m + that) as the sink adding its bias before the step.
+template <typename T, bool UNIT, bool BIAS>
+static void run(T* bm, T* bS, const T* bx, const T* bb, int64_t R, T* bo, int64_t n, T theta, T g, T cap, T amp,
                 std::vector<int64_t>& mag, std::vector<int64_t>& net, std::vector<int64_t>& bad) {
   at::parallel_for(0, n, 8192, [=, &mag, &net, &bad](int64_t b, int64_t e) {
     int64_t A = 0, C = 0, nan = 0;
-    for (int64_t k = b; k < e; k += 4096) {  // blocks whose sums fit 32-bit integers (|s| <= gamma <= 4096)
-      const int64_t len = std::min<int64_t>(4096, e - k);
-      T* __restrict__ pm = bm + k; T* __restrict__ pS = bS + k; const T* __restrict__ px = bx + k;
+    for (int64_t k = b; k < e;) {  // blocks whose sums fit 32-bit integers (|s| <= gamma <= 4096)
+      int64_t len = std::min<int64_t>(4096, e - k);
+      if (BIAS) len = std::min<int64_t>(len, R - k % R);  // within one sample: the bias runs contiguously
+      T biased[BIAS ? 4096 : 1];
+      if (BIAS) {  // x + b first, in its own loop (one loop with both adds did not vectorize)
+        const T* __restrict__ x0 = bx + k; const T* __restrict__ pb = bb + k % R; T* __restrict__ xb = biased;
+        for (int64_t i = 0; i < len; ++i) xb[i] = x0[i] + pb[i];
+      }
+      T* __restrict__ pm = bm + k; T* __restrict__ pS = bS + k; const T* __restrict__ px = BIAS ? biased : bx + k;
       T* __restrict__ po = bo + k;
       int a = 0, c = 0, bad_here = 0;  // 32-bit: float to int32 conversion vectorizes on AVX2, to int64 does not
       for (int64_t i = 0; i < len; ++i) {
@@ -57,24 +65,31 @@ static void run(T* bm, T* bS, const T* bx, T* bo, int64_t n, T theta, T g, T cap
         a += si < 0 ? -si : si; c += si;
       }
       A += a; C += c; nan |= bad_here;
+      k += len;
     }
     int t = at::get_thread_num();
     mag[t] += A; net[t] += C; bad[t] |= nan;
   });
 }
 
+// bias: empty, or one sample's R = m.numel() / N values added to x first.
 std::vector<double> cif_step(torch::Tensor m, torch::Tensor S, torch::Tensor x, torch::Tensor out, double theta,
-                             double gamma, double cap, double amp) {
+                             double gamma, double cap, double amp, torch::Tensor bias) {
   int nt = at::get_num_threads();
   std::vector<int64_t> mag(nt, 0), net(nt, 0), bad(nt, 0);
-  int64_t n = m.numel();
+  int64_t n = m.numel(), R = std::max<int64_t>(bias.numel(), 1);
   AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "cif_step", [&] {
     scalar_t* pm = m.data_ptr<scalar_t>(); scalar_t* pS = S.data_ptr<scalar_t>();
     const scalar_t* px = x.data_ptr<scalar_t>(); scalar_t* po = out.data_ptr<scalar_t>();
-    if (theta == 1.0)
-      run<scalar_t, true>(pm, pS, px, po, n, 1, gamma, cap, amp, mag, net, bad);
+    const scalar_t* pb = bias.numel() ? bias.data_ptr<scalar_t>() : nullptr;
+    if (theta == 1.0 && pb)
+      run<scalar_t, true, true>(pm, pS, px, pb, R, po, n, 1, gamma, cap, amp, mag, net, bad);
+    else if (theta == 1.0)
+      run<scalar_t, true, false>(pm, pS, px, pb, R, po, n, 1, gamma, cap, amp, mag, net, bad);
+    else if (pb)
+      run<scalar_t, false, true>(pm, pS, px, pb, R, po, n, theta, gamma, cap, amp, mag, net, bad);
     else
-      run<scalar_t, false>(pm, pS, px, po, n, theta, gamma, cap, amp, mag, net, bad);
+      run<scalar_t, false, false>(pm, pS, px, pb, R, po, n, theta, gamma, cap, amp, mag, net, bad);
   });
   double A = 0, C = 0; bool nan = false;
   for (int t = 0; t < nt; ++t) { A += mag[t]; C += net[t]; nan |= bad[t] != 0; }
@@ -205,12 +220,13 @@ static bool event_run(const T* bx, const T* bw, T* bo, int64_t N, int64_t C, int
             for (int64_t w = 0; w < W; ++w) {
               const T v = x[(c * H + h) * W + w];
               if (v == T(0)) continue;
-              for (int64_t kh = 0; kh < KH; ++kh) {
+              // with dilation 1, only every stride-th kernel offset lands on an output: start at the first
+              for (int64_t kh = dh == 1 ? (h + ph) % sh : 0; kh < KH; kh += dh == 1 ? sh : 1) {
                 const int64_t r = h + ph - kh * dh;
                 if (r < 0 || r % sh) continue;
                 const int64_t ho = r / sh;
                 if (ho >= Ho) continue;
-                for (int64_t kw = 0; kw < KW; ++kw) {
+                for (int64_t kw = dw == 1 ? (w + pw) % sw : 0; kw < KW; kw += dw == 1 ? sw : 1) {
                   const int64_t q = w + pw - kw * dw;
                   if (q < 0 || q % sw) continue;
                   const int64_t wo = q / sw;
@@ -367,13 +383,24 @@ def why_not() -> str | None:
 
 
 def step(m: torch.Tensor, count: torch.Tensor, x: torch.Tensor, theta: float, cap: int, gamma: int, amp: float,
-         out: torch.Tensor) -> tuple[float, float] | None:
-    """One CIF step in the loaded kernel, in place (``m``, ``count``; spikes times ``amp`` into ``out``), returning
-    (sum |s|, sum s) over the layer; None (nothing done) where the kernel is not loaded or does not apply."""
+         out: torch.Tensor, bias: torch.Tensor | None = None) -> tuple[float, float] | None:
+    """One CIF step in the loaded kernel, in place (``m``, ``count``; spikes times ``amp`` into ``out``), on the
+    current ``x`` (plus ``bias``, one sample's values in its layout, as torch's broadcast add), returning (sum |s|,
+    sum s) over the layer; None (nothing done) where the kernel is not loaded or does not apply."""
     if m.dtype not in DTYPES or not _fits(m, count, x, out, dtype=m.dtype):
         return None
-    mag, net = _KERNEL[0].cif_step(m, count, x, out, float(theta), float(gamma), float(cap), float(amp))
+    if bias is None:
+        bias = _NO_BIAS.get(m.dtype)
+        if bias is None:
+            bias = _NO_BIAS[m.dtype] = torch.empty(0, dtype=m.dtype)
+    elif not (bias.dtype == m.dtype and bias.device.type == "cpu" and bias.is_contiguous() and len(m) and
+              bias.numel() * len(m) == m.numel()):
+        return None
+    mag, net = _KERNEL[0].cif_step(m, count, x, out, float(theta), float(gamma), float(cap), float(amp), bias)
     return mag, net
+
+
+_NO_BIAS: dict[torch.dtype, torch.Tensor] = {}
 
 
 def _fits(*ts: torch.Tensor, dtype: torch.dtype = torch.float32) -> bool:

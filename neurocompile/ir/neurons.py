@@ -67,24 +67,29 @@ def cif_step(m: Array, count: Array, x: Array, theta: float, t_wake_seen: int, g
 
 
 def cif_step_(m: "torch.Tensor", count: "torch.Tensor", x: "torch.Tensor", theta: float, t_wake_seen: int,
-              gamma: int = 1, scratch: dict | None = None, amplitude: float | None = None) -> "torch.Tensor":
+              gamma: int = 1, scratch: dict | None = None, amplitude: float | None = None,
+              bias: "torch.Tensor | None" = None) -> "torch.Tensor":
     """:func:`cif_step` for torch tensors, updating ``m`` and ``count`` in place (the simulator's hot
     path: one scratch tensor, kept in ``scratch`` between calls, and the returned spikes). Returns a new tensor
     of spike values s * theta (s * amplitude when given), and where the fused kernel ran, (sum |s|, sum s) in
     ``scratch[fused_cif.SUMS]``; the spikes go into ``scratch[fused_cif.OUT]`` where a caller put a tensor there (taken
     out). Same numbers as cif_step, bit for bit
     (tests/test_neurons.py checks it): since -S <= 0 <= t_w - S, clip(floor(m/θ), max(-γ, -S), min(γ, t_w - S))
-    equals clip(S + clip(floor(m/θ), -γ, γ), 0, t_w) - S, which needs scalar clamps only (integers: exact)."""
+    equals clip(S + clip(floor(m/θ), -γ, γ), 0, t_w) - S, which needs scalar clamps only (integers: exact).
+    ``bias``: a constant current in one sample's layout, added to ``x`` first (in the kernel's loop where it runs)."""
     scratch = {} if scratch is None else scratch
     out = scratch.pop(fused_cif.OUT, None)  # a caller's tensor for the spikes (the simulator reuses them)
     if out is not None and (out.shape != m.shape or out.dtype != m.dtype or out.device != m.device):
         out = None
     if fused_cif.loaded():  # the same numbers in one compiled loop, with the step's spike sums (fused_cif.py)
         out = torch.empty_like(m) if out is None else out
-        sums = fused_cif.step(m, count, x, theta, t_wake_seen, gamma, theta if amplitude is None else amplitude, out)
+        sums = fused_cif.step(m, count, x, theta, t_wake_seen, gamma, theta if amplitude is None else amplitude, out,
+                              bias)
         if sums is not None:
             scratch[fused_cif.SUMS] = sums
             return out
+    if bias is not None:
+        x = x + bias
     new = scratch.get("new")
     if new is None or new.shape != count.shape:
         new = scratch["new"] = torch.empty_like(count)

@@ -102,8 +102,8 @@ def _sink(sim, sink: SinkStep, xs: Series, T: int, state: dict, counts: dict, la
     zeros = torch.zeros(shape, dtype=sim.dtype, device=sim.device)
     out: Series = []
 
-    def advance(n, state, x, wake_seen):  # with its spike counts
-        return step_stateful(n, state, x, wake_seen, counts)
+    def advance(n, state, x, wake_seen, bias=None):  # with its spike counts
+        return step_stateful(n, state, x, wake_seen, counts, bias)
 
     record = [] if layers is not None and op.spiking else None
     for t in range(T):

@@ -46,22 +46,27 @@ class _Delay:
         return y
 
 
-def step_stateful(n: Node, state: dict, x: torch.Tensor, wake_seen: int, counts: dict) -> torch.Tensor:
+def step_stateful(n: Node, state: dict, x: torch.Tensor, wake_seen: int, counts: dict,
+                  bias: torch.Tensor | None = None) -> torch.Tensor:
     """One step of a stateful sink (:func:`stepping.advance`) and, for a neuron, its spike counts."""
     op = OPS[n.op]
-    val = advance(n, state, x, wake_seen)
+    val = advance(n, state, x, wake_seen, bias)
     if op.spiking:
         sums = state[n.name].pop(fused_cif.SUMS, None)
         if sums is not None:  # counted by the fused step on the way (sum |s|, sum s), in spikes
             amp = op.spike_amplitude(n)
-            counts[n.name] += torch.tensor([sums[0] * amp, sums[1] * amp], dtype=torch.float64)
+            tally = counts[n.name].numpy()  # on the CPU, where the kernel runs: in place, no tensor per step
+            tally[0] += sums[0] * amp
+            tally[1] += sums[1] * amp
             val._nc_silent = sums[0] == 0
+            val._nc_spikes = sums[0]  # at least its nonzeros (event_driven.py's first test)
             return val
         flat = val.reshape(-1)
         # sum |s| * amplitude: for binary/ternary spikes s*s = |s| and a dot product is the cheapest pass
         mag = torch.dot(flat, flat) / op.spike_amplitude(n) if op.binary_spikes(n) else flat.abs().sum()
         counts[n.name] += torch.stack([mag, flat.sum()]).double()
         val._nc_silent = bool(mag == 0)  # known from the count: the next map skips a silent input without a pass
+        val._nc_spikes = None  # (a reused tensor may carry a count from an earlier step)
     return val
 
 
@@ -134,15 +139,16 @@ class _StepRun:
 
     buffers: dict[str, SpikeBuffers] = field(default_factory=dict)  # per spiking sink: tensors for its spikes
 
-    def advance(self, n: Node, state: dict, x: torch.Tensor, wake_seen: int) -> torch.Tensor:
+    def advance(self, n: Node, state: dict, x: torch.Tensor, wake_seen: int,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
         """A stateful sink's step with its spike counts (``step_stateful``, looked up per call: benchmarks swap it),
         its spikes written into a reused tensor where its op takes one (``fused_cif.OUT``)."""
         st, pool = state.get(n.name), self.buffers.get(n.name)
         if st is None or pool is None:
-            return step_stateful(n, state, x, wake_seen, self.counts)
+            return step_stateful(n, state, x, wake_seen, self.counts, bias)
         st[fused_cif.OUT] = pool.take(x)
         try:
-            return step_stateful(n, state, x, wake_seen, self.counts)
+            return step_stateful(n, state, x, wake_seen, self.counts, bias)
         finally:
             st.pop(fused_cif.OUT, None)  # an op that took none leaves it: the pool's tensor stays free
 

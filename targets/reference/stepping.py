@@ -5,7 +5,8 @@ At run step t a sink whose synapses bring the input current x
 1. is silent from its end on (:func:`passes.blocks.sink_ends`: a student's sink past its own T' steps), its state
    kept: it sends nothing and counts nothing;
 2. adds its constant current ``bias`` (every constant term of its block, lowered there by lower_to_blocks) only in its
-   wake window (``schedule.bias_on``: science.md's WSC, every layer's bias on in the wake phase, zero in sleep);
+   wake window (``schedule.bias_on``: science.md's WSC, every layer's bias on in the wake phase, zero in sleep); an op
+   that ``fuses_bias`` (CIF) is handed it, in one sample's layout, and adds it in its step with the same roundings;
 3. a readout passes that current on (the target sums it over the run); a neuron or pool steps by its op,
    ``op.step(node, state, current, t_w)`` with t_w the wake steps it has counted (``schedule.wake_steps_seen``), its
    state made by ``op.init_state`` at its first step; an op that ``rests_when_silent`` (the inhibition pool) is not
@@ -26,18 +27,18 @@ from neurocompile.ir.ops import Op, op_of
 from neurocompile.ir.schedule import WakeSleepSchedule
 from neurocompile.passes.blocks import sink_ends
 
-# (node, state of all sinks, input current, wake steps seen) -> the values the sink sends
-Advance = Callable[[Node, dict, torch.Tensor, int], torch.Tensor]
+# (node, state of all sinks, input current, wake steps seen, bias for an op that fuses it) -> the values it sends
+Advance = Callable[..., torch.Tensor]
 
 
-def advance(n: Node, state: dict, x: torch.Tensor, wake_seen: int) -> torch.Tensor:
-    """Rule 3 for a stateful sink: ``op.step`` on the current ``x``, its state (in ``state`` under its name) made by
-    ``op.init_state`` at its first step."""
+def advance(n: Node, state: dict, x: torch.Tensor, wake_seen: int, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Rule 3 for a stateful sink: ``op.step`` on the current ``x`` (plus ``bias``, given only to an op that
+    ``fuses_bias``), its state (in ``state`` under its name) made by ``op.init_state`` at its first step."""
     op = op_of(n)
     st = state.get(n.name)
     if st is None:
         st = state[n.name] = op.init_state(n, x)
-    return op.step(n, st, x, wake_seen)
+    return op.step(n, st, x, wake_seen) if bias is None else op.step(n, st, x, wake_seen, bias)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class SinkStep:
     schedule: WakeSleepSchedule
     bias: torch.Tensor | None
     end: int
+    fused_bias: torch.Tensor | None = None  # ``bias`` in one sample's layout, for an op that fuses_bias
 
     def rests(self, t: int, silent: Callable[[], bool]) -> bool:
         """Rule 3's rest: at step ``t``, with an input all zeros (``silent()``, asked only of an op that rests), the
@@ -65,6 +67,8 @@ class SinkStep:
             return None
         name = self.node.name
         if self.bias is not None and self.schedule.bias_on(name, t):
+            if self.fused_bias is not None:
+                return step(self.node, state, x, self.schedule.wake_steps_seen(name, t), self.fused_bias)
             x = x + self.bias if out is None else torch.add(x, self.bias, out=out)
         if not self.op.stateful:  # the readout
             return x
@@ -75,5 +79,11 @@ def sink_steps(g: Graph, order: list[Node], params: dict[str, dict], T: int) -> 
     """The :class:`SinkStep` of every sink in ``order`` (nodes of the lowered graph ``g``) for a ``T``-step run,
     with the bias from ``params`` (each node's tensors in the run's dtype and device)."""
     ends = sink_ends(g, T)
-    return {n.name: SinkStep(n, op_of(n), g.schedule, params[n.name].get("bias"), ends.get(n.name, T))
-            for n in order if op_of(n).sink}
+    steps = {}
+    for n in order:
+        op = op_of(n)
+        if op.sink:
+            bias = params[n.name].get("bias")
+            fused = bias.expand(g.shapes[n.inputs[0]]).contiguous() if bias is not None and op.fuses_bias else None
+            steps[n.name] = SinkStep(n, op, g.schedule, bias, ends.get(n.name, T), fused)
+    return steps

@@ -63,6 +63,36 @@ def test_fused_step_is_the_passes_bit_for_bit(kernel, dtype, theta, gamma, amp):
     assert any(float((q < 0).sum()) for q in s2)  # negative spikes were exercised
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("theta", [1.0, 0.37])
+def test_fused_bias_is_the_broadcast_add_bit_for_bit(kernel, dtype, theta):
+    """A sink's bias handed to the step (one sample's layout, 7,371 values: blocks end inside a sample) gives what
+    adding it to the current first gives, in the loop and in the passes; a bias of another size takes the passes."""
+    shape = (5, 3, 351, 7)
+    g = torch.Generator().manual_seed(3)
+    bias = (torch.randn(3, 1, 1, generator=g, dtype=dtype) * 0.3).expand(shape[1:]).contiguous()
+    xs = [torch.randn(shape, generator=g, dtype=dtype) * theta for _ in range(10)]
+    runs = []
+    for fused in (False, True):
+        m, S = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
+        saved = list(fused_cif._KERNEL)
+        if not fused:
+            fused_cif._KERNEL.clear()
+        try:
+            out = [neurons.cif_step_(m, S, x, theta, min(t + 1, 8), 1, {}, None, bias).clone()
+                   for t, x in enumerate(xs)]
+        finally:
+            fused_cif._KERNEL[:] = saved
+        runs.append((m, S, out))
+    m2, S2, _ = _run(False, shape, [x + bias for x in xs], theta, 1, None, dtype, lambda t: min(t + 1, 8))
+    for m, S, out in runs:
+        assert torch.equal(m, m2) and torch.equal(S, S2)
+        assert all(torch.equal(a, b) for a, b in zip(out, runs[0][2]))
+    m, S, scratch = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype), {}
+    neurons.cif_step_(m, S, xs[0], theta, 1, 1, scratch, None, bias[:, :1, :1])  # per channel, not per neuron
+    assert fused_cif.SUMS not in scratch
+
+
 def test_overflowed_membranes_give_nan_sums_as_the_passes_do(kernel):
     shape = (3, 1000)
     x = torch.zeros(shape)
@@ -86,7 +116,7 @@ def test_simulator_gives_the_same_results_with_and_without_the_kernel(kernel, pa
                                                                      exact):
     from neurocompile.targets.reference import event_driven
 
-    monkeypatch.setattr(event_driven, "MOST_NONZERO", 0.0)  # dense connections both ways (test_event_driven.py)
+    monkeypatch.setattr(event_driven, "most_nonzero", lambda ew: 0.0)  # dense both ways (test_event_driven.py)
     path, shape = onnx_model("resnet", "cqrelu", "bn", 4)
     x = np.random.default_rng(5).uniform(0, 1, (40, *shape)).astype(np.float32)
     results, used, step = [], [], fused_cif.step

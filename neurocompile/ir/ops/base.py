@@ -58,7 +58,9 @@ class Op:
     (``count_step``, ``max_count``), or the inhibition pool (``forward`` of the cumulative input); the exact mode's
     count-domain executor (targets/reference/certified.py) runs networks of these; ``rests_when_silent``: a stateful
     op that on a step of zero input (and no bias) sends zeros and keeps its state, so simulators may skip that step
-    (the inhibition pool); ``per_neuron``: the neuron
+    (the inhibition pool); ``fuses_bias``: a stateful op whose ``step`` takes its sink's constant current as
+    ``bias`` (one sample's layout) and adds it to the input itself, with the same roundings (CIF: in its compiled
+    loop); ``per_neuron``: the neuron
     attributes (LIF, CubaLIF, LI: decays, threshold) a param of the same name may give per neuron instead, an array
     that broadcasts to the layer's shape (``varying``, ``neuron_values``; floating point only); ``integrator``: a
     stateful op that never spikes and sends its membrane every step (LI), so an output it writes reads out as the mean
@@ -85,6 +87,7 @@ class Op:
     additive = False
     count_domain = False
     rests_when_silent = False
+    fuses_bias = False
     integrator = False
 
     def attr(self, node: Node, key: str) -> Any:

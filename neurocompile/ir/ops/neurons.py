@@ -88,6 +88,7 @@ class CIF(LevelNeuron):
 
     attrs = {**LevelNeuron.attrs, "gamma": 1, "rate": 1}
     attr_rules = {**LevelNeuron.attr_rules, "gamma": Int(1, "MAX_GAMMA"), "rate": Int(1, "MAX_LEVELS")}
+    fuses_bias = True
 
     def rate(self, node) -> int:
         return int(self.attr(node, "rate"))
@@ -95,9 +96,9 @@ class CIF(LevelNeuron):
     def spikes_per_step(self, node) -> int:
         return int(self.attr(node, "gamma"))
 
-    def step(self, node, state, x, wake_seen):  # in place, the simulator's hot path (same numbers as cif_step)
+    def step(self, node, state, x, wake_seen, bias=None):  # in place, the hot path (same numbers as cif_step)
         return neurons.cif_step_(state["m"], state["S"], x, state["theta"], self.count_cap(node, wake_seen),
-                                 self.spikes_per_step(node), state, state["amp"])
+                                 self.spikes_per_step(node), state, state["amp"], bias)
 
     def binary_spikes(self, node):
         return self.spikes_per_step(node) == 1
