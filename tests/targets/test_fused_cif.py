@@ -84,7 +84,7 @@ def test_fused_bias_is_the_broadcast_add_bit_for_bit(kernel, dtype, theta):
         finally:
             fused_cif._KERNEL[:] = saved
         runs.append((m, S, out))
-    m2, S2, _ = _run(False, shape, [x + bias for x in xs], theta, 1, None, dtype, lambda t: min(t + 1, 8))
+    m2, S2, _, _ = _run(False, shape, [x + bias for x in xs], theta, 1, None, dtype, lambda t: min(t + 1, 8))
     for m, S, out in runs:
         assert torch.equal(m, m2) and torch.equal(S, S2)
         assert all(torch.equal(a, b) for a, b in zip(out, runs[0][2]))
