@@ -196,7 +196,8 @@ def part_throughput(a, ctx, net: str = "twin") -> None:
     n = a.vgg_images if net == "vgg11" else len(ctx["x"])
     common = ["--twins", ctx["twins"], "--images", str(n), "--batch", str(a.batch), "--steps", str(T),
               "--threads", str(a.threads), "--net", net]
-    workers = {"neurocompile": [sys.executable, os.path.abspath(__file__), "--worker", "throughput", *common]}
+    workers = {"neurocompile": [sys.executable, os.path.abspath(__file__), "--worker", "throughput", *common,
+                                "--vgg-images", str(n)]}
     sj2 = sj2_command("throughput", *common)
     if sj2 is not None:
         workers["SpikingJelly 2.0"] = sj2
@@ -205,6 +206,8 @@ def part_throughput(a, ctx, net: str = "twin") -> None:
     info: dict[str, dict] = {}
     for name, rounds in res.items():
         for r in rounds:
+            if r.get("images", n) != n:  # every worker times the same images (each reports how many it ran)
+                raise SystemExit(f"error: the {name} worker ran {r['images']} images, not {n}")
             for row in r["rows"]:
                 key = row["name"] if name == "neurocompile" else f"SpikingJelly 2.0, {row['name']}"
                 if row.get("seconds") is None:
