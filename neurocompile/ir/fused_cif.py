@@ -12,6 +12,11 @@ machine, cached in torch's extension folder). Where it cannot be built, on CUDA,
 float64, for non-contiguous tensors, or with ``NEUROCOMPILE_FUSED=0``, ``cif_step_`` runs torch's elementwise passes:
 the same numbers, about 5x slower per step. ``cif_step_`` uses the kernel only once something has loaded it (the
 reference simulator does on CPU), so no other caller ever waits for a build.
+
+The same build holds the simulator's other compiled loops: the count domain's (certified.py), the inhibition pool's
+tiling step (:func:`pool_step`, the same numbers as torch's add_, max_pool2d and sub_), the sink's bias added inside
+the CIF step (the same roundings as adding it first), and the event-driven convolution (:func:`event_conv`,
+targets/reference/event_driven.py: sums in an order of its own, so float32 results differ from oneDNN's by rounding).
 """
 from __future__ import annotations
 
