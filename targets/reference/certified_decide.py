@@ -124,7 +124,8 @@ class Decisions:
         srcs = [shift(self.counts[b.src], b.delay) for b in sp.branches]
         keys = [(tuple(id(src[t]) for src in srcs), int(beta[t])) for t in range(T)]
         mapped = [self._map_distinct(b, src) for b, src in zip(sp.branches, srcs)]
-        bound = sum(b.bound for b in sp.branches)
+        bound = sum(b.event_bound if id(b) in self.summed else b.bound for b in sp.branches)
+        bound1 = sum(b.bound for b in sp.branches)  # level 1 maps a summed remainder anew: the dense map's bound
         mag_terms = sum(b.mag for b in sp.branches)
         n_terms = sum(len(b.pieces) if b.syn is not None else 1 for b in sp.branches) + 1
 
@@ -143,12 +144,18 @@ class Decisions:
             mag = mag_terms + kmag
             delta = bound + n_terms * U32 * mag * 1.01
             # level 1 sums n_terms float64 values, each within the float32 bound of its exact value
-            delta1 = bound + (n_terms + 1) * U64 * mag
+            delta1 = bound1 + (n_terms + 1) * U64 * mag
 
             def level1(idx):
                 v = _at(k64, idx)
-                for q in parts:
-                    v = v + q[idx].double()
+                for b, m, src in zip(sp.branches, mapped, srcs):
+                    if src[t] is None:
+                        continue
+                    qs = m[id(src[t])]
+                    for q in qs[:-1] if id(b) in self.summed else qs:
+                        v = v + q[idx].double()
+                    if id(b) in self.summed:  # its float32 remainder summed over T steps: mapped at idx in float64
+                        v = v + self.remainder_at(b, src[t], idx)
                 return v
 
             def level2(samples: torch.Tensor) -> torch.Tensor:

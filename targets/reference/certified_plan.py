@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from neurocompile.ir import Node
+from neurocompile.ir import Node, fused_cif
 from neurocompile.ir.ops import OPS, Group, tensors
+from neurocompile.targets.reference.event_driven import EventWeights, event_conv, event_weights
 
 U32 = 2.0 ** -24  # unit roundoff, float32 round to nearest
 U64 = 2.0 ** -53
@@ -42,6 +43,8 @@ class Branch:
     bound: float = 0.0  # |error| of the float32 term in units of X (the remainder's rounding and what float32 drops)
     mag: float = 0.0    # largest |term| (bounds the rounding of the sum of terms)
     stacked: torch.Tensor | None = None  # the pieces along output channels (one map for all; no groups, no post ops)
+    events: EventWeights | None = None  # ``stacked`` for the event-driven map of the counts' changes (no pre ops)
+    event_bound: float = 0.0  # ``bound`` where the maps were summed from the changes (certified.py's _map_distinct)
 
 
 @dataclass
@@ -239,6 +242,14 @@ class Plan:
         b.pieces.append(torch.tensor(lo.reshape(shape), dtype=torch.float32, device=dev))
         if int(OPS[b.syn.op].attr(b.syn, "groups") or 1) == 1 and not b.post:
             b.stacked = torch.cat(b.pieces)
+            if not b.pre and fused_cif.loaded():
+                b.events = event_weights(self.g, b.syn, {"weight": b.stacked})
+        # the map of step t summed as the last step's plus the map of the change ΔS_t: |ΔS_t| <= cap, so every partial
+        # sum of an exact piece stays on its grid below 2**24 of it (exact); the remainder's sum over ΔS_t is rounded as
+        # a map of counts is (γ_K), and adding it once more (u), on each of at most T steps after a start that is
+        # within ``bound`` (a dense map, or zero)
+        b.event_bound = bound + self.steps * (gamma(K) + 2 * U32) * cap * float(
+            np.abs(lo.astype(np.float64)).sum(1).max()) * (1 + 1e-6)
         return self._probe_exact(b, cap)
 
     def feeding_layer(self, n: Node) -> str | None:
@@ -263,6 +274,13 @@ class Plan:
             want = self.map_branch(b, S.double(), piece.double())
             if not torch.equal(got, want):
                 return False
+        if b.events is not None:  # the event-driven map too, on signed changes in [-cap, cap] (a tenth nonzero)
+            dS = torch.randint(-cap, cap + 1, S.shape, generator=gen) * (torch.rand(S.shape, generator=gen) < 0.1)
+            got = event_conv(b.events, dS.float(), self.g.shapes[b.syn.output][1:], most=1.0)
+            want = self.map_branch(b, dS.double(), b.stacked.double())
+            exact = (len(b.pieces) - 1) * b.pieces[0].shape[0]  # the exact pieces' output channels come first
+            if got is None or not torch.equal(got[:, :exact].double(), want[:, :exact]):
+                b.events = None
         return True
 
     def map_branch(self, b: Branch, S: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

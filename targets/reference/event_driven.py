@@ -13,7 +13,8 @@ own (input position, then kernel offset; per sample, whatever the batch, thread 
 order its kernel for the CPU and batch shape picks. float32 results therefore differ from the dense ones by rounding
 (the default mode's contract: equal to the exact readout to float32 rounding, boundary cases counted); float64 and
 fixed-point runs (integers, exact in float64) are unchanged in practice and in fact, respectively. The exact mode's
-count domain (certified.py) does not use it.
+count domain (certified.py) uses it on the changes of the counts from step to step, where its weight pieces make every
+sum exact and the remainder's rounding is bounded (certified_plan.py's ``Branch.event_bound``).
 """
 from __future__ import annotations
 
@@ -81,13 +82,20 @@ class EventConnections:
         ew = self.weights.get(n.name)
         if ew is None or len(xs) != 1:
             return None
-        x = xs[0]
-        if not (x.dim() == 4 and x.dtype == ew.weight.dtype and x.device.type == "cpu" and x.is_contiguous()):
-            return None
-        most = most_nonzero(ew)
-        counted = getattr(x, "_nc_spikes", None)  # the spikes a neuron's step counted, at least its nonzeros
-        if counted is not None and counted > most * x.numel():  # too many: no scan
-            return None
-        out = torch.empty((x.shape[0], *self.g.shapes[n.output]), dtype=x.dtype)
-        (sh, sw), (ph, pw), (dh, dw) = ew.stride, ew.pads, ew.dilation
-        return out if fused_cif.event_conv(x, ew.weight, out, sh, sw, ph, pw, dh, dw, most) else None
+        return event_conv(ew, xs[0], self.g.shapes[n.output][1:], getattr(xs[0], "_nc_spikes", None))
+
+
+def event_conv(ew: EventWeights, x: torch.Tensor, out_hw: tuple, counted: float | None = None,
+               most: float | None = None) -> torch.Tensor | None:
+    """The convolution of ``x`` (N, C, H, W) with ``ew`` by events, output (N, C_out, *out_hw); None where the
+    dense product is to run: ``x`` not a contiguous CPU tensor of the weight's type, more of it nonzero than ``most``
+    (default :func:`most_nonzero`), or ``counted`` (spikes a neuron's step counted: at least its nonzeros) already
+    beyond that, which spares the scan."""
+    if not (x.dim() == 4 and x.dtype == ew.weight.dtype and x.device.type == "cpu" and x.is_contiguous()):
+        return None
+    most = most_nonzero(ew) if most is None else most
+    if counted is not None and counted > most * x.numel():  # too many: no scan
+        return None
+    out = torch.empty((x.shape[0], ew.weight.shape[3], *out_hw), dtype=x.dtype)
+    (sh, sw), (ph, pw), (dh, dw) = ew.stride, ew.pads, ew.dilation
+    return out if fused_cif.event_conv(x, ew.weight, out, sh, sw, ph, pw, dh, dw, most) else None

@@ -113,3 +113,60 @@ def test_exact_mode_keeps_float64_where_the_count_domain_does_not_apply(onnx_mod
     assert sim.run(x, early_stop=True).precision == "float64 (exact)"
     assert sim.run(x, record_layers=True).precision == "float64 (exact)"
     np.testing.assert_allclose(sim.run(x).output, sim.run(x, early_stop=True).output, rtol=1e-12)
+
+
+@pytest.mark.parametrize("arch", ["vgg", "resnet"])
+@pytest.mark.parametrize("most", [0.5, 0.08])
+def test_exact_mode_maps_the_changes_of_the_counts_event_by_event(onnx_model, monkeypatch, arch, most):
+    """Each step's map summed from the last one's and the event-driven map of the counts' change (certified.py's
+    _map_changes; at 0.08 some steps too dense run the dense map in between): the same numbers as the dense maps, bit
+    for bit, and the float64 simulator's."""
+    from neurocompile.ir import fused_cif
+    from neurocompile.targets.reference import certified_plan, event_driven
+
+    assert fused_cif.load() is not None, fused_cif.why_not()
+    path, shape = onnx_model(arch, "cqrelu", "bn", 4)
+    snn = api.convert(api.load(path))
+    x = np.random.default_rng(5).uniform(0, 1.5, (24, *shape)).astype(np.float32)
+    monkeypatch.setattr(event_driven, "most_nonzero", lambda ew: most)
+    summed, changes = [], Run._map_changes
+    monkeypatch.setattr(Run, "_map_changes", lambda self, *a: (lambda o: summed.append(len(self.summed)) or o)(
+        changes(self, *a)))
+    a, b, sim = _pair(snn, x)
+    _same(a, b)
+    assert summed and max(summed) > 0, "no map was summed from changes"
+    monkeypatch.setattr(certified_plan, "event_weights", lambda *args: None)
+    dense = api.compile(snn, "reference", exact=True).run(x)
+    np.testing.assert_array_equal(a.per_step, dense.per_step)
+    assert a.spikes == dense.spikes
+
+
+@pytest.mark.parametrize("geometry", [
+    dict(k=(3, 3), stride=(1, 1), pads=(1, 1), dilation=(1, 1), out=(7, 6)),
+    dict(k=(3, 3), stride=(2, 2), pads=(1, 1), dilation=(1, 1), out=(4, 3)),
+    dict(k=(3, 2), stride=(2, 1), pads=(0, 1), dilation=(1, 1), out=(4, 7)),   # asymmetric: trailing pads in `out`
+    dict(k=(3, 3), stride=(1, 2), pads=(2, 2), dilation=(2, 1), out=(7, 4)),
+])
+def test_remainder_at_is_the_float64_convolution(geometry):
+    """Run.remainder_at (level 1 of a summed branch): the remainder piece's map at given outputs, read from the input
+    patches, is the float64 convolution's value there."""
+    from types import SimpleNamespace
+
+    from neurocompile.targets.reference.event_driven import EventWeights
+
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo) = (geometry[k] for k in ("k", "stride", "pads", "dilation", "out"))
+    g = torch.Generator().manual_seed(0)
+    S = torch.randint(0, 9, (3, 5, 7, 6), generator=g).float()
+    lo = torch.randn(4, 5, kh, kw, generator=g) * 1e-4
+    H, W = S.shape[2:]
+    pad_b, pad_r = (Ho - 1) * sh + (kh - 1) * dh + 1 - H - ph, (Wo - 1) * sw + (kw - 1) * dw + 1 - W - pw
+    xp = torch.nn.functional.pad(S.double(), (pw, max(pad_r, 0), ph, max(pad_b, 0)))
+    want = torch.nn.functional.conv2d(xp, lo.double(), None, (sh, sw), 0, (dh, dw))[:, :, :Ho, :Wo]
+    run = Run.__new__(Run)
+    run._lo64 = {}
+    run.p = SimpleNamespace(g=SimpleNamespace(shapes={"y": (4, Ho, Wo)}))
+    b = SimpleNamespace(pieces=[lo * 0, lo], syn=SimpleNamespace(output="y"),
+                        events=EventWeights(lo, (sh, sw), (ph, pw), (dh, dw)))
+    idx = tuple(k.reshape(-1) for k in torch.meshgrid(*(torch.arange(s) for s in want.shape), indexing="ij"))
+    got = run.remainder_at(b, S, idx).reshape(want.shape)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-18)
