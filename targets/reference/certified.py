@@ -57,7 +57,7 @@ from neurocompile.ir.ops import OPS, Group
 from neurocompile.targets.reference.certified_decide import Decisions
 from neurocompile.targets.reference.certified_float64 import Float64Values
 from neurocompile.targets.reference.certified_plan import TIE, Branch, Plan, plan
-from neurocompile.targets.reference.event_driven import event_conv
+from neurocompile.targets.reference.event_driven import event_conv, most_nonzero
 from neurocompile.targets.reference.multistep import CHUNK, shift
 
 __all__ = ["TIE", "Plan", "Run", "plan", "run_certified", "settling"]
@@ -128,6 +128,7 @@ class Run(Float64Values, Decisions):
             if end and fused is None:
                 self.late |= d.view(self.N, -1).ne(0).any(1)
             S = new
+            S._nc_changed = mag  # sum |ΔS| (_map_changes)
             series.append(S)
         self.counts[n.name] = series
 
@@ -183,8 +184,11 @@ class Run(Float64Values, Decisions):
         hw = self.p.g.shapes[b.syn.output][1:]
         prev = M = None
         change = torch.empty_like(xs[0])
+        most = most_nonzero(b.events) * change.numel()
         for c, k in zip(xs, ids):
-            E = event_conv(b.events, c if prev is None else torch.sub(c, prev, out=change), hw)
+            # run_sink's count of the change (sum |ΔS|, at least its nonzeros) spares computing a change too dense
+            dense = getattr(c, "_nc_changed", 0) > most
+            E = None if dense else event_conv(b.events, c if prev is None else torch.sub(c, prev, out=change), hw)
             if E is None:
                 M = self.p.map_branch(b, c, b.stacked)
             else:
@@ -205,10 +209,11 @@ class Run(Float64Values, Decisions):
         (KH, KW), (Ho, Wo), (H, W) = lo.shape[2:], self.p.g.shapes[b.syn.output][1:], S.shape[2:]
         (sh, sw), (ph, pw), (dh, dw) = ew.stride, ew.pads, ew.dilation
         eh, ew_ = (KH - 1) * dh + 1, (KW - 1) * dw + 1  # the kernel's extent
-        padded = torch.nn.functional.pad(S, (pw, max(0, (Wo - 1) * sw + ew_ - W - pw),
-                                             ph, max(0, (Ho - 1) * sh + eh - H - ph)))
-        windows = padded.unfold(2, eh, sh).unfold(3, ew_, sw)  # (N, C, Ho, Wo, eh, ew): views, nothing copied
         n, o, ho, wo = idx
+        samples, n = torch.unique(n, return_inverse=True)  # pad only the samples read (close calls are few)
+        padded = torch.nn.functional.pad(S[samples], (pw, max(0, (Wo - 1) * sw + ew_ - W - pw),
+                                                      ph, max(0, (Ho - 1) * sh + eh - H - ph)))
+        windows = padded.unfold(2, eh, sh).unfold(3, ew_, sw)  # (n, C, Ho, Wo, eh, ew): views, nothing copied
         out = torch.empty(len(n), dtype=torch.float64)
         for i in range(0, len(n), 1024):  # (E, C, KH, KW) patches, a few MB at a time
             k = slice(i, i + 1024)
