@@ -83,7 +83,6 @@ class Run(Float64Values, Decisions):
         self.late = torch.zeros(self.N, dtype=torch.bool, device=p.sim.device)
         self._worst: dict[str, torch.Tensor] = {}
         self.summed: set[int] = set()  # the branches (id) whose maps were summed from the counts' changes
-        self._lo64: dict[int, torch.Tensor] = {}  # their remainder pieces in float64
 
     def run_sink(self, n: Node) -> None:
         p, sp = self.p, self.p.sinks[n.name]
@@ -178,7 +177,7 @@ class Run(Float64Values, Decisions):
 
     def _map_changes(self, b: Branch, xs: list[torch.Tensor], ids: list[int]) -> dict[int, list[torch.Tensor]]:
         """:meth:`_map_distinct` summed step by step: each count tensor's map is the last one's plus the event-driven
-        map of the change (a few neurons spike per step), or the dense map where the change is too dense; sets
+        map of the change (a few counts change per step), or the dense map where the change is too dense; sets
         ``self.summed`` (the maps' error bound is then ``b.event_bound``)."""
         out: dict[int, list[torch.Tensor]] = {}
         hw = self.p.g.shapes[b.syn.output][1:]
@@ -203,9 +202,9 @@ class Run(Float64Values, Decisions):
         (n, c, h, w), in float64: each a product of its weight row with the input patch it reads (within γ_K of the
         exact value in float64, as the dense map's remainder is within ``b.bound`` in float32)."""
         ew = b.events
-        if id(b) not in self._lo64:
-            self._lo64[id(b)] = b.pieces[-1].double()
-        lo = self._lo64[id(b)]
+        if b.lo64 is None:
+            b.lo64 = b.pieces[-1].double()
+        lo = b.lo64
         (KH, KW), (Ho, Wo), (H, W) = lo.shape[2:], self.p.g.shapes[b.syn.output][1:], S.shape[2:]
         (sh, sw), (ph, pw), (dh, dw) = ew.stride, ew.pads, ew.dilation
         eh, ew_ = (KH - 1) * dh + 1, (KW - 1) * dw + 1  # the kernel's extent

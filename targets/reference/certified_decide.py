@@ -143,7 +143,8 @@ class Decisions:
             X.add_(k32)
             mag = mag_terms + kmag
             delta = bound + n_terms * U32 * mag * 1.01
-            # level 1 sums n_terms float64 values, each within the float32 bound of its exact value
+            # level 1 sums n_terms float64 values, each within the float32 bound of its exact value (a summed
+            # branch's remainder mapped anew in float64, within the dense bound)
             delta1 = bound1 + (n_terms + 1) * U64 * mag
 
             def level1(idx):

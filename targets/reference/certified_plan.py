@@ -44,7 +44,8 @@ class Branch:
     mag: float = 0.0    # largest |term| (bounds the rounding of the sum of terms)
     stacked: torch.Tensor | None = None  # the pieces along output channels (one map for all; no groups, no post ops)
     events: EventWeights | None = None  # ``stacked`` for the event-driven map of the counts' changes (no pre ops)
-    event_bound: float = 0.0  # ``bound`` where the maps were summed from the changes (certified.py's _map_distinct)
+    event_bound: float = 0.0  # ``bound`` where the maps were summed from the changes (certified.py's _map_changes)
+    lo64: torch.Tensor | None = None  # the remainder piece in float64, made on first use (certified.py's remainder_at)
 
 
 @dataclass
@@ -244,12 +245,13 @@ class Plan:
             b.stacked = torch.cat(b.pieces)
             if not b.pre and fused_cif.loaded():
                 b.events = event_weights(self.g, b.syn, {"weight": b.stacked})
-        # the map of step t summed as the last step's plus the map of the change ΔS_t: |ΔS_t| <= cap, so every partial
-        # sum of an exact piece stays on its grid below 2**24 of it (exact); the remainder's sum over ΔS_t is rounded as
-        # a map of counts is (γ_K), and adding it once more (u), on each of at most T steps after a start that is
-        # within ``bound`` (a dense map, or zero)
-        b.event_bound = bound + self.steps * (gamma(K) + 2 * U32) * cap * float(
-            np.abs(lo.astype(np.float64)).sum(1).max()) * (1 + 1e-6)
+        if b.events is not None:
+            # the map of step t summed as the last step's plus the map of the change ΔS_t: |ΔS_t| <= cap, so every
+            # partial sum of an exact piece stays on its grid below 2**24 of it (exact); the remainder's sum over ΔS_t
+            # is rounded as a map of counts is (γ_K), and adding it once more (u), on each of at most T steps after a
+            # start that is within ``bound`` (a dense map, or zero)
+            b.event_bound = bound + self.steps * (gamma(K) + 2 * U32) * cap * float(
+                np.abs(lo.astype(np.float64)).sum(1).max()) * (1 + 1e-6)
         return self._probe_exact(b, cap)
 
     def feeding_layer(self, n: Node) -> str | None:

@@ -163,9 +163,8 @@ def test_remainder_at_is_the_float64_convolution(geometry):
     xp = torch.nn.functional.pad(S.double(), (pw, max(pad_r, 0), ph, max(pad_b, 0)))
     want = torch.nn.functional.conv2d(xp, lo.double(), None, (sh, sw), 0, (dh, dw))[:, :, :Ho, :Wo]
     run = Run.__new__(Run)
-    run._lo64 = {}
     run.p = SimpleNamespace(g=SimpleNamespace(shapes={"y": (4, Ho, Wo)}))
-    b = SimpleNamespace(pieces=[lo * 0, lo], syn=SimpleNamespace(output="y"),
+    b = SimpleNamespace(pieces=[lo * 0, lo], syn=SimpleNamespace(output="y"), lo64=None,
                         events=EventWeights(lo, (sh, sw), (ph, pw), (dh, dw)))
     idx = tuple(k.reshape(-1) for k in torch.meshgrid(*(torch.arange(s) for s in want.shape), indexing="ij"))
     got = run.remainder_at(b, S, idx).reshape(want.shape)
